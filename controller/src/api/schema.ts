@@ -1,0 +1,541 @@
+/**
+ * The AIRollout API (airollout.dev/v1alpha1), as zod schemas.
+ *
+ * This file is the single source of truth: TypeScript types are inferred from it, the controller
+ * validates with it, and crds/airollout.yaml is generated from it (see crd.ts). Every field has a
+ * description because `kubectl explain` shows them. Cross-field rules that the API server can
+ * check are attached as CEL (`x-kubernetes-validations`) through `.meta()` and mirrored by zod
+ * refinements so the controller and the API server agree.
+ */
+import { z } from "zod";
+
+export const GROUP = "airollout.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "AIRollout";
+export const PLURAL = "airollouts";
+export const SINGULAR = "airollout";
+export const SHORT_NAMES = ["air"];
+export const FINALIZER = "airollout.dev/environments";
+
+/** Go-style durations: 500ms, 30s, 5m, 1h30m. */
+export const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$";
+
+const cel = (rule: string, message: string, fieldPath?: string) => ({
+  rule,
+  message,
+  ...(fieldPath ? { fieldPath } : {}),
+});
+
+const duration = (description: string) =>
+  z
+    .string()
+    .max(32)
+    .regex(new RegExp(DURATION_PATTERN), { message: "must be a duration such as 30s, 5m or 1h30m" })
+    .describe(description);
+
+/** A JSONPath-like field path in a JSON body: `$`, `$.a.b`, `$.items[*].label`, `$.items[0]`. */
+export const FIELD_PATH_PATTERN = "^\\$(\\.[A-Za-z0-9_-]+|\\[(\\*|[0-9]+)\\])*$";
+const fieldPath = (description: string) =>
+  z
+    .string()
+    .max(256)
+    .regex(new RegExp(FIELD_PATH_PATTERN), { message: "must be a field path such as $.intent or $.items[*].score" })
+    .describe(description);
+
+const secretKeyRef = (description: string) =>
+  z
+    .object({
+      name: z.string().min(1).max(253).describe("Name of the Secret, in the AIRollout's namespace."),
+      key: z.string().min(1).max(253).describe("Key within the Secret's data."),
+    })
+    .describe(description);
+
+const freeForm = (description: string) =>
+  z.looseObject({}).describe(description);
+
+// ---------------------------------------------------------------------------------------------
+// Versions
+
+export const ModelConfigSchema = z
+  .object({
+    model: z.string().max(253).optional().describe("Model name the version calls (for example gpt-small or llama-3-8b). A change starts a new rollout."),
+    temperature: z.number().min(0).max(2).optional().describe("Sampling temperature passed to the service as AIROLLOUT_TEMPERATURE."),
+    maxTokens: z.number().int().min(1).max(10_000_000).optional().describe("Maximum output tokens passed to the service as AIROLLOUT_MAX_TOKENS."),
+    prompt: z.string().max(65_536).optional().describe("Inline prompt template. Use promptRef for long prompts."),
+    promptRef: z
+      .object({
+        configMap: z.string().min(1).max(253).describe("ConfigMap holding the prompt, in the AIRollout's namespace."),
+        key: z.string().min(1).max(253).describe("Key of the prompt in the ConfigMap."),
+      })
+      .optional()
+      .describe("Prompt template stored in a ConfigMap. Its content is hashed into the rollout's revision, so editing it starts a new rollout."),
+    extra: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("Further named settings (for example top_p, retrieval index) passed to the service as environment variables AIROLLOUT_CONFIG_<KEY>."),
+  })
+  .describe("Model and prompt configuration of a version: the named, tracked dimensions of an AI rollout.");
+
+export const VersionSchema = z
+  .object({
+    version: z.string().min(1).max(63).regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, { message: "must be a label-safe name such as v2 or 2024-06-01" }).describe("Version name, used as the `version` label on metrics, resources and stacks."),
+    image: z.string().min(1).max(512).optional().describe("Container image of the version. airollout stands up its environment through Pulumi. Exactly one of image and endpoint is set."),
+    endpoint: z.string().max(2048).regex(/^https?:\/\/.+/, { message: "must be an http:// or https:// URL" }).optional().describe("External endpoint URL of an already running version (no environment is created). Exactly one of image and endpoint is set."),
+    port: z.number().int().min(1).max(65535).default(8080).describe("Container port the service listens on (image versions)."),
+    replicas: z.number().int().min(0).max(1000).default(1).describe("Replicas of the version's Deployment (image versions)."),
+    env: z
+      .array(z.object({ name: z.string().min(1).max(253).describe("Variable name."), value: z.string().max(32_768).describe("Variable value.") }).describe("An environment variable."))
+      .max(128)
+      .optional()
+      .describe("Extra environment variables of the version's container."),
+    resources: freeForm("Container resources (requests/limits), as in a Pod spec.").optional(),
+    config: ModelConfigSchema.optional(),
+  })
+  .describe("One version of the service: a container image or an external endpoint, plus its model/prompt configuration.")
+  .meta({
+    "x-kubernetes-validations": [
+      cel("has(self.image) != has(self.endpoint)", "exactly one of image and endpoint must be set"),
+    ],
+  })
+  .refine((v) => (v.image === undefined) !== (v.endpoint === undefined), {
+    message: "exactly one of image and endpoint must be set",
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Traffic and webhook guardrails
+
+export const TrafficSchema = z
+  .object({
+    stickyBy: z
+      .string()
+      .max(256)
+      .regex(/^(header:[A-Za-z0-9-]+|json:\$(\.[A-Za-z0-9_-]+)+)$/, { message: "must be header:<name> or json:$.<path>" })
+      .optional()
+      .describe("Key that keeps one tenant on one version while the weight holds: header:<name> or json:$.<path>. Consistent hashing; without it requests are split at random."),
+    payloadSchema: freeForm("JSON Schema every incoming webhook body must satisfy. Invalid payloads are answered 422 and quarantined.").optional(),
+    maxBodyBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1_048_576).describe("Largest accepted webhook body in bytes; larger bodies are answered 413 and quarantined."),
+    timeout: duration("Timeout of a primary (stable or candidate) request.").default("30s"),
+    signature: z
+      .object({
+        scheme: z.enum(["github", "stripe"]).describe("github: X-Hub-Signature-256 (sha256=<hex> HMAC of the raw body). stripe: `t=<unix>,v1=<hex>` HMAC of `<t>.<body>`."),
+        header: z.string().max(128).optional().describe("Header carrying the signature; defaults to X-Hub-Signature-256 (github) or Stripe-Signature (stripe)."),
+        secretRef: secretKeyRef("Secret holding the HMAC key."),
+        tolerance: duration("Largest accepted age of a signed timestamp (stripe scheme).").default("5m"),
+      })
+      .optional()
+      .describe("HMAC signature verification of incoming webhooks over the raw body."),
+    idempotency: z
+      .object({
+        header: z.string().max(128).default("Idempotency-Key").describe("Header carrying the idempotency key."),
+        store: z.enum(["sqlite", "redis"]).default("sqlite").describe("sqlite for one gateway replica; redis when several replicas share keys."),
+        redisUrl: z.string().max(2048).optional().describe("Redis URL (redis://host:port/db) when store is redis."),
+        ttl: duration("How long a stored response answers repeats of its key.").default("24h"),
+      })
+      .optional()
+      .describe("Idempotency keys: a repeated key returns the stored response without forwarding again."),
+    rateLimit: z
+      .object({
+        key: z.string().max(256).default("header:x-tenant-id").describe("Tenant key: header:<name> or json:$.<path>."),
+        requestsPerSecond: z.number().min(0.001).max(1_000_000).describe("Sustained requests per second per tenant (token bucket refill rate)."),
+        burst: z.number().int().min(1).max(1_000_000).default(10).describe("Bucket size: requests a tenant may send at once."),
+      })
+      .optional()
+      .describe("Per-tenant rate limit; excess requests are answered 429 with Retry-After."),
+    circuitBreaker: z
+      .object({
+        consecutiveFailures: z.number().int().min(1).max(10_000).default(5).describe("Consecutive failures of a backend that open its circuit."),
+        openDuration: duration("How long an open circuit rejects before a half-open probe.").default("30s"),
+      })
+      .optional()
+      .describe("Circuit breaker per backend."),
+  })
+  .describe("How the gateway receives webhooks and splits them between stable and candidate.")
+  .meta({
+    "x-kubernetes-validations": [
+      cel("!has(self.idempotency) || self.idempotency.store != 'redis' || has(self.idempotency.redisUrl)", "idempotency.redisUrl is required when idempotency.store is redis", ".idempotency"),
+    ],
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Shadow comparison
+
+export const CompareRulesSchema = z
+  .object({
+    status: z.boolean().default(true).describe("Compare HTTP status codes."),
+    headers: z.array(z.string().max(128)).max(32).optional().describe("Response headers to compare (case-insensitive names)."),
+    ignore: z.array(fieldPath("Field path to ignore.")).max(128).optional().describe("Field paths never compared (ids, timestamps)."),
+    tolerances: z
+      .array(
+        z
+          .object({
+            path: fieldPath("Numeric field path."),
+            absolute: z.number().min(0).optional().describe("Largest accepted absolute difference."),
+            relative: z.number().min(0).optional().describe("Largest accepted relative difference (0.03 = +-3%)."),
+          })
+          .describe("A numeric tolerance band.")
+          .meta({ "x-kubernetes-validations": [cel("has(self.absolute) || has(self.relative)", "set absolute, relative or both")] }),
+      )
+      .max(128)
+      .optional()
+      .describe("Numeric fields compared within a band; a value within either bound matches."),
+    labels: z.array(fieldPath("Label field path.")).max(128).optional().describe("Label/enum fields that must be equal."),
+    text: z
+      .array(
+        z
+          .object({
+            path: fieldPath("Text field path."),
+            minSimilarity: z.number().min(0).max(1).describe("Smallest accepted similarity, 0..1."),
+            method: z.enum(["jaccard", "levenshtein"]).default("jaccard").describe("jaccard: token set overlap; levenshtein: 1 - edit distance / longer length."),
+          })
+          .describe("A text similarity rule."),
+      )
+      .max(128)
+      .optional()
+      .describe("Free-text fields compared by similarity."),
+    unorderedArrays: z.array(fieldPath("Array field path.")).max(128).optional().describe("Arrays compared as sets rather than in order."),
+    outputSchema: freeForm("JSON Schema both response bodies must satisfy; a body failing it is a mismatch of field `$schema`.").optional(),
+  })
+  .describe("Rules that judge a candidate's answer against the stable's, field by field. Fields without a rule are compared for equality.");
+
+export const ShadowSchema = z
+  .object({
+    sampleRate: z.number().min(0).max(1).default(1).describe("Fraction of requests mirrored to the shadow, 0..1."),
+    minSamples: z.number().int().min(0).max(100_000_000).default(100).describe("Comparisons needed before the mismatch rate is judged."),
+    maxMismatchRate: z.number().min(0).max(1).default(0.05).describe("Largest accepted share of compared requests with a flagged field, 0..1."),
+    maxConcurrency: z.number().int().min(1).max(10_000).default(32).describe("Shadow requests in flight at once; more are queued."),
+    queueSize: z.number().int().min(0).max(1_000_000).default(1000).describe("Queued shadow requests; beyond it copies are dropped and counted."),
+    timeout: duration("Timeout of a shadow request.").default("10s"),
+    markHeader: z.string().max(128).default("x-airollout-shadow").describe("Header set to `true` on shadow requests so services can stub side effects. Empty to disable."),
+    methods: z.array(z.string().max(16)).max(16).default(["POST"]).describe("HTTP methods that are mirrored. Mirror non-idempotent methods only when services honour markHeader."),
+    noiseBaseline: z
+      .object({
+        enabled: z.boolean().default(false).describe("Send each sampled request to a second stable backend and count stable-vs-stable disagreements as noise."),
+        endpoint: z.string().max(2048).regex(/^https?:\/\/.+/, { message: "must be an http:// or https:// URL" }).optional().describe("URL of the second stable backend; without it airollout stands up a second stable environment."),
+        relativeThreshold: z.number().min(0).default(0.2).describe("A field is flagged only when the candidate's mismatch rate exceeds the noise rate by this relative margin (Diffy's rule)."),
+        absoluteThreshold: z.number().min(0).max(1).default(0.0003).describe("...and by this absolute margin of rates."),
+      })
+      .optional()
+      .describe("Noise baseline: mismatches are judged against what two identical stable replicas produce."),
+    compare: CompareRulesSchema.optional(),
+    maskPatterns: z.array(z.string().max(512)).max(64).optional().describe("Extra regular expressions masked in stored diff samples (emails, phone and card numbers are always masked)."),
+    maxSamples: z.number().int().min(0).max(10_000).default(100).describe("Recent mismatch samples kept per rollout."),
+  })
+  .describe("Shadow traffic: a sampled copy of live requests goes to the candidate; both answers are captured and diffed.");
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+
+export const MetricSchema = z
+  .object({
+    name: z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { message: "must be a DNS label such as error-rate" }).describe("Metric name, unique within the rollout."),
+    templateRef: z.string().max(63).optional().describe("Built-in template to use instead of query: error-rate, latency-p95, shadow-mismatch-rate, tokens-per-request, cost-per-request, baseline-error-ratio."),
+    query: z.string().max(8192).optional().describe("PromQL query. Templated: {{rollout}}, {{namespace}}, {{stable}}, {{candidate}}, {{interval}}, {{args.<name>}}."),
+    successCondition: z.string().max(1024).optional().describe("Expression over `result` that marks a measurement Successful, for example `result < 0.01`."),
+    failureCondition: z.string().max(1024).optional().describe("Expression over `result` that marks a measurement Failed. Neither condition matching means Inconclusive."),
+    min: z.number().optional().describe("Shorthand: a result below min fails."),
+    max: z.number().optional().describe("Shorthand: a result above max fails."),
+    interval: duration("Time between measurements; defaults to analysis.interval.").optional(),
+    initialDelay: duration("Wait before the first measurement.").optional(),
+    count: z.number().int().min(1).max(100_000).optional().describe("Measurements to take; without it the metric runs until its step ends (step analysis: 1)."),
+    failureLimit: z.number().int().min(0).max(1000).optional().describe("Failed measurements tolerated before the metric fails; defaults to analysis.failureLimit."),
+    inconclusiveLimit: z.number().int().min(0).max(1000).optional().describe("Inconclusive measurements tolerated before the metric is Inconclusive; defaults to analysis.inconclusiveLimit."),
+    consecutiveErrorLimit: z.number().int().min(0).max(1000).optional().describe("Consecutive errors (measurement could not be taken) tolerated; defaults to analysis.consecutiveErrorLimit."),
+    onEmpty: z.enum(["Inconclusive", "Failed", "Successful"]).default("Inconclusive").describe("What an empty or NaN result counts as. Never promoted on its own unless set to Successful."),
+    args: z.record(z.string(), z.string()).optional().describe("Values for {{args.<name>}} in the query."),
+  })
+  .describe("One SLO measured with PromQL.")
+  .meta({
+    "x-kubernetes-validations": [
+      cel("has(self.query) != has(self.templateRef)", "exactly one of query and templateRef must be set"),
+    ],
+  });
+
+export const AnalysisSchema = z
+  .object({
+    prometheus: z
+      .object({
+        address: z.string().max(2048).regex(/^https?:\/\/.+/, { message: "must be an http:// or https:// URL" }).describe("Prometheus base URL, for example http://prometheus:9090."),
+        timeout: duration("Query timeout.").default("10s"),
+      })
+      .describe("The Prometheus server queried."),
+    interval: duration("Default time between measurements.").default("30s"),
+    failureLimit: z.number().int().min(0).max(1000).default(0).describe("Default failed measurements tolerated per metric."),
+    inconclusiveLimit: z.number().int().min(0).max(1000).default(0).describe("Default inconclusive measurements tolerated per metric."),
+    consecutiveErrorLimit: z.number().int().min(0).max(1000).default(4).describe("Default consecutive errors tolerated per metric."),
+    args: z.record(z.string(), z.string()).optional().describe("Default values for {{args.<name>}}."),
+    metrics: z.array(MetricSchema).min(1).max(32).describe("The SLOs measured."),
+    background: z
+      .object({
+        startingStep: z.number().int().min(0).max(63).default(0).describe("Step index from which background analysis runs."),
+        metrics: z.array(z.string().max(63)).max(32).optional().describe("Metric names run in the background; all metrics when empty."),
+      })
+      .optional()
+      .describe("Background analysis runs through all steps from startingStep and rolls back on failure."),
+    historyLimit: z.number().int().min(1).max(100).default(10).describe("Finished analysis runs kept in status."),
+  })
+  .describe("SLO analysis against Prometheus. A rollout never advances without a successful measurement (fail closed).");
+
+// ---------------------------------------------------------------------------------------------
+// Strategy
+
+export const StepSchema = z
+  .object({
+    shadow: z
+      .object({ duration: duration("How long to mirror and compare; the step also waits for shadow.minSamples.").optional() })
+      .optional()
+      .describe("Mirror traffic to the candidate and judge the diff before any user sees it."),
+    setWeight: z.number().int().min(0).max(100).optional().describe("Percent of requests (0..100) sent to the candidate."),
+    pause: z
+      .object({ duration: duration("Pause length; without it the rollout waits for `kubectl airollout promote`.").optional() })
+      .optional()
+      .describe("Pause for a time or, without duration, until promoted by a human."),
+    analysis: z
+      .object({
+        metrics: z.array(z.string().max(63)).max(32).optional().describe("Metric names measured in this step; all metrics when empty."),
+      })
+      .optional()
+      .describe("Measure SLOs; the step blocks until the analysis succeeds."),
+  })
+  .describe("One canary step: exactly one of shadow, setWeight, pause, analysis.")
+  .meta({
+    "x-kubernetes-validations": [
+      cel("[has(self.shadow), has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1", "a step sets exactly one of shadow, setWeight, pause, analysis"),
+    ],
+  })
+  .refine((s) => [s.shadow, s.setWeight, s.pause, s.analysis].filter((x) => x !== undefined).length === 1, {
+    message: "a step sets exactly one of shadow, setWeight, pause, analysis",
+  });
+
+export const StrategySchema = z
+  .object({
+    steps: z.array(StepSchema).min(1).max(64).describe("Canary steps, run in order. After the last one the candidate is promoted."),
+    progressDeadline: duration("Longest time a step may take (pauses without duration excepted) before the rollout is Degraded.").default("10m"),
+  })
+  .describe("How the candidate is rolled out.");
+
+// ---------------------------------------------------------------------------------------------
+// Environments
+
+export const EnvironmentsSchema = z
+  .object({
+    namespace: z.string().max(63).optional().describe("Namespace the environments are created in; defaults to the AIRollout's."),
+    waitForReady: z.boolean().default(true).describe("Wait for Deployments to become Available. Without a kubelet (the local control plane) nothing becomes Available; see the README."),
+    pulumi: z
+      .object({
+        backend: z.string().max(2048).optional().describe("Pulumi backend URL (file://, s3://, https://api.pulumi.com). Defaults to the controller's local file backend."),
+        passphraseSecretRef: secretKeyRef("Secret holding PULUMI_CONFIG_PASSPHRASE for the stacks' secrets.").optional(),
+        stackPrefix: z.string().max(63).optional().describe("Prefix of stack names; defaults to <namespace>-<name>."),
+        maxConsecutiveFailures: z.number().int().min(1).max(100).default(3).describe("Failed updates in a row after which the rollout is Stalled and stops retrying."),
+        config: z.record(z.string(), z.string()).optional().describe("Extra Pulumi config set on every stack."),
+      })
+      .default({ maxConsecutiveFailures: 3 })
+      .describe("Pulumi settings for the canary, shadow and preview stacks."),
+  })
+  .describe("Where and how the candidate's environments are stood up.");
+
+export const PreviewSchema = z
+  .object({
+    ttl: duration("Lifetime of a preview environment; collected after it.").default("24h"),
+  })
+  .describe("Ephemeral preview environments (one Pulumi stack each).");
+
+// ---------------------------------------------------------------------------------------------
+// Spec
+
+export const SpecSchema = z
+  .object({
+    stable: VersionSchema.describe("The version serving production now."),
+    candidate: VersionSchema.describe("The version being rolled out."),
+    paused: z.boolean().default(false).describe("Pause the rollout where it is (like a pause step without duration)."),
+    traffic: TrafficSchema.optional(),
+    shadow: ShadowSchema.optional(),
+    strategy: StrategySchema,
+    analysis: AnalysisSchema.optional(),
+    environments: EnvironmentsSchema.optional(),
+    preview: PreviewSchema.optional(),
+  })
+  .describe("Desired rollout of a candidate version of an AI-backed webhook service.")
+  .meta({
+    "x-kubernetes-validations": [
+      cel("!self.strategy.steps.exists(s, has(s.analysis)) || has(self.analysis)", "steps with analysis need spec.analysis", ".strategy.steps"),
+      cel("self.stable.version != self.candidate.version", "candidate.version must differ from stable.version", ".candidate.version"),
+    ],
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.strategy.steps.some((s) => s.analysis !== undefined) && spec.analysis === undefined) {
+      ctx.addIssue({ code: "custom", path: ["strategy", "steps"], message: "steps with analysis need spec.analysis" });
+    }
+    if (spec.stable.version === spec.candidate.version) {
+      ctx.addIssue({ code: "custom", path: ["candidate", "version"], message: "candidate.version must differ from stable.version" });
+    }
+  });
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+export const PHASES = [
+  "Pending",
+  "Initialized",
+  "ShadowTesting",
+  "Progressing",
+  "Paused",
+  "Promoting",
+  "Succeeded",
+  "RollingBack",
+  "RolledBack",
+  "Degraded",
+] as const;
+export const PhaseSchema = z.enum(PHASES).describe("Where the rollout is.");
+
+export const ConditionSchema = z
+  .object({
+    type: z.string().max(316).describe("Condition type: Ready, Progressing, Degraded, Stalled."),
+    status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
+    observedGeneration: z.number().int().min(0).optional().describe("Generation the condition was computed for."),
+    lastTransitionTime: z.string().describe("When status last changed (RFC 3339)."),
+    reason: z.string().max(1024).describe("CamelCase machine reason."),
+    message: z.string().max(32_768).describe("Human readable detail."),
+  })
+  .describe("A metav1.Condition.");
+
+export const ResolvedStepSchema = z
+  .object({
+    index: z.number().int().describe("Step index."),
+    type: z.enum(["shadow", "setWeight", "pause", "analysis"]).describe("Step kind."),
+    weight: z.number().int().optional().describe("Candidate weight in effect during the step."),
+    durationSeconds: z.number().optional().describe("Step duration in seconds, when timed."),
+    metrics: z.array(z.string()).optional().describe("Metrics measured by an analysis step."),
+  })
+  .describe("A step as the controller resolved it.");
+
+export const MeasurementSchema = z
+  .object({
+    time: z.string().describe("When it was taken."),
+    value: z.string().optional().describe("The result, as text (NaN and empty included)."),
+    phase: z.enum(["Successful", "Failed", "Inconclusive", "Error"]).describe("How it was judged."),
+    message: z.string().optional().describe("Error or judgement detail."),
+  })
+  .describe("One measurement of a metric.");
+
+export const MetricStatusSchema = z
+  .object({
+    name: z.string().describe("Metric name."),
+    query: z.string().optional().describe("The resolved PromQL that was sent."),
+    phase: z.enum(["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]).describe("Metric phase."),
+    lastValue: z.string().optional().describe("The latest result."),
+    successful: z.number().int().default(0).describe("Successful measurements."),
+    failed: z.number().int().default(0).describe("Failed measurements."),
+    inconclusive: z.number().int().default(0).describe("Inconclusive measurements."),
+    error: z.number().int().default(0).describe("Errors."),
+    consecutiveError: z.number().int().default(0).describe("Errors in a row."),
+    message: z.string().optional().describe("Why the metric is in its phase."),
+    measurements: z.array(MeasurementSchema).optional().describe("The latest measurements (bounded)."),
+  })
+  .describe("State of one metric in an analysis run.");
+
+export const AnalysisRunStatusSchema = z
+  .object({
+    id: z.string().describe("Run id (step or background)."),
+    step: z.number().int().optional().describe("Step index of a step analysis."),
+    phase: z.enum(["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]).describe("The run's phase: the worst metric's."),
+    startedAt: z.string().describe("When the run started."),
+    finishedAt: z.string().optional().describe("When it finished."),
+    metrics: z.array(MetricStatusSchema).describe("Per metric state."),
+  })
+  .describe("An analysis run.");
+
+export const EnvironmentStatusSchema = z
+  .object({
+    stack: z.string().describe("Pulumi stack name."),
+    phase: z.enum(["Pending", "Updating", "Ready", "Failed", "Destroying", "Destroyed"]).describe("Environment phase."),
+    url: z.string().optional().describe("In-cluster URL of the version's service, or its external endpoint."),
+    serviceName: z.string().optional().describe("Kubernetes Service name."),
+    version: z.string().optional().describe("Version deployed."),
+    revision: z.string().optional().describe("Spec revision deployed."),
+    lastUpdateTime: z.string().optional().describe("When the stack was last updated."),
+    consecutiveFailures: z.number().int().optional().describe("Failed updates in a row."),
+    message: z.string().optional().describe("Last error or result."),
+    expiresAt: z.string().optional().describe("Preview environments: when they are collected."),
+  })
+  .describe("One environment (Pulumi stack) of the rollout.");
+
+export const StatusSchema = z
+  .object({
+    phase: PhaseSchema.optional(),
+    message: z.string().optional().describe("Human readable summary of the phase."),
+    observedGeneration: z.number().int().optional().describe("The spec generation this status describes."),
+    revision: z.string().optional().describe("Hash of the candidate (image/endpoint, model, prompt, config): a change restarts the rollout."),
+    currentStep: z.number().int().optional().describe("Index of the step in progress; equals the number of steps when all are done."),
+    stepCount: z.number().int().optional().describe("Number of steps."),
+    steps: z.array(ResolvedStepSchema).optional().describe("Steps as resolved from the spec."),
+    stepStartedAt: z.string().optional().describe("When the current step started."),
+    pauseStartedAt: z.string().optional().describe("When the rollout paused."),
+    canaryWeight: z.number().int().optional().describe("Percent of requests the gateway sends to the candidate."),
+    shadowEnabled: z.boolean().optional().describe("Whether the gateway mirrors traffic to the shadow now."),
+    stableVersion: z.string().optional().describe("Version name serving as stable."),
+    candidateVersion: z.string().optional().describe("Version name being rolled out."),
+    abort: z.boolean().optional().describe("Whether the rollout was aborted."),
+    conditions: z.array(ConditionSchema).optional().describe("Ready, Progressing, Degraded (and Stalled) conditions."),
+    shadow: z
+      .object({
+        compared: z.number().int().optional().describe("Shadow comparisons."),
+        mismatched: z.number().int().optional().describe("Comparisons with a flagged field."),
+        mismatchRate: z.string().optional().describe("mismatched / compared, as text for display."),
+        noiseCompared: z.number().int().optional().describe("Stable-vs-stable comparisons."),
+        noiseMismatched: z.number().int().optional().describe("Stable-vs-stable disagreements."),
+        topFields: z
+          .array(z.object({ path: z.string().describe("Field path."), rate: z.string().describe("Candidate mismatch rate."), noiseRate: z.string().optional().describe("Noise mismatch rate."), flagged: z.boolean().describe("Whether it counts.") }).describe("A field's mismatch rates."))
+          .optional()
+          .describe("Fields that differ most."),
+      })
+      .optional()
+      .describe("Shadow comparison summary."),
+    analysis: z
+      .object({
+        current: AnalysisRunStatusSchema.optional().describe("The run in progress (step analysis)."),
+        background: AnalysisRunStatusSchema.optional().describe("The background run."),
+        history: z.array(AnalysisRunStatusSchema).optional().describe("Finished runs, newest first (bounded)."),
+      })
+      .optional()
+      .describe("Analysis state."),
+    environments: z
+      .object({
+        canary: EnvironmentStatusSchema.optional().describe("The candidate's canary environment."),
+        shadow: EnvironmentStatusSchema.optional().describe("The candidate's shadow environment."),
+        stable: EnvironmentStatusSchema.optional().describe("The stable environment."),
+        previews: z.array(EnvironmentStatusSchema).optional().describe("Preview environments."),
+      })
+      .optional()
+      .describe("Environments stood up for the rollout."),
+  })
+  .describe("Observed state of the rollout, written by the controller only.");
+
+export type Spec = z.output<typeof SpecSchema>;
+export type SpecInput = z.input<typeof SpecSchema>;
+export type Status = z.output<typeof StatusSchema>;
+export type Step = z.output<typeof StepSchema>;
+export type Phase = (typeof PHASES)[number];
+export type Condition = z.output<typeof ConditionSchema>;
+export type ResolvedStep = z.output<typeof ResolvedStepSchema>;
+export type VersionSpec = z.output<typeof VersionSchema>;
+
+/** The object as read from the API server. Status is parsed leniently: it is ours to rewrite. */
+export interface AIRollout {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation: number;
+    resourceVersion: string;
+    creationTimestamp?: string;
+    deletionTimestamp?: string;
+    finalizers?: string[];
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+  };
+  spec: unknown;
+  status?: Status;
+}

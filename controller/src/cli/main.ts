@@ -1,0 +1,2 @@
+const x: string = "hello " + process.version;
+console.log(x);
