@@ -17,6 +17,7 @@ export CGO_ENABLED="${CGO_ENABLED:-0}"
 log() { printf '[airollout build] %s\n' "$*" >&2; }
 
 need_go() {
+  [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
   command -v go >/dev/null || { log "Go is required (go 1.26+ on PATH)"; exit 1; }
 }
 

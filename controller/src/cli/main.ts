@@ -1,2 +1,88 @@
-const x: string = "hello " + process.version;
-console.log(x);
+/**
+ * The airollout command line: `airollout controller|dev|status ...`. Also runs as a kubectl
+ * plugin (`kubectl airollout status <name>`) when bin/airollout is on PATH as kubectl-airollout.
+ * This is the only module that wires adapters together.
+ */
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { runController } from "./controller.ts";
+import { devCommand } from "./dev.ts";
+import { statusCommand } from "./status.ts";
+import { UsageError } from "./errors.ts";
+
+const USAGE = `usage: airollout <command> [flags]
+
+commands:
+  controller            run the AIRollout controller (KUBECONFIG or in-cluster config)
+      --kubeconfig PATH   kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+      --namespace NS      watch one namespace (default: all)
+      --metrics-port N    port of /healthz, /readyz, /metrics (default 8080; 0 = any free port)
+      --leader-elect BOOL elect a leader through a Lease (default true)
+      --lease-namespace NS  namespace of the Lease (default: $POD_NAMESPACE or default)
+      --lease-name NAME   (default airollout-controller)
+      --id ID             identity in the Lease (default: hostname_pid)
+  dev up|down|status    the embedded local control plane (etcd, kube-apiserver, kube-controller-manager)
+      --dir PATH          state directory (default: $AIROLLOUT_DEV_DIR or ~/.local/state/airollout/dev)
+      --purge             (down) also delete the state directory
+  status NAME           show a rollout's phase, steps and conditions
+      -n, --namespace NS  (default: the kubeconfig's namespace)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "controller": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          kubeconfig: { type: "string" },
+          namespace: { type: "string" },
+          "metrics-port": { type: "string", default: "8080" },
+          "leader-elect": { type: "string", default: "true" },
+          "lease-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "default" },
+          "lease-name": { type: "string", default: "airollout-controller" },
+          id: { type: "string", default: `${hostname()}_${process.pid}` },
+        },
+      });
+      const port = Number(values["metrics-port"]);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--metrics-port: ${values["metrics-port"]} is not a port number`);
+      if (!["true", "false"].includes(values["leader-elect"]!)) throw new UsageError(`--leader-elect: ${values["leader-elect"]} is not true or false`);
+      return runController({
+        kubeconfig: values.kubeconfig,
+        namespace: values.namespace,
+        metricsPort: port,
+        leaderElect: values["leader-elect"] === "true",
+        leaseNamespace: values["lease-namespace"]!,
+        leaseName: values["lease-name"]!,
+        identity: values.id!,
+      });
+    }
+    case "dev":
+      return devCommand(rest);
+    case "status":
+      return statusCommand(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`airollout: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`airollout: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

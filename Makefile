@@ -1,0 +1,64 @@
+# airollout: `make demo` and `make test` each install and build what they need.
+# Go builds (etcd, kube-apiserver, ...) are cached by version in $(AIROLLOUT_CACHE), outside the
+# checkout, so a fresh clone reuses them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export AIROLLOUT_CACHE ?= $(HOME)/.cache/airollout
+NODE := node_modules/.bin/node
+VITEST_REPORT ?= $(CURDIR)/.vitest-report.json
+
+.PHONY: all deps tools crd lint typecheck unit integration test demo demo-down bench clean help
+
+all: test
+
+help:
+	@echo "make demo      local control plane + controller + the example AIRollout"
+	@echo "make test      lint, typecheck, unit and integration tests (real API server)"
+	@echo "make demo-down stop the demo's controller and local control plane"
+	@echo "make tools     build the Go tools into $(AIROLLOUT_CACHE) (cached by version)"
+	@echo "make crd       regenerate crds/ from the zod schemas"
+
+# node_modules (including Node.js 24 itself, from the npm package `node`) follow package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required to install the project's pinned Node.js 24 (apt-get install npm)"; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json
+	@bash hack/ensure-system.sh
+
+tools: deps
+	@bash hack/build-tool.sh all >/dev/null
+
+crd: deps
+	$(NODE) controller/src/api/gen-crd.ts
+
+lint: deps
+	npm run --silent lint
+
+typecheck: deps
+	npm run --silent typecheck
+
+unit: deps
+	npx vitest run --project unit
+
+integration: tools
+	npx vitest run --project integration
+
+# One vitest run for unit and integration tests; the last line is `N passed, N failed`.
+test: deps lint typecheck tools
+	@rm -f $(VITEST_REPORT)
+	@status=0; npx vitest run --reporter=default --reporter=json --outputFile.json=$(VITEST_REPORT) || status=$$?; \
+	  $(NODE) hack/test-summary.ts $(VITEST_REPORT); exit $$status
+
+demo: tools
+	@bash hack/demo.sh
+
+demo-down: deps
+	@bash hack/demo.sh down
+
+bench: deps
+	@$(NODE) bench/run.ts
+
+clean:
+	rm -rf node_modules $(VITEST_REPORT)

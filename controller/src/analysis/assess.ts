@@ -1,0 +1,552 @@
+/**
+ * The analysis decision core. Pure: no clock, no network; callers pass `now` and query outcomes.
+ *
+ * Argo Rollouts' AnalysisRun semantics, tightened where its users got hurt:
+ * - an empty or NaN result is never Successful unless the metric's onEmpty says so
+ *   (argo-rollouts#1466, flagger#1035);
+ * - a metric that reaches its count without a single Successful measurement does not succeed,
+ *   and a run whose metrics have no successful measurement never reports Successful (fail
+ *   closed: argo-rollouts#3850 promoted on an inconclusive run);
+ * - every message quotes the value and the condition that judged it (argo-rollouts#404).
+ */
+import type { z } from "zod";
+import type {
+  AnalysisRunStatusSchema,
+  AnalysisSchema,
+  MeasurementSchema,
+  MetricSchema,
+  MetricStatusSchema,
+} from "../api/schema.ts";
+import { formatPromDuration, parseDuration } from "./duration.ts";
+import { compileCondition, evaluateCondition, type CompiledCondition } from "./expr.ts";
+import { compileTemplate, renderTemplate, unknownVariables, type CompiledTemplate } from "./template.ts";
+import { getTemplate, TEMPLATE_NAMES } from "./templates.ts";
+
+/** A metric as written by the user (zod input: defaults may still be missing). */
+export type MetricSpec = z.input<typeof MetricSchema>;
+/** The analysis section as written by the user. */
+export type AnalysisSpec = z.input<typeof AnalysisSchema>;
+/** One measurement in status. */
+export type Measurement = z.output<typeof MeasurementSchema>;
+/** Per-metric state in status. */
+export type MetricStatus = z.output<typeof MetricStatusSchema>;
+/** An analysis run in status. */
+export type AnalysisRunStatus = z.output<typeof AnalysisRunStatusSchema>;
+export type MeasurementPhase = Measurement["phase"];
+export type MetricPhase = MetricStatus["phase"];
+export type RunPhase = AnalysisRunStatus["phase"];
+export type OnEmpty = NonNullable<MetricSpec["onEmpty"]>;
+
+/** What a provider returns for one query. */
+export type QueryOutcome =
+  | { kind: "value"; value: number | readonly number[] }
+  | { kind: "empty" }
+  | { kind: "error"; message: string };
+
+/** The most recent measurements kept per metric in status. */
+export const MEASUREMENT_HISTORY = 10;
+
+/** Argo Rollouts' defaults, used when neither the metric nor the analysis sets a value. */
+export const DEFAULTS = {
+  interval: "30s",
+  failureLimit: 0,
+  inconclusiveLimit: 0,
+  consecutiveErrorLimit: 4,
+} as const;
+
+/** Shortest accepted interval: anything faster hammers Prometheus without better decisions. */
+export const MIN_INTERVAL_MS = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// (d) Effective settings
+
+/** A metric with every setting decided, conditions and query compiled once. */
+export interface ResolvedMetric {
+  name: string;
+  templateRef: string | undefined;
+  /** The query template (not yet rendered). */
+  query: CompiledTemplate;
+  successCondition: CompiledCondition | undefined;
+  failureCondition: CompiledCondition | undefined;
+  min: number | undefined;
+  max: number | undefined;
+  intervalMs: number;
+  initialDelayMs: number;
+  /** Measurements to take (errors excluded); undefined: until the run is concluded. */
+  count: number | undefined;
+  failureLimit: number;
+  inconclusiveLimit: number;
+  consecutiveErrorLimit: number;
+  onEmpty: OnEmpty;
+  args: Readonly<Record<string, string>>;
+}
+
+/** A problem in the spec, tied to a metric and a field so a Degraded condition can name both. */
+export interface SpecError {
+  metric: string;
+  /** Field of the metric, such as `successCondition` or `query`. */
+  field: string;
+  /** Complete human message, naming the metric and the field. */
+  message: string;
+}
+
+export type ResolveResult = { ok: true; metric: ResolvedMetric } | { ok: false; errors: SpecError[] };
+
+/** Options of {@link resolveMetric}. */
+export interface ResolveOptions {
+  /** Count for metrics that set none, e.g. 1 for step analysis; background runs leave it unset. */
+  defaultCount?: number;
+}
+
+/** The analysis-level defaults that {@link resolveMetric} reads. */
+export type AnalysisDefaults = Partial<
+  Pick<AnalysisSpec, "interval" | "failureLimit" | "inconclusiveLimit" | "consecutiveErrorLimit" | "args">
+>;
+
+// Stand-ins shaped like real names (DNS labels with dashes) so a trial render at resolve time
+// catches a built-in variable used outside quotes, which would break on real names.
+const TRIAL_TARGET = { rollout: "my-rollout", namespace: "my-namespace", stable: "v-1", candidate: "v-2" };
+
+/**
+ * Resolves a metric's effective settings: metric field > analysis default > template default.
+ * Criteria (successCondition, failureCondition, min, max) are taken as a group: a user who sets
+ * any of them replaces all of the template's, so `max: 0.02` on error-rate means exactly that.
+ * The arg `window` defaults to the interval as a PromQL duration. Conditions are compiled and
+ * the query's variables checked here, so a bad spec is reported once, before any query is sent.
+ */
+export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {}, options: ResolveOptions = {}): ResolveResult {
+  const errors: SpecError[] = [];
+  const fail = (field: string, message: string): void => {
+    errors.push({ metric: metric.name, field, message: `metric "${metric.name}": ${field}: ${message}` });
+  };
+
+  const template = metric.templateRef === undefined ? undefined : getTemplate(metric.templateRef);
+  if (metric.templateRef !== undefined && template === undefined) {
+    fail("templateRef", `unknown template "${metric.templateRef}"; built-in templates are ${TEMPLATE_NAMES.join(", ")}`);
+  }
+  if (metric.query !== undefined && metric.templateRef !== undefined) fail("query", "set either query or templateRef, not both");
+  if (metric.query === undefined && metric.templateRef === undefined) fail("query", "set query or templateRef");
+
+  const own = [metric.successCondition, metric.failureCondition, metric.min, metric.max].some((v) => v !== undefined);
+  const criteria = own ? metric : { ...template, min: undefined, max: undefined };
+  const compile = (field: "successCondition" | "failureCondition"): CompiledCondition | undefined => {
+    const source = criteria[field];
+    if (source === undefined) return undefined;
+    try {
+      return compileCondition(source);
+    } catch (e) {
+      fail(field, `${JSON.stringify(source)}: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+  const successCondition = compile("successCondition");
+  const failureCondition = compile("failureCondition");
+  const { min, max } = criteria;
+  if (min !== undefined && max !== undefined && min > max) fail("min", `min ${min} is greater than max ${max}`);
+  if ([criteria.successCondition, criteria.failureCondition, min, max].every((v) => v === undefined)) {
+    fail("successCondition", "no successCondition, failureCondition, min or max: nothing to judge a measurement by");
+  }
+
+  const duration = (field: "interval" | "initialDelay", text: string | undefined, fallback: number): number => {
+    if (text === undefined) return fallback;
+    try {
+      return parseDuration(text);
+    } catch (e) {
+      fail(field, (e as Error).message);
+      return fallback;
+    }
+  };
+  const intervalMs = duration("interval", metric.interval ?? analysis.interval ?? DEFAULTS.interval, parseDuration(DEFAULTS.interval));
+  if (intervalMs < MIN_INTERVAL_MS) fail("interval", `must be at least ${MIN_INTERVAL_MS / 1000}s`);
+  const initialDelayMs = duration("initialDelay", metric.initialDelay, 0);
+
+  const limit = (field: "failureLimit" | "inconclusiveLimit" | "consecutiveErrorLimit"): number => {
+    const value = metric[field] ?? analysis[field] ?? DEFAULTS[field];
+    if (!Number.isInteger(value) || value < 0) fail(field, `must be a whole number >= 0, got ${value}`);
+    return value;
+  };
+  const failureLimit = limit("failureLimit");
+  const inconclusiveLimit = limit("inconclusiveLimit");
+  const consecutiveErrorLimit = limit("consecutiveErrorLimit");
+  const count = metric.count ?? options.defaultCount;
+  if (count !== undefined && (!Number.isInteger(count) || count < 1)) fail("count", `must be a whole number >= 1, got ${count}`);
+
+  const args: Record<string, string> = {
+    window: formatPromDuration(intervalMs),
+    ...template?.args,
+    ...analysis.args,
+    ...metric.args,
+  };
+
+  let query: CompiledTemplate | undefined;
+  const source = metric.query ?? template?.query;
+  if (source !== undefined) {
+    try {
+      query = compileTemplate(source);
+      const unknown = unknownVariables(query, Object.keys(args));
+      if (unknown.length > 0) {
+        fail("query", `unknown template variable ${unknown.map((v) => `{{${v}}}`).join(", ")}; known: {{rollout}}, {{namespace}}, {{stable}}, {{candidate}}, {{interval}}, ${Object.keys(args).map((a) => `{{args.${a}}}`).join(", ")}`);
+      } else {
+        renderTemplate(query, { ...TRIAL_TARGET, interval: formatPromDuration(intervalMs), args });
+      }
+    } catch (e) {
+      fail("query", (e as Error).message);
+    }
+  }
+
+  if (errors.length > 0 || query === undefined) return { ok: false, errors };
+  return {
+    ok: true,
+    metric: {
+      name: metric.name,
+      templateRef: metric.templateRef,
+      query,
+      successCondition,
+      failureCondition,
+      min,
+      max,
+      intervalMs,
+      initialDelayMs,
+      count,
+      failureLimit,
+      inconclusiveLimit,
+      consecutiveErrorLimit,
+      onEmpty: metric.onEmpty ?? "Inconclusive",
+      args,
+    },
+  };
+}
+
+/**
+ * Resolves every metric of an analysis section and checks that names are unique.
+ * @returns the metrics that resolved, and every spec error found.
+ */
+export function resolveAnalysis(analysis: AnalysisSpec, options: ResolveOptions = {}): { metrics: ResolvedMetric[]; errors: SpecError[] } {
+  const metrics: ResolvedMetric[] = [];
+  const errors: SpecError[] = [];
+  const seen = new Set<string>();
+  for (const m of analysis.metrics) {
+    if (seen.has(m.name)) {
+      errors.push({ metric: m.name, field: "name", message: `metric "${m.name}": name: used by more than one metric` });
+    }
+    seen.add(m.name);
+    const r = resolveMetric(m, analysis, options);
+    if (r.ok) metrics.push(r.metric);
+    else errors.push(...r.errors);
+  }
+  return { metrics, errors };
+}
+
+/** The names a query is rendered for. */
+export interface QueryTarget {
+  rollout: string;
+  namespace: string;
+  stable: string;
+  candidate: string;
+}
+
+/**
+ * Renders a resolved metric's query for a rollout; this text is what status shows as `query`.
+ * @throws TemplateError only for values that resolve-time checks could not foresee.
+ */
+export function renderMetricQuery(metric: ResolvedMetric, target: QueryTarget): string {
+  return renderTemplate(metric.query, { ...target, interval: formatPromDuration(metric.intervalMs), args: metric.args });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) One measurement
+
+/** The parts of a resolved metric that judge a measurement. */
+export type Judge = Pick<ResolvedMetric, "successCondition" | "failureCondition" | "min" | "max" | "onEmpty">;
+
+function formatNumber(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  return String(n);
+}
+
+/** Formats a result for status: `0.012`, `NaN`, `+Inf`, `[0.1, 0.2]`. */
+export function formatResult(value: number | readonly number[]): string {
+  return typeof value === "number" ? formatNumber(value) : `[${value.map(formatNumber).join(", ")}]`;
+}
+
+function outOfRangeText(min: number | undefined, max: number | undefined): string {
+  if (min !== undefined && max !== undefined) return `below min ${min} or above max ${max}`;
+  return min !== undefined ? `below min ${min}` : `above max ${max}`;
+}
+
+const quote = (c: CompiledCondition): string => JSON.stringify(c.source);
+
+function rangeProblem(values: readonly number[], min: number | undefined, max: number | undefined): string | undefined {
+  if (min !== undefined) {
+    const low = values.find((v) => v < min);
+    if (low !== undefined) return `${formatNumber(low)} is below min ${min}`;
+  }
+  if (max !== undefined) {
+    const high = values.find((v) => v > max);
+    if (high !== undefined) return `${formatNumber(high)} is above max ${max}`;
+  }
+  return undefined;
+}
+
+function rangeText(min: number | undefined, max: number | undefined): string {
+  if (min !== undefined && max !== undefined) return `within min ${min} and max ${max}`;
+  return min !== undefined ? `not below min ${min}` : `not above max ${max}`;
+}
+
+/**
+ * Judges one query outcome. Errors (the measurement could not be taken) are Error; empty and NaN
+ * results (any NaN in a vector included) take the metric's onEmpty phase. Otherwise failure
+ * criteria win over success; when only one side is configured the other is its negation
+ * (Argo's rule), and when both are configured and neither matches the result is Inconclusive.
+ * A condition that NaN arithmetic made undecidable is Inconclusive, never Successful.
+ */
+export function judgeMeasurement(metric: Judge, outcome: QueryOutcome, now: Date): Measurement {
+  const time = now.toISOString();
+  if (outcome.kind === "error") return { time, phase: "Error", message: `query failed: ${outcome.message}` };
+  const onEmpty = metric.onEmpty;
+  if (outcome.kind === "empty") {
+    return {
+      time,
+      value: "empty",
+      phase: onEmpty,
+      message: `empty result (no series: no traffic or no data in the window); counted as ${onEmpty} (onEmpty)`,
+    };
+  }
+
+  const value = outcome.value;
+  const v = formatResult(value);
+  const values: readonly number[] = typeof value === "number" ? [value] : value;
+  if (values.length === 0 || values.some(Number.isNaN)) {
+    const what = values.length === 0 ? "an empty vector" : "NaN (no traffic in the window, e.g. 0/0)";
+    return { time, value: v, phase: onEmpty, message: `result ${v} is ${what}; counted as ${onEmpty} (onEmpty)` };
+  }
+
+  const { successCondition: sc, failureCondition: fc, min, max } = metric;
+  let success: boolean | undefined;
+  let failure: boolean | undefined;
+  try {
+    failure = fc && evaluateCondition(fc, value);
+  } catch (e) {
+    return { time, value: v, phase: "Error", message: `evaluating failureCondition ${quote(fc as CompiledCondition)}: ${(e as Error).message}` };
+  }
+  try {
+    success = sc && evaluateCondition(sc, value);
+  } catch (e) {
+    return { time, value: v, phase: "Error", message: `evaluating successCondition ${quote(sc as CompiledCondition)}: ${(e as Error).message}` };
+  }
+
+  const m = (phase: MeasurementPhase, message: string): Measurement => ({ time, value: v, phase, message });
+  if (fc && failure === true) return m("Failed", `result ${v} matched failureCondition ${quote(fc)}`);
+  const out = rangeProblem(values, min, max);
+  if (out) return m("Failed", `result ${v}: ${out}`);
+  if (fc && failure === undefined) {
+    return m("Inconclusive", `failureCondition ${quote(fc)} could not be decided for result ${v} (a comparison involved NaN)`);
+  }
+
+  const hasRange = min !== undefined || max !== undefined;
+  const failSide = [fc ? `failureCondition ${quote(fc)}` : "", hasRange ? outOfRangeText(min, max) : ""].filter(Boolean).join(", ");
+  if (sc) {
+    if (success === true) return m("Successful", `result ${v} met successCondition ${quote(sc)}`);
+    if (success === undefined) {
+      return m("Inconclusive", `successCondition ${quote(sc)} could not be decided for result ${v} (a comparison involved NaN)`);
+    }
+    if (!fc && !hasRange) return m("Failed", `result ${v} did not meet successCondition ${quote(sc)}`);
+    return m("Inconclusive", `result ${v} met neither successCondition ${quote(sc)} nor the failure criteria (${failSide})`);
+  }
+  if (fc && hasRange) return m("Successful", `result ${v} did not match failureCondition ${quote(fc)} and is ${rangeText(min, max)}`);
+  if (fc) return m("Successful", `result ${v} did not match failureCondition ${quote(fc)}`);
+  if (hasRange) return m("Successful", `result ${v} is ${rangeText(min, max)}`);
+  return m("Inconclusive", `result ${v}: no successCondition, failureCondition, min or max to judge it by`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Folding measurements into a metric
+
+/** The settings that decide a metric's phase. */
+export type MetricLimits = Pick<ResolvedMetric, "failureLimit" | "inconclusiveLimit" | "consecutiveErrorLimit" | "count">;
+
+const TERMINAL: ReadonlySet<string> = new Set(["Successful", "Failed", "Inconclusive", "Error"]);
+
+/** Whether a metric or run phase is final. */
+export function isTerminal(phase: MetricPhase | RunPhase): boolean {
+  return TERMINAL.has(phase);
+}
+
+/** A metric that has not been measured yet. */
+export function newMetricStatus(name: string, query?: string): MetricStatus {
+  return {
+    name,
+    ...(query === undefined ? {} : { query }),
+    phase: "Pending",
+    successful: 0,
+    failed: 0,
+    inconclusive: 0,
+    error: 0,
+    consecutiveError: 0,
+  };
+}
+
+/** Measurements that count towards `count`: errors are not judgements, so they do not. */
+function judged(s: MetricStatus): number {
+  return s.successful + s.failed + s.inconclusive;
+}
+
+function lastMessage(s: MetricStatus): string {
+  return s.measurements?.at(-1)?.message ?? s.message ?? "";
+}
+
+function conclude(s: MetricStatus, why: string): MetricStatus {
+  const tally = `${s.successful} successful, ${s.failed} failed, ${s.inconclusive} inconclusive`;
+  const last = lastMessage(s);
+  const suffix = last ? `; last: ${last}` : "";
+  if (s.successful > 0) return { ...s, phase: "Successful", message: `${why}: ${tally}${suffix}` };
+  const phase = s.failed > 0 ? "Failed" : "Inconclusive";
+  return { ...s, phase, message: `${why} without a successful measurement (${tally})${suffix}` };
+}
+
+/**
+ * Adds a measurement to a metric's status and decides its phase (Argo semantics, fail closed):
+ * failed > failureLimit: Failed; consecutiveError > consecutiveErrorLimit: Error;
+ * inconclusive > inconclusiveLimit: Inconclusive; count judged measurements reached:
+ * Successful only with at least one Successful measurement, else Failed (if any failed) or
+ * Inconclusive; otherwise Running. A metric in a final phase is returned unchanged.
+ */
+export function recordMeasurement(status: MetricStatus, measurement: Measurement, limits: MetricLimits): MetricStatus {
+  if (isTerminal(status.phase)) return status;
+  const s: MetricStatus = {
+    ...status,
+    measurements: [...(status.measurements ?? []), measurement].slice(-MEASUREMENT_HISTORY),
+  };
+  switch (measurement.phase) {
+    case "Successful":
+      s.successful++;
+      break;
+    case "Failed":
+      s.failed++;
+      break;
+    case "Inconclusive":
+      s.inconclusive++;
+      break;
+    case "Error":
+      s.error++;
+      break;
+  }
+  s.consecutiveError = measurement.phase === "Error" ? s.consecutiveError + 1 : 0;
+  if (measurement.value !== undefined) s.lastValue = measurement.value;
+  const last = measurement.message ?? "";
+
+  if (s.failed > limits.failureLimit) {
+    return { ...s, phase: "Failed", message: `${s.failed} failed measurements, more than failureLimit ${limits.failureLimit}; last: ${last}` };
+  }
+  if (s.consecutiveError > limits.consecutiveErrorLimit) {
+    return {
+      ...s,
+      phase: "Error",
+      message: `${s.consecutiveError} errors in a row, more than consecutiveErrorLimit ${limits.consecutiveErrorLimit}; last: ${last}`,
+    };
+  }
+  if (s.inconclusive > limits.inconclusiveLimit) {
+    return {
+      ...s,
+      phase: "Inconclusive",
+      message: `${s.inconclusive} inconclusive measurements, more than inconclusiveLimit ${limits.inconclusiveLimit}; last: ${last}`,
+    };
+  }
+  if (limits.count !== undefined && judged(s) >= limits.count) return conclude(s, `count ${limits.count} reached`);
+  return { ...s, phase: "Running", message: last };
+}
+
+/**
+ * Ends a metric that has no count when its run stops (its step ended, the rollout finished):
+ * Successful only with at least one Successful measurement. Final phases are kept.
+ */
+export function concludeMetric(status: MetricStatus): MetricStatus {
+  if (isTerminal(status.phase)) return status;
+  if (judged(status) === 0) {
+    const last = lastMessage(status);
+    return { ...status, phase: "Inconclusive", message: `stopped before any measurement was judged${last ? `; last: ${last}` : ""}` };
+  }
+  return conclude(status, "run stopped");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) The run
+
+// Worst first. Failed outranks Error: a breach is evidence, an error is only missing evidence.
+const SEVERITY: readonly RunPhase[] = ["Failed", "Error", "Inconclusive", "Running", "Pending", "Successful"];
+
+/** A metric's phase as the run counts it: Successful without a successful measurement is not. */
+function effectivePhase(m: MetricStatus): MetricPhase {
+  return m.phase === "Successful" && m.successful === 0 ? "Inconclusive" : m.phase;
+}
+
+/**
+ * The run's phase: the worst metric's (Failed, Error, Inconclusive, Running, Pending,
+ * Successful). Metrics claiming Successful without a successful measurement count as
+ * Inconclusive, and a run without metrics is Inconclusive, so it can never promote.
+ */
+export function runPhase(metrics: readonly MetricStatus[]): RunPhase {
+  return summarizeRun(metrics).phase;
+}
+
+/** The run's phase with the metric that decided it and a message for conditions and Events. */
+export interface RunSummary {
+  phase: RunPhase;
+  /** The worst metric (absent when all succeeded or there are no metrics). */
+  metric?: MetricStatus;
+  message: string;
+}
+
+/**
+ * Summarizes a run: its phase (see {@link runPhase}) and a message naming the worst metric,
+ * its value and its resolved query, which is what a Degraded condition must show.
+ */
+export function summarizeRun(metrics: readonly MetricStatus[]): RunSummary {
+  if (metrics.length === 0) return { phase: "Inconclusive", message: "the run has no metrics" };
+  let worst: MetricStatus | undefined;
+  let worstRank = SEVERITY.length;
+  for (const m of metrics) {
+    const rank = SEVERITY.indexOf(effectivePhase(m));
+    if (rank < worstRank) {
+      worst = m;
+      worstRank = rank;
+    }
+  }
+  const phase = SEVERITY[worstRank] ?? "Inconclusive";
+  if (phase === "Successful" || worst === undefined) {
+    return { phase: "Successful", message: `all ${metrics.length} metrics successful` };
+  }
+  const parts = [`metric "${worst.name}" is ${phase}`];
+  if (worst.message) parts.push(worst.message);
+  else if (effectivePhase(worst) !== worst.phase) parts.push("it reports Successful without a successful measurement");
+  if (worst.query) parts.push(`query: ${worst.query}`);
+  return { phase, metric: worst, message: parts.join("; ") };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) Scheduling
+
+/**
+ * When the metric's next measurement is due: the run start plus initialDelay for the first,
+ * the previous measurement plus interval after that (errors included, so an unreachable
+ * Prometheus is retried at the same pace). Undefined once the metric is final.
+ * @returns the due time and how long to wait from `now` (0 when already due).
+ */
+export function nextMeasurementDue(
+  status: MetricStatus,
+  intervalMs: number,
+  initialDelayMs: number,
+  now: Date,
+  runStartedAt: Date,
+): { at: Date; waitMs: number } | undefined {
+  if (isTerminal(status.phase)) return undefined;
+  const last = status.measurements?.at(-1);
+  const lastMs = last === undefined ? NaN : Date.parse(last.time);
+  let at: number;
+  if (Number.isFinite(lastMs)) at = lastMs + intervalMs;
+  else if (last !== undefined || judged(status) + status.error > 0) at = now.getTime();
+  else at = runStartedAt.getTime() + initialDelayMs;
+  return { at: new Date(at), waitMs: Math.max(0, at - now.getTime()) };
+}

@@ -1,0 +1,44 @@
+/** `airollout status NAME`: a rollout's phase, steps and conditions, for humans. */
+import { parseArgs } from "node:util";
+import type { AIRollout } from "../api/schema.ts";
+import { loadKubeConfig, KubeClient } from "../kube/client.ts";
+import { rolloutsPath } from "../kube/controller.ts";
+import { UsageError } from "./errors.ts";
+
+/** Renders the status block `airollout status` prints. */
+export function renderStatus(obj: AIRollout): string {
+  const s = obj.status ?? {};
+  const lines = [
+    `Name:        ${obj.metadata.namespace}/${obj.metadata.name}`,
+    `Phase:       ${s.phase ?? "Pending"}${s.message ? `  (${s.message})` : ""}`,
+    `Stable:      ${s.stableVersion ?? "-"}`,
+    `Candidate:   ${s.candidateVersion ?? "-"}  revision ${s.revision ?? "-"}`,
+    `Weight:      ${s.canaryWeight ?? 0}%`,
+    `Step:        ${s.currentStep ?? 0}/${s.stepCount ?? "?"}`,
+    `Generation:  observed ${s.observedGeneration ?? "-"} of ${obj.metadata.generation}`,
+  ];
+  if (s.steps?.length) {
+    lines.push("Steps:");
+    for (const st of s.steps) {
+      const mark = st.index < (s.currentStep ?? 0) ? "done" : st.index === s.currentStep ? "=> " : "   ";
+      const detail = st.type === "setWeight" ? `setWeight ${st.weight}` : st.durationSeconds !== undefined ? `${st.type} ${st.durationSeconds}s` : st.type;
+      lines.push(`  ${mark.padEnd(4)} ${String(st.index).padStart(2)}  ${detail}`);
+    }
+  }
+  if (s.conditions?.length) {
+    lines.push("Conditions:");
+    for (const c of s.conditions) lines.push(`  ${c.type.padEnd(12)} ${c.status.padEnd(7)} ${c.reason}${c.message ? `: ${c.message}` : ""}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { namespace: { type: "string", short: "n" }, kubeconfig: { type: "string" } } });
+  const name = positionals[0];
+  if (!name) throw new UsageError("status: give the AIRollout's name");
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig));
+  const ns = values.namespace ?? client.defaultNamespace;
+  const obj = await client.get<AIRollout>(`${rolloutsPath(ns)}/${name}`);
+  process.stdout.write(renderStatus(obj));
+  return 0;
+}

@@ -1,0 +1,94 @@
+/**
+ * Locates (and, when missing, builds) the Go binaries of the local control plane.
+ *
+ * Binaries are built from the Go module proxy by hack/build-tool.sh and cached by version under
+ * $AIROLLOUT_CACHE (default ~/.cache/airollout), outside the checkout, so a fresh clone in CI
+ * reuses them. Users who already have envtest assets can point KUBEBUILDER_ASSETS at them.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** The cache directory for Go builds and downloads. */
+export function cacheDir(): string {
+  return process.env.AIROLLOUT_CACHE ?? join(homedir(), ".cache", "airollout");
+}
+
+/** Versions pinned in hack/versions.env (the cache keys). */
+export function toolVersions(): Record<string, string> {
+  const text = readFileSync(join(PROJECT_ROOT, "hack", "versions.env"), "utf8");
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^([A-Z_]+)=(\S+)/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+export interface ControlPlaneBinaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubectl: string;
+  kubeVersion: string;
+}
+
+function runBuild(target: string, log: (line: string) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", [join(PROJECT_ROOT, "hack", "build-tool.sh"), target], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: process.env,
+    });
+    let out = "";
+    let tail = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      const text = d.toString();
+      tail = (tail + text).slice(-4000);
+      for (const line of text.split("\n")) {
+        // Progress lines only; go's per-module download chatter would drown them.
+        if (line.startsWith("[airollout build]")) log(line);
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0) resolve(out.trim().split("\n").pop() ?? "");
+      else reject(new Error(`building ${target} failed (exit ${code}); last output:\n${tail}`));
+    });
+  });
+}
+
+/**
+ * Returns the control plane binaries, building any that are missing. A cold build takes
+ * minutes (kube-apiserver alone 5-15 on 2 cores); progress is reported through `log`.
+ */
+export async function ensureControlPlaneBinaries(log: (line: string) => void = () => {}): Promise<ControlPlaneBinaries> {
+  const v = toolVersions();
+  const kubeVersion = v.KUBE_VERSION!;
+  const assets = process.env.KUBEBUILDER_ASSETS;
+  const cache = cacheDir();
+  const kubeDir = join(cache, "bin", `kubernetes-${kubeVersion}`);
+  const etcdDir = join(cache, "bin", `etcd-${v.ETCD_VERSION}`);
+  const pick = (name: string, dir: string) => (assets && existsSync(join(assets, name)) ? join(assets, name) : join(dir, name));
+  let bins: ControlPlaneBinaries = {
+    etcd: pick("etcd", etcdDir),
+    kubeApiserver: pick("kube-apiserver", kubeDir),
+    kubeControllerManager: join(kubeDir, "kube-controller-manager"),
+    kubectl: pick("kubectl", kubeDir),
+    kubeVersion,
+  };
+  if (!existsSync(bins.etcd)) {
+    log(`etcd ${v.ETCD_VERSION} is not built yet: building it from the Go module proxy into ${cache} (once, about 2 min)`);
+    await runBuild("etcd", log);
+  }
+  if (!existsSync(bins.kubeApiserver) || !existsSync(bins.kubeControllerManager) || !existsSync(bins.kubectl)) {
+    log(`Kubernetes ${kubeVersion} is not built yet: building kube-apiserver, kube-controller-manager and kubectl into ${cache} (once; 10-25 min cold on 2 cores)`);
+    await runBuild("kube", log);
+    bins = { ...bins, kubeControllerManager: join(kubeDir, "kube-controller-manager") };
+  }
+  return bins;
+}

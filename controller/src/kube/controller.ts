@@ -1,0 +1,186 @@
+/**
+ * The AIRollout controller loop: informer -> per-key queue -> observe world -> reconcile (pure)
+ * -> carry out the plan: finalizer, events, environment actions, then status once per pass.
+ */
+import type { Logger } from "pino";
+import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type AIRollout, type Status } from "../api/schema.ts";
+import { forRollout } from "../telemetry/logger.ts";
+import type { ControllerMetrics } from "../telemetry/metrics.ts";
+import { reconcile, references, referenceKey, validateSpec } from "../reconcile/reconcile.ts";
+import type { EnvironmentsPort } from "../reconcile/ports.ts";
+import type { Plan, World } from "../reconcile/types.ts";
+import { ApiError, type KubeClient } from "./client.ts";
+import { EventRecorder } from "./events.ts";
+import { Informer, keyOf } from "./informer.ts";
+import { WorkQueue, type WorkResult } from "./queue.ts";
+
+export interface ControllerOptions {
+  client: KubeClient;
+  log: Logger;
+  metrics: ControllerMetrics;
+  environments: EnvironmentsPort;
+  /** Watch one namespace; all namespaces when undefined. */
+  namespace?: string;
+  identity: string;
+  resyncMs?: number;
+  concurrency?: number;
+  /** Test failpoints (AIROLLOUT_FAILPOINT), e.g. `after-events=3000` sleeps between events and status. */
+  failpoint?: string;
+}
+
+/** Base path of AIRollouts in a namespace or cluster-wide. */
+export function rolloutsPath(namespace?: string): string {
+  return namespace ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+}
+
+function statusEqual(a: Status | undefined, b: Status | undefined): boolean {
+  return JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Controller {
+  private readonly o: ControllerOptions;
+  private readonly informer: Informer<AIRollout>;
+  private readonly queue: WorkQueue;
+  private readonly events: EventRecorder;
+  private resyncTimer?: NodeJS.Timeout;
+  private running = false;
+
+  constructor(o: ControllerOptions) {
+    this.o = o;
+    this.events = new EventRecorder(o.client, "airollout-controller", o.identity, o.log);
+    this.queue = new WorkQueue((key) => this.reconcileKey(key), {
+      concurrency: o.concurrency ?? 4,
+      onError: (key, err, retryInMs) => {
+        const [namespace, name] = key.split("/");
+        o.log.warn({ namespace, name, rollout: key, err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message, retryInMs }, "reconcile failed; retrying with backoff");
+      },
+    });
+    this.informer = new Informer<AIRollout>(
+      o.client,
+      rolloutsPath(o.namespace),
+      {
+        onUpsert: (obj) => this.queue.add(keyOf(obj)),
+        onDelete: (obj) => this.queue.forget(keyOf(obj)),
+      },
+      o.log.child({ informer: PLURAL }),
+      { onRestart: (reason) => o.metrics.watchRestarts.inc({ reason }) },
+    );
+  }
+
+  get synced(): boolean {
+    return this.informer.hasSynced;
+  }
+
+  /** Starts watching and reconciling (call when leading). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.informer.start();
+    const resync = this.o.resyncMs ?? 5 * 60_000;
+    this.resyncTimer = setInterval(() => {
+      for (const key of this.informer.keys()) this.queue.add(key);
+    }, resync);
+    this.resyncTimer.unref();
+  }
+
+  /** Stops taking work and waits for passes in progress (graceful shutdown). */
+  async stop(): Promise<void> {
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    await this.queue.shutdown();
+    await this.informer.stop();
+  }
+
+  private async observeWorld(obj: AIRollout): Promise<World> {
+    const world: World = { references: {} };
+    const parsed = validateSpec(obj.spec);
+    if (!parsed.ok) return world;
+    const ns = obj.metadata.namespace;
+    for (const r of references(parsed.spec)) {
+      const path = r.kind === "Secret" ? `/api/v1/namespaces/${ns}/secrets/${r.name}` : `/api/v1/namespaces/${ns}/configmaps/${r.name}`;
+      try {
+        const o = await this.o.client.get<{ data?: Record<string, string> }>(path);
+        world.references[referenceKey(r)] = { exists: true, keys: Object.keys(o.data ?? {}) };
+      } catch (err) {
+        if (err instanceof ApiError && err.notFound) world.references[referenceKey(r)] = { exists: false, keys: [] };
+        else throw new Error(`reading ${r.kind} ${r.name} for ${r.field}`, { cause: err });
+      }
+    }
+    return world;
+  }
+
+  private async reconcileKey(key: string): Promise<WorkResult> {
+    const obj = this.informer.get(key);
+    if (!obj) return {};
+    const log = forRollout(this.o.log, obj.metadata.namespace, obj.metadata.name);
+    const end = this.o.metrics.reconcileDuration.startTimer();
+    try {
+      const world = await this.observeWorld(obj);
+      const plan = reconcile({ object: obj, world, now: new Date() });
+      const result = await this.apply(obj, plan, log);
+      end({ result: result.backoff ? "requeue" : "ok" });
+      this.o.metrics.reconcileTotal.inc({ result: result.backoff ? "requeue" : "ok" });
+      return result;
+    } catch (err) {
+      end({ result: "error" });
+      this.o.metrics.reconcileTotal.inc({ result: "error" });
+      if (err instanceof ApiError && err.conflict) {
+        // Someone (often our own previous pass) changed the object; the watch brings the new
+        // version, and the pass runs again on it.
+        log.debug({ err: err.message }, "conflict; will retry on the newer version");
+        return { requeueAfterMs: 200 };
+      }
+      throw err;
+    } finally {
+      this.o.metrics.queueDepth.set(this.queue.depth);
+    }
+  }
+
+  private objectPath(obj: AIRollout): string {
+    return `${rolloutsPath(obj.metadata.namespace)}/${obj.metadata.name}`;
+  }
+
+  private async apply(obj: AIRollout, plan: Plan, log: Logger): Promise<WorkResult> {
+    let current = obj;
+    for (const action of plan.actions) {
+      if (action.type === "addFinalizer") {
+        current = await this.o.client.patch<AIRollout>(this.objectPath(current), {
+          metadata: { resourceVersion: current.metadata.resourceVersion, finalizers: [...(current.metadata.finalizers ?? []), FINALIZER] },
+        });
+        log.debug("finalizer added");
+      }
+    }
+    for (const ev of plan.events) await this.events.record(current, ev);
+    const fp = this.o.failpoint?.match(/^after-events=(\d+)$/);
+    if (fp && plan.events.length > 0) {
+      log.warn({ failpoint: "after-events" }, "failpoint after-events reached");
+      await sleep(Number(fp[1]));
+    }
+    for (const action of plan.actions) {
+      if (action.type === "destroyEnvironments") {
+        await this.o.environments.destroyAll(current, action.reason);
+      } else if (action.type === "removeFinalizer") {
+        try {
+          await this.o.client.patch(this.objectPath(current), {
+            metadata: { resourceVersion: current.metadata.resourceVersion, finalizers: (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) },
+          });
+          log.info("finalizer removed; rollout deleted");
+        } catch (err) {
+          if (!(err instanceof ApiError && err.notFound)) throw err;
+        }
+        return {};
+      }
+    }
+    if (plan.status && !statusEqual(current.status, plan.status)) {
+      const body = { apiVersion: API_VERSION, kind: KIND, metadata: current.metadata, spec: current.spec, status: plan.status };
+      await this.o.client.replace(`${this.objectPath(current)}/status`, body);
+      if (plan.status.phase !== obj.status?.phase) {
+        log.info({ from: obj.status?.phase ?? "Pending", to: plan.status.phase, message: plan.status.message }, "phase changed");
+        if (obj.status?.phase) this.o.metrics.rolloutPhase.remove({ namespace: obj.metadata.namespace, name: obj.metadata.name, phase: obj.status.phase });
+      }
+      if (plan.status.phase) this.o.metrics.rolloutPhase.set({ namespace: obj.metadata.namespace, name: obj.metadata.name, phase: plan.status.phase }, 1);
+    }
+    return { ...(plan.backoff ? { backoff: true } : {}), ...(plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
+  }
+}

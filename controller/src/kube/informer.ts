@@ -1,0 +1,212 @@
+/**
+ * List+watch of one resource into an in-memory store, like client-go's reflector/informer:
+ * - list, then watch from the list's resourceVersion with bookmarks;
+ * - a closed watch resumes from the last seen resourceVersion;
+ * - 410 Gone (resourceVersion too old, e.g. after etcd compaction) triggers a fresh list;
+ * - errors (API server down) retry with capped backoff, forever, without crashing;
+ * - a watch that goes silent longer than its timeout is torn down and restarted.
+ */
+import type { Logger } from "pino";
+import { ApiError, type KubeClient } from "./client.ts";
+
+export interface KubeObject {
+  metadata: { name: string; namespace?: string; resourceVersion: string; uid?: string };
+}
+
+export interface InformerHandlers<T> {
+  onUpsert(obj: T): void;
+  onDelete(obj: T): void;
+  /** Called after every successful (re)list. */
+  onSync?(): void;
+}
+
+export interface InformerOptions {
+  /** Server-side watch timeout; the watch is renewed after it. */
+  watchTimeoutSeconds?: number;
+  maxBackoffMs?: number;
+  onRestart?: (reason: "closed" | "error" | "gone") => void;
+}
+
+/** The cache key of an object: namespace/name. */
+export function keyOf(obj: KubeObject): string {
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+class GoneError extends Error {}
+
+export class Informer<T extends KubeObject> {
+  private readonly client: KubeClient;
+  private readonly path: string;
+  private readonly handlers: InformerHandlers<T>;
+  private readonly log: Logger;
+  private readonly opts: Required<Omit<InformerOptions, "onRestart">> & Pick<InformerOptions, "onRestart">;
+  private readonly store = new Map<string, T>();
+  private resourceVersion = "";
+  private synced = false;
+  private lastActivity = Date.now();
+  private readonly abort = new AbortController();
+  private loop?: Promise<void>;
+
+  constructor(client: KubeClient, path: string, handlers: InformerHandlers<T>, log: Logger, opts: InformerOptions = {}) {
+    this.client = client;
+    this.path = path;
+    this.handlers = handlers;
+    this.log = log;
+    this.opts = { watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 240, maxBackoffMs: opts.maxBackoffMs ?? 5000, onRestart: opts.onRestart };
+  }
+
+  /** Whether the first list has completed. */
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Milliseconds since the last list, watch event or bookmark. */
+  get idleMs(): number {
+    return Date.now() - this.lastActivity;
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  keys(): string[] {
+    return [...this.store.keys()];
+  }
+
+  /** Starts the list+watch loop in the background. */
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 200;
+    let needList = true;
+    while (!this.abort.signal.aborted) {
+      try {
+        if (needList) {
+          await this.list();
+          needList = false;
+        }
+        const reason = await this.watchOnce();
+        backoff = 200;
+        this.opts.onRestart?.(reason);
+        this.log.debug({ reason, resourceVersion: this.resourceVersion }, "watch ended; resuming");
+      } catch (err) {
+        if (this.abort.signal.aborted) break;
+        if ((err as Error).name === "TimeoutError") {
+          // client-node aborts a watch idle for 30s; resuming from the last version is routine.
+          this.opts.onRestart?.("closed");
+          continue;
+        }
+        if (err instanceof GoneError || (err instanceof ApiError && err.gone) || (err as { statusCode?: number }).statusCode === 410) {
+          this.log.info({ resourceVersion: this.resourceVersion }, "watch resourceVersion expired (410 Gone); relisting");
+          this.opts.onRestart?.("gone");
+          needList = true;
+          continue;
+        }
+        this.opts.onRestart?.("error");
+        this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "list/watch failed; retrying");
+        await sleep(backoff, this.abort.signal);
+        backoff = Math.min(this.opts.maxBackoffMs, backoff * 2);
+      }
+    }
+  }
+
+  private async list(): Promise<void> {
+    const res = await this.client.get<{ metadata: { resourceVersion: string }; items: T[] }>(this.path);
+    const seen = new Set<string>();
+    for (const item of res.items) {
+      const key = keyOf(item);
+      seen.add(key);
+      this.store.set(key, item);
+      this.handlers.onUpsert(item);
+    }
+    for (const [key, old] of this.store) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.handlers.onDelete(old);
+      }
+    }
+    this.resourceVersion = res.metadata.resourceVersion;
+    this.lastActivity = Date.now();
+    this.synced = true;
+    this.handlers.onSync?.();
+  }
+
+  /** One watch connection; resolves when it ends normally, rejects on errors and 410. */
+  private watchOnce(): Promise<"closed"> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let controller: AbortController | undefined;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watchdog);
+        this.abort.signal.removeEventListener("abort", onAbort);
+        controller?.abort();
+        if (err) reject(err);
+        else resolve("closed");
+      };
+      const onAbort = () => finish();
+      this.abort.signal.addEventListener("abort", onAbort, { once: true });
+      // The server closes the watch after timeoutSeconds; silence well past that means a dead
+      // connection (for example an API server that vanished without closing sockets).
+      const silentLimitMs = (this.opts.watchTimeoutSeconds + 30) * 1000;
+      const watchdog = setInterval(() => {
+        if (this.idleMs > silentLimitMs) finish(new Error(`watch silent for ${Math.round(this.idleMs / 1000)}s`));
+      }, 5000);
+      watchdog.unref();
+      this.client
+        .watcher()
+        .watch(
+          this.path,
+          { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: this.opts.watchTimeoutSeconds },
+          (type: string, obj: unknown) => {
+            if (settled) return;
+            this.lastActivity = Date.now();
+            try {
+              this.onEvent(type, obj);
+            } catch (err) {
+              finish(err);
+            }
+          },
+          (err: unknown) => finish(err ?? undefined),
+        )
+        .then((c) => {
+          controller = c;
+          if (settled) c.abort();
+        })
+        .catch((err: unknown) => finish(err));
+    });
+  }
+
+  private onEvent(type: string, obj: unknown): void {
+    if (type === "ERROR") {
+      const status = obj as { code?: number; message?: string };
+      if (status.code === 410) throw new GoneError(status.message ?? "gone");
+      throw new Error(`watch error: ${status.code ?? ""} ${status.message ?? JSON.stringify(obj)}`);
+    }
+    const o = obj as T;
+    if (o?.metadata?.resourceVersion) this.resourceVersion = o.metadata.resourceVersion;
+    if (type === "BOOKMARK") return;
+    const key = keyOf(o);
+    if (type === "DELETED") {
+      this.store.delete(key);
+      this.handlers.onDelete(o);
+    } else {
+      this.store.set(key, o);
+      this.handlers.onUpsert(o);
+    }
+  }
+}

@@ -1,0 +1,49 @@
+/** The shapes reconcile reads and returns. Adapters (kube/, environments/) carry out actions. */
+import type { AIRollout, Status } from "../api/schema.ts";
+
+/** A reference from the spec to another object the controller needs to act. */
+export interface Reference {
+  kind: "Secret" | "ConfigMap";
+  name: string;
+  key: string;
+  /** Spec field that holds the reference, e.g. spec.traffic.signature.secretRef. */
+  field: string;
+}
+
+/** What adapters observed about the world outside the AIRollout object. */
+export interface World {
+  /** Referenced objects, keyed `${kind}/${name}`: whether they exist, and the key in them. */
+  references: Record<string, { exists: boolean; keys: string[] }>;
+}
+
+export interface Observed {
+  object: AIRollout;
+  world: World;
+  now: Date;
+}
+
+/** A Kubernetes Event to record; dedupeKey makes replays after a restart idempotent. */
+export interface EventSpec {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+  dedupeKey: string;
+  action?: string;
+}
+
+export type Action =
+  | { type: "addFinalizer" }
+  | { type: "removeFinalizer" }
+  | { type: "destroyEnvironments"; reason: string };
+
+/** The outcome of one reconcile pass. */
+export interface Plan {
+  /** The status to write; undefined leaves status untouched (deletion). */
+  status?: Status;
+  events: EventSpec[];
+  actions: Action[];
+  /** Run again after this long (timed steps, periodic checks). */
+  requeueAfterMs?: number;
+  /** Run again with exponential backoff (a problem that may clear by itself). */
+  backoff?: boolean;
+}
