@@ -28,7 +28,7 @@ deps: node_modules/.package-lock.json
 	@bash hack/ensure-system.sh
 
 tools: deps
-	@bash hack/build-tool.sh all >/dev/null
+	@bash hack/build-tool.sh controlplane >/dev/null
 
 crd: deps
 	$(NODE) controller/src/api/gen-crd.ts

@@ -80,9 +80,55 @@ build_kube() {
   echo "$out"
 }
 
+build_pulumi() {
+  local v=$PULUMI_VERSION out="$CACHE/bin/pulumi-$PULUMI_VERSION"
+  if [ -x "$out/pulumi" ] && [ -x "$out/pulumi-language-nodejs" ]; then echo "$out"; return; fi
+  need_go
+  local src="$CACHE/src/pulumi-$v"
+  consumer "$src" airollout.local/pulumi
+  timed "pulumi $v: resolving the CLI module" bash -c "cd '$src' && go get -tool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@$v"
+  # pulumi-language-nodejs has no tags of its own: take it at the commit of the CLI's tag.
+  local commit
+  commit=$(cd "$src" && go list -m -json "github.com/pulumi/pulumi/pkg/v3@$v" | sed -n 's/.*"Hash": "\([0-9a-f]*\)".*/\1/p' | head -1)
+  [ -n "$commit" ] || { log "could not find the commit of github.com/pulumi/pulumi/pkg/v3@$v"; exit 1; }
+  timed "pulumi $v: resolving pulumi-language-nodejs at ${commit:0:12}" bash -c "cd '$src' && go get -tool github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$commit"
+  mkdir -p "$out.tmp"
+  if [ ! -x "$out.tmp/pulumi" ]; then
+    timed "pulumi $v: compiling the CLI (cold: 5-15 min on 2 cores)" bash -c "cd '$src' && go build -tags osusergo,grpcnotrace -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v' -o '$out.tmp/pulumi.part' github.com/pulumi/pulumi/pkg/v3/cmd/pulumi && mv '$out.tmp/pulumi.part' '$out.tmp/pulumi'"
+  fi
+  timed "pulumi $v: compiling pulumi-language-nodejs" bash -c "cd '$src' && go build -tags osusergo,grpcnotrace -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v' -o '$out.tmp/pulumi-language-nodejs' github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  echo "$out"
+}
+
+build_pulumi_kubernetes() {
+  local v=$PULUMI_KUBERNETES_VERSION mod=$PULUMI_KUBERNETES_MODULE out="$CACHE/bin/pulumi-kubernetes-$PULUMI_KUBERNETES_VERSION"
+  if [ -x "$out/pulumi-resource-kubernetes" ]; then echo "$out"; return; fi
+  need_go
+  local src="$CACHE/src/pulumi-kubernetes-$v"
+  consumer "$src" airollout.local/pulumikubernetes
+  timed "pulumi-kubernetes $v: resolving modules" bash -c "cd '$src' && go get github.com/pulumi/pulumi-kubernetes/provider/v4@$mod"
+  local moddir
+  moddir=$(cd "$src" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  # The provider embeds schema-embed.json and terraform-mapping-embed.json, generated files
+  # that are not in the module: copy its cmd dir into the consumer and generate them there.
+  rm -rf "$src/cmd"; mkdir -p "$src/cmd"
+  cp -r "$moddir/cmd/pulumi-resource-kubernetes" "$src/cmd/"
+  chmod -R u+w "$src/cmd"
+  (cd "$src" && go mod tidy >/dev/null 2>&1 || true)
+  timed "pulumi-kubernetes $v: generating embedded schema" bash -c "cd '$src/cmd/pulumi-resource-kubernetes' && VERSION=$v go run generate.go"
+  mkdir -p "$out.tmp"
+  timed "pulumi-kubernetes $v: compiling pulumi-resource-kubernetes (cold: 5-10 min)" bash -c "cd '$src' && go build -ldflags '-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$v' -o '$out.tmp/pulumi-resource-kubernetes' ./cmd/pulumi-resource-kubernetes"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  echo "$out"
+}
+
 case "${1:-}" in
   etcd) build_etcd ;;
   kube) build_kube ;;
-  all) build_etcd >/dev/null; build_kube >/dev/null; echo "$CACHE/bin" ;;
-  *) echo "usage: $0 etcd|kube|all" >&2; exit 2 ;;
+  pulumi) build_pulumi ;;
+  pulumi-kubernetes) build_pulumi_kubernetes ;;
+  controlplane) build_etcd >/dev/null; build_kube >/dev/null; echo "$CACHE/bin" ;;
+  all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; echo "$CACHE/bin" ;;
+  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|controlplane|all" >&2; exit 2 ;;
 esac

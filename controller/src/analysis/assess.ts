@@ -17,9 +17,16 @@ import type {
   MetricSchema,
   MetricStatusSchema,
 } from "../api/schema.ts";
-import { formatPromDuration, parseDuration } from "./duration.ts";
+import { parseDuration } from "../api/duration.ts";
 import { compileCondition, evaluateCondition, type CompiledCondition } from "./expr.ts";
-import { compileTemplate, renderTemplate, unknownVariables, type CompiledTemplate } from "./template.ts";
+import {
+  compileTemplate,
+  formatPromDuration,
+  renderTemplate,
+  TemplateError,
+  unknownVariables,
+  type CompiledTemplate,
+} from "./template.ts";
 import { getTemplate, TEMPLATE_NAMES } from "./templates.ts";
 
 /** A metric as written by the user (zod input: defaults may still be missing). */
@@ -190,7 +197,9 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
         renderTemplate(query, { ...TRIAL_TARGET, interval: formatPromDuration(intervalMs), args });
       }
     } catch (e) {
-      fail("query", (e as Error).message);
+      // An unsafe value is the arg's fault, not the query's: name the field the user must fix.
+      const variable = e instanceof TemplateError ? e.variable : undefined;
+      fail(variable?.startsWith("args.") ? variable : "query", (e as Error).message);
     }
   }
 

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { compileTemplate, escapePromQLString, renderTemplate, TemplateError, unknownVariables, type TemplateVars } from "./template.ts";
+import { parseDuration } from "../api/duration.ts";
+import {
+  compileTemplate,
+  escapePromQLString,
+  formatPromDuration,
+  renderTemplate,
+  TemplateError,
+  unknownVariables,
+  type TemplateVars,
+} from "./template.ts";
 
 const vars: TemplateVars = {
   rollout: "triage",
@@ -118,5 +127,24 @@ describe("escapePromQLString", () => {
 
   it("escapes single quotes for single-quoted strings", () => {
     expect(escapePromQLString(`it's "x"`, "'")).toBe(`it\\'s "x"`);
+  });
+});
+
+describe("formatPromDuration", () => {
+  it.each<[number, string]>([
+    [30_000, "30s"],
+    [90_000, "1m30s"],
+    [5_400_000, "1h30m"],
+    [3_600_000, "1h"],
+    [1_500, "1500ms"],
+    [60_500, "60500ms"],
+    [0, "0s"],
+    [3_661_000, "1h1m1s"],
+  ])("%d ms -> %s", (ms, text) => {
+    expect(formatPromDuration(ms)).toBe(text);
+  });
+
+  it("turns decimal spec durations into PromQL form", () => {
+    expect(formatPromDuration(parseDuration("1.5m"))).toBe("1m30s");
   });
 });

@@ -206,3 +206,20 @@ export function renderTemplate(template: CompiledTemplate | string, vars: Templa
   }
   return out;
 }
+
+/**
+ * Formats milliseconds as a PromQL duration for `{{interval}}`: `1h30m`, `45s`, `1500ms`.
+ * The spec accepts decimals such as `1.5m` that PromQL range selectors do not, and sub-second
+ * remainders stay exact in milliseconds rather than being rounded to whole seconds.
+ */
+export function formatPromDuration(ms: number): string {
+  const whole = Math.max(0, Math.round(ms));
+  if (whole === 0) return "0s";
+  if (whole % 1000 !== 0) return `${whole}ms`;
+  let seconds = whole / 1000;
+  const h = Math.floor(seconds / 3600);
+  seconds -= h * 3600;
+  const m = Math.floor(seconds / 60);
+  seconds -= m * 60;
+  return `${h ? `${h}h` : ""}${m ? `${m}m` : ""}${seconds ? `${seconds}s` : ""}`;
+}
