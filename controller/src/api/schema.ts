@@ -18,6 +18,17 @@ export const SINGULAR = "airollout";
 export const SHORT_NAMES = ["air"];
 export const FINALIZER = "airollout.dev/environments";
 
+/**
+ * Human controls, as annotations (what `airollout promote|abort|retry` sets). Each new value acts
+ * once: promote `step[-<id>]` completes the current step, `full[-<id>]` skips to promotion;
+ * abort rolls back; retry restarts a rolled-back rollout from step 0.
+ */
+export const ANNOTATIONS = {
+  promote: "airollout.dev/promote",
+  abort: "airollout.dev/abort",
+  retry: "airollout.dev/retry",
+} as const;
+
 /** Go-style durations: 500ms, 30s, 5m, 1h30m. */
 export const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$";
 
@@ -174,7 +185,8 @@ export const CompareRulesSchema = z
             relative: z.number().min(0).optional().describe("Largest accepted relative difference (0.03 = +-3%)."),
           })
           .describe("A numeric tolerance band.")
-          .meta({ "x-kubernetes-validations": [cel("has(self.absolute) || has(self.relative)", "set absolute, relative or both")] }),
+          .meta({ "x-kubernetes-validations": [cel("has(self.absolute) || has(self.relative)", "set absolute, relative or both")] })
+          .refine((t) => t.absolute !== undefined || t.relative !== undefined, { message: "set absolute, relative or both" }),
       )
       .max(128)
       .optional()
@@ -471,11 +483,21 @@ export const StatusSchema = z
     steps: z.array(ResolvedStepSchema).optional().describe("Steps as resolved from the spec."),
     stepStartedAt: z.string().optional().describe("When the current step started."),
     pauseStartedAt: z.string().optional().describe("When the rollout paused."),
+    pauseReason: z.string().optional().describe("Why the rollout is Paused: PauseStep, SpecPaused, AnalysisInconclusive, AnalysisError."),
     canaryWeight: z.number().int().optional().describe("Percent of requests the gateway sends to the candidate."),
     shadowEnabled: z.boolean().optional().describe("Whether the gateway mirrors traffic to the shadow now."),
     stableVersion: z.string().optional().describe("Version name serving as stable."),
     candidateVersion: z.string().optional().describe("Version name being rolled out."),
     abort: z.boolean().optional().describe("Whether the rollout was aborted."),
+    attempt: z.number().int().optional().describe("Retries of this revision: 0 for the first attempt, +1 per `airollout retry`."),
+    handled: z
+      .object({
+        promote: z.string().optional().describe("Value of the last airollout.dev/promote annotation acted on."),
+        abort: z.string().optional().describe("Value of the last airollout.dev/abort annotation acted on."),
+        retry: z.string().optional().describe("Value of the last airollout.dev/retry annotation acted on."),
+      })
+      .optional()
+      .describe("Human requests already carried out, so each annotation value acts exactly once."),
     conditions: z.array(ConditionSchema).optional().describe("Ready, Progressing, Degraded (and Stalled) conditions."),
     shadow: z
       .object({

@@ -3,6 +3,7 @@ import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { Controller } from "../kube/controller.ts";
 import { LeaderElector } from "../kube/lease.ts";
 import { NoopEnvironments } from "../environments/noop.ts";
+import { PrometheusMeasurements } from "../analysis/measure.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { createControllerMetrics } from "../telemetry/metrics.ts";
 import { startHealthServer } from "../telemetry/http.ts";
@@ -27,6 +28,7 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     log,
     metrics,
     environments: new NoopEnvironments(),
+    measurements: new PrometheusMeasurements(),
     namespace: flags.namespace,
     identity: flags.identity,
     failpoint: process.env.AIROLLOUT_FAILPOINT,

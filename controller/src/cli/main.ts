@@ -9,6 +9,7 @@ import { runController } from "./controller.ts";
 import { devCommand } from "./dev.ts";
 import { statusCommand } from "./status.ts";
 import { UsageError } from "./errors.ts";
+import { controlCommand } from "./control.ts";
 
 const USAGE = `usage: airollout <command> [flags]
 
@@ -24,8 +25,12 @@ commands:
   dev up|down|status    the embedded local control plane (etcd, kube-apiserver, kube-controller-manager)
       --dir PATH          state directory (default: $AIROLLOUT_DEV_DIR or ~/.local/state/airollout/dev)
       --purge             (down) also delete the state directory
-  status NAME           show a rollout's phase, steps and conditions
+  status NAME           show a rollout's phase, steps, analysis and conditions
+  promote NAME [--full] complete the current step (a pause, an inconclusive analysis); --full skips to promotion
+  abort NAME            roll back now: weight 0, candidate environments torn down
+  retry NAME            restart a RolledBack rollout from step 1
       -n, --namespace NS  (default: the kubeconfig's namespace)
+      --kubeconfig PATH
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -61,6 +66,10 @@ async function main(argv: string[]): Promise<number> {
       return devCommand(rest);
     case "status":
       return statusCommand(rest);
+    case "promote":
+    case "abort":
+    case "retry":
+      return controlCommand(command, rest);
     case undefined:
     case "help":
     case "--help":

@@ -1,6 +1,7 @@
 /** `airollout status NAME`: a rollout's phase, steps and conditions, for humans. */
 import { parseArgs } from "node:util";
 import type { AIRollout } from "../api/schema.ts";
+import { formatDuration } from "../api/duration.ts";
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../kube/controller.ts";
 import { UsageError } from "./errors.ts";
@@ -10,19 +11,31 @@ export function renderStatus(obj: AIRollout): string {
   const s = obj.status ?? {};
   const lines = [
     `Name:        ${obj.metadata.namespace}/${obj.metadata.name}`,
-    `Phase:       ${s.phase ?? "Pending"}${s.message ? `  (${s.message})` : ""}`,
+    `Phase:       ${s.phase ?? "Pending"}${s.pauseReason ? ` [${s.pauseReason}]` : ""}${s.message ? `  (${s.message})` : ""}`,
     `Stable:      ${s.stableVersion ?? "-"}`,
     `Candidate:   ${s.candidateVersion ?? "-"}  revision ${s.revision ?? "-"}`,
     `Weight:      ${s.canaryWeight ?? 0}%`,
-    `Step:        ${s.currentStep ?? 0}/${s.stepCount ?? "?"}`,
+    `Step:        ${Math.min((s.currentStep ?? 0) + 1, s.stepCount ?? 0)}/${s.stepCount ?? "?"} (index ${s.currentStep ?? 0})`,
     `Generation:  observed ${s.observedGeneration ?? "-"} of ${obj.metadata.generation}`,
   ];
   if (s.steps?.length) {
     lines.push("Steps:");
     for (const st of s.steps) {
       const mark = st.index < (s.currentStep ?? 0) ? "done" : st.index === s.currentStep ? "=> " : "   ";
-      const detail = st.type === "setWeight" ? `setWeight ${st.weight}` : st.durationSeconds !== undefined ? `${st.type} ${st.durationSeconds}s` : st.type;
+      const detail = st.type === "setWeight" ? `setWeight ${st.weight}` : st.durationSeconds !== undefined ? `${st.type} ${formatDuration(st.durationSeconds * 1000)}` : st.type;
       lines.push(`  ${mark.padEnd(4)} ${String(st.index).padStart(2)}  ${detail}`);
+    }
+  }
+  const runs = [s.analysis?.current, s.analysis?.background].filter((r) => r !== undefined);
+  if (runs.length) {
+    lines.push("Analysis:");
+    for (const run of runs) {
+      lines.push(`  ${run.id}: ${run.phase} (since ${run.startedAt})`);
+      for (const m of run.metrics) {
+        lines.push(`    ${m.name.padEnd(24)} ${m.phase.padEnd(12)} last ${m.lastValue ?? "-"}  (${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.error} errors)`);
+        if (m.query) lines.push(`      query: ${m.query}`);
+        if (m.message && m.phase !== "Running") lines.push(`      ${m.message}`);
+      }
     }
   }
   if (s.conditions?.length) {

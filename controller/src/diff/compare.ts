@@ -9,7 +9,7 @@
 import type { z } from "zod";
 import type { CompareRulesSchema } from "../api/schema.ts";
 import { CompiledSchema, compileJsonSchema } from "./json-schema.ts";
-import { canonicalJSON, formatNumber, kindOf, preview } from "./json.ts";
+import { canonicalJSON, formatNumber, kindOf, preview, roundSignificant } from "./json.ts";
 import type { Budget } from "./json.ts";
 import { ROOT_PATH, keySegment, parseFieldPath } from "./path.ts";
 import { jaccardSimilarity, levenshteinDistance, maxDistanceFor } from "./similarity.ts";
@@ -99,6 +99,8 @@ export const DEFAULT_LIMITS: Readonly<CompareLimits> = Object.freeze({
 interface ToleranceRule {
   absolute: number | undefined;
   relative: number | undefined;
+  /** Reason of a match, fixed per rule: formatting numbers for every matching field is the engine's largest cost. */
+  within: string;
 }
 
 interface TextRule {
@@ -144,9 +146,11 @@ export class CompiledRules {
     for (const p of rules.ignore ?? []) this.#at(p).ignore = true;
     for (const t of rules.tolerances ?? []) {
       // Neither bound set (the CRD's CEL rule forbids it, zod does not) means no difference is accepted.
-      const tol: ToleranceRule = { absolute: t.absolute, relative: t.relative };
-      if (tol.absolute === undefined && tol.relative === undefined) tol.absolute = 0;
-      this.#at(t.path).tolerance = tol;
+      const absolute = t.absolute === undefined && t.relative === undefined ? 0 : t.absolute;
+      const bounds: string[] = [];
+      if (absolute !== undefined) bounds.push(formatNumber(absolute));
+      if (t.relative !== undefined) bounds.push(pct(t.relative));
+      this.#at(t.path).tolerance = { absolute, relative: t.relative, within: `within ${bounds.join(" or ")}` };
     }
     for (const p of rules.labels ?? []) this.#at(p).label = true;
     for (const t of rules.text ?? []) this.#at(t.path).text = { minSimilarity: t.minSimilarity, method: t.method ?? "jaccard" };
@@ -294,7 +298,7 @@ function isIgnored(active: readonly RuleNode[]): boolean {
 
 function pct(x: number): string {
   if (!Number.isFinite(x)) return "∞%";
-  return `${Number((x * 100).toPrecision(3))}%`;
+  return `${roundSignificant(x * 100, 3)}%`;
 }
 
 // Bounds are compared with a little slack so 1 vs 1.03 at 3% is not lost to float rounding.
@@ -393,6 +397,7 @@ class Walker {
       this.push(norm, path, false, "limit", `object has ${Math.max(keysA.length, keysB.length)} keys > ${this.limits.maxObjectKeys}`);
       return;
     }
+    let shared = 0;
     for (const k of keysA) {
       if (this.aborted) return;
       const seg = keySegment(k);
@@ -400,11 +405,14 @@ class Walker {
       // hasOwn, never `k in b` or b[k] alone: "__proto__" or "constructor" missing from b would
       // otherwise find Object.prototype members.
       if (Object.hasOwn(b, k)) {
+        shared++;
         this.node(a[k], b[k], path + seg, norm + seg, childActive, depth + 1);
       } else if (!isIgnored(childActive)) {
         this.missing(path + seg, norm + seg, "missing in shadow");
       }
     }
+    // Every key of b was seen above: the usual case, and the second pass can be skipped.
+    if (shared === keysB.length) return;
     for (const k of keysB) {
       if (this.aborted) return;
       if (Object.hasOwn(a, k)) continue;
@@ -452,14 +460,17 @@ class Walker {
     const rel = diff === 0 ? 0 : a === 0 ? Infinity : diff / Math.abs(a);
     const absOk = t.absolute !== undefined && within(diff, t.absolute);
     const relOk = t.relative !== undefined && within(rel, t.relative);
-    const match = diff === 0 || absOk || relOk;
-    const head = `${formatNumber(a)} vs ${formatNumber(b)} differs by`;
-    const bounds: string[] = [];
-    if (t.absolute !== undefined) bounds.push(`${formatNumber(diff)} ${match ? "<=" : ">"} ${formatNumber(t.absolute)}`);
-    if (t.relative !== undefined) bounds.push(`${pct(rel)} ${match ? "<=" : ">"} ${pct(t.relative)}`);
-    // A match needs one bound, a mismatch exceeds all of them.
-    const reason = diff === 0 ? "equal" : `${head} ${bounds.join(match ? " or " : " and ")}`;
-    this.push(norm, path, match, "tolerance", reason);
+    if (diff === 0) {
+      this.push(norm, path, true, "tolerance", "equal");
+    } else if (absOk || relOk) {
+      this.push(norm, path, true, "tolerance", t.within);
+    } else {
+      // A mismatch exceeds every bound; spell them all out with the measured difference.
+      const bounds: string[] = [];
+      if (t.absolute !== undefined) bounds.push(`${formatNumber(diff)} > ${formatNumber(t.absolute)}`);
+      if (t.relative !== undefined) bounds.push(`${pct(rel)} > ${pct(t.relative)}`);
+      this.push(norm, path, false, "tolerance", `${formatNumber(a)} vs ${formatNumber(b)} differs by ${bounds.join(" and ")}`);
+    }
   }
 
   text(a: unknown, b: unknown, path: string, norm: string, t: TextRule): void {
@@ -526,7 +537,7 @@ class Walker {
     const counts = new Map<string, number>();
     const firstA = new Map<string, unknown>();
     for (let i = 0; i < a.length; i++) {
-      const c = this.canon(a[i], childByIndex(active, i), depth + 1);
+      const c = this.elementKey(a[i], childByIndex(active, i), depth + 1);
       if (c === undefined) return this.canonFailed(norm, path);
       counts.set(c, (counts.get(c) ?? 0) + 1);
       if (!firstA.has(c)) firstA.set(c, a[i]);
@@ -534,7 +545,7 @@ class Walker {
     let onlyB = 0;
     let exampleB: unknown;
     for (let i = 0; i < b.length; i++) {
-      const c = this.canon(b[i], childByIndex(active, i), depth + 1);
+      const c = this.elementKey(b[i], childByIndex(active, i), depth + 1);
       if (c === undefined) return this.canonFailed(norm, path);
       const n = counts.get(c) ?? 0;
       if (n > 0) {
@@ -568,6 +579,18 @@ class Walker {
    * Canonical text of a set element that honours ignore paths and nested unordered arrays inside
    * it. Tolerance and text rules do not apply inside sets: elements are matched exactly.
    */
+  /** The multiset key of one set element. */
+  elementKey(v: unknown, active: readonly RuleNode[], depth: number): string | undefined {
+    // Sets of plain strings (tags, labels) are the common case. No canonical text starts with a
+    // quote mark, so the raw string behind one is an unambiguous key without escaping. Only at the
+    // top of an element: nested inside an array's canonical text it would be ambiguous.
+    if (typeof v === "string" && active.length === 0) {
+      this.budget.nodes--;
+      return `'${v}`;
+    }
+    return this.canon(v, active, depth);
+  }
+
   canon(v: unknown, active: readonly RuleNode[], depth: number): string | undefined {
     if (active.length === 0) return canonicalJSON(v, this.limits.maxDepth - depth, this.budget);
     if (isIgnored(active)) return "~";

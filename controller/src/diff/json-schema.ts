@@ -113,8 +113,8 @@ export class CompiledSchema {
 
   /** Validates a value; returns at most limits.maxErrors messages such as `$.score: 1.2 > maximum 1`. */
   validate(value: unknown): string[] {
-    const ctx: ValidationContext = { errors: [], exhausted: false, budget: { nodes: this.limits.maxNodes }, limits: this.limits };
-    check(this.#root, value, "$", ctx);
+    const ctx: ValidationContext = { errors: [], exhausted: false, budget: { nodes: this.limits.maxNodes }, limits: this.limits, stack: [] };
+    check(this.#root, value, ctx);
     return ctx.errors;
   }
 }
@@ -238,6 +238,14 @@ interface ValidationContext {
   exhausted: boolean;
   budget: Budget;
   limits: SchemaLimits;
+  /** Keys and indices from the root to the value being checked; turned into a path only for an error. */
+  stack: (string | number)[];
+}
+
+function here(ctx: ValidationContext): string {
+  let out = "$";
+  for (const seg of ctx.stack) out += typeof seg === "number" ? `[${seg}]` : keySegment(seg);
+  return out;
 }
 
 function typeMatches(types: ReadonlySet<string>, value: unknown): boolean {
@@ -266,85 +274,103 @@ function addError(ctx: ValidationContext, message: string): boolean {
 }
 
 /** Returns false when validation should stop (error cap or budget reached). */
-function check(node: Node, value: unknown, path: string, ctx: ValidationContext): boolean {
+function check(node: Node, value: unknown, ctx: ValidationContext): boolean {
   if (--ctx.budget.nodes < 0) {
     // Report once: a body cut short must never look valid.
-    if (!ctx.exhausted) addError(ctx, `${path}: body too large to validate (more than ${ctx.limits.maxNodes} values)`);
+    if (!ctx.exhausted) addError(ctx, `${here(ctx)}: body too large to validate (more than ${ctx.limits.maxNodes} values)`);
     ctx.exhausted = true;
     return false;
   }
   if (node === ANY) return true;
-  if (node.never) return addError(ctx, `${path}: not allowed by the schema`);
+  if (node.never) return addError(ctx, `${here(ctx)}: not allowed by the schema`);
   if (node.types && !typeMatches(node.types, value)) {
-    return addError(ctx, `${path}: expected ${[...node.types].join(" or ")}, got ${kindOf(value)}`);
+    return addError(ctx, `${here(ctx)}: expected ${[...node.types].join(" or ")}, got ${kindOf(value)}`);
   }
   if (node.enumValues || node.constValue !== undefined) {
     const c = canonicalJSON(value, ctx.limits.maxDepth, ctx.budget);
-    if (c === undefined) return addError(ctx, `${path}: value too large or too deep to compare with enum/const`);
+    if (c === undefined) return addError(ctx, `${here(ctx)}: value too large or too deep to compare with enum/const`);
     const shown = c.length > 60 ? `${c.slice(0, 60)}…` : c;
-    if (node.enumValues && !node.enumValues.has(c) && !addError(ctx, `${path}: ${shown} is not one of the allowed values`)) return false;
-    if (node.constValue !== undefined && c !== node.constValue && !addError(ctx, `${path}: ${shown} is not the required constant`)) return false;
+    if (node.enumValues && !node.enumValues.has(c) && !addError(ctx, `${here(ctx)}: ${shown} is not one of the allowed values`)) return false;
+    if (node.constValue !== undefined && c !== node.constValue && !addError(ctx, `${here(ctx)}: ${shown} is not the required constant`)) return false;
   }
   switch (kindOf(value)) {
     case "number":
-      return checkNumber(node, value as number, path, ctx);
+      return checkNumber(node, value as number, ctx);
     case "string":
-      return checkString(node, value as string, path, ctx);
+      return checkString(node, value as string, ctx);
     case "array":
-      return checkArray(node, value as readonly unknown[], path, ctx);
+      return checkArray(node, value as readonly unknown[], ctx);
     case "object":
-      return checkObject(node, value as Readonly<Record<string, unknown>>, path, ctx);
+      return checkObject(node, value as Readonly<Record<string, unknown>>, ctx);
     default:
       return true;
   }
 }
 
-function checkNumber(node: Node, v: number, path: string, ctx: ValidationContext): boolean {
-  if (node.minimum !== undefined && v < node.minimum && !addError(ctx, `${path}: ${v} < minimum ${node.minimum}`)) return false;
-  if (node.maximum !== undefined && v > node.maximum && !addError(ctx, `${path}: ${v} > maximum ${node.maximum}`)) return false;
-  if (node.exclusiveMinimum !== undefined && v <= node.exclusiveMinimum && !addError(ctx, `${path}: ${v} <= exclusiveMinimum ${node.exclusiveMinimum}`)) return false;
-  if (node.exclusiveMaximum !== undefined && v >= node.exclusiveMaximum && !addError(ctx, `${path}: ${v} >= exclusiveMaximum ${node.exclusiveMaximum}`)) return false;
+function checkNumber(node: Node, v: number, ctx: ValidationContext): boolean {
+  if (node.minimum !== undefined && v < node.minimum && !addError(ctx, `${here(ctx)}: ${v} < minimum ${node.minimum}`)) return false;
+  if (node.maximum !== undefined && v > node.maximum && !addError(ctx, `${here(ctx)}: ${v} > maximum ${node.maximum}`)) return false;
+  if (node.exclusiveMinimum !== undefined && v <= node.exclusiveMinimum && !addError(ctx, `${here(ctx)}: ${v} <= exclusiveMinimum ${node.exclusiveMinimum}`)) return false;
+  if (node.exclusiveMaximum !== undefined && v >= node.exclusiveMaximum && !addError(ctx, `${here(ctx)}: ${v} >= exclusiveMaximum ${node.exclusiveMaximum}`)) return false;
   return true;
 }
 
-function checkString(node: Node, v: string, path: string, ctx: ValidationContext): boolean {
-  if (node.minLength !== undefined || node.maxLength !== undefined) {
+function checkString(node: Node, v: string, ctx: ValidationContext): boolean {
+  // A string has between length / 2 and length code points: count only when that range straddles a bound.
+  const undecided =
+    (node.minLength !== undefined && Math.ceil(v.length / 2) < node.minLength) || (node.maxLength !== undefined && v.length > node.maxLength);
+  if (undecided) {
     const len = codePoints(v);
-    if (node.minLength !== undefined && len < node.minLength && !addError(ctx, `${path}: length ${len} < minLength ${node.minLength}`)) return false;
-    if (node.maxLength !== undefined && len > node.maxLength && !addError(ctx, `${path}: length ${len} > maxLength ${node.maxLength}`)) return false;
+    if (node.minLength !== undefined && len < node.minLength && !addError(ctx, `${here(ctx)}: length ${len} < minLength ${node.minLength}`)) return false;
+    if (node.maxLength !== undefined && len > node.maxLength && !addError(ctx, `${here(ctx)}: length ${len} > maxLength ${node.maxLength}`)) return false;
   }
-  if (node.pattern && !node.pattern.test(v) && !addError(ctx, `${path}: does not match pattern ${JSON.stringify(node.patternSource)}`)) return false;
+  if (node.pattern && !node.pattern.test(v) && !addError(ctx, `${here(ctx)}: does not match pattern ${JSON.stringify(node.patternSource)}`)) return false;
   return true;
 }
 
-function checkArray(node: Node, v: readonly unknown[], path: string, ctx: ValidationContext): boolean {
-  if (node.minItems !== undefined && v.length < node.minItems && !addError(ctx, `${path}: ${v.length} items < minItems ${node.minItems}`)) return false;
-  if (node.maxItems !== undefined && v.length > node.maxItems && !addError(ctx, `${path}: ${v.length} items > maxItems ${node.maxItems}`)) return false;
+function checkArray(node: Node, v: readonly unknown[], ctx: ValidationContext): boolean {
+  if (node.minItems !== undefined && v.length < node.minItems && !addError(ctx, `${here(ctx)}: ${v.length} items < minItems ${node.minItems}`)) return false;
+  if (node.maxItems !== undefined && v.length > node.maxItems && !addError(ctx, `${here(ctx)}: ${v.length} items > maxItems ${node.maxItems}`)) return false;
   if (node.items && node.items !== ANY) {
     for (let i = 0; i < v.length; i++) {
-      if (!check(node.items, v[i], `${path}[${i}]`, ctx)) return false;
+      ctx.stack.push(i);
+      const go = check(node.items, v[i], ctx);
+      ctx.stack.pop();
+      if (!go) return false;
     }
   }
   return true;
 }
 
-function checkObject(node: Node, v: Readonly<Record<string, unknown>>, path: string, ctx: ValidationContext): boolean {
+function checkObject(node: Node, v: Readonly<Record<string, unknown>>, ctx: ValidationContext): boolean {
   if (node.required) {
     for (const k of node.required) {
-      if (!Object.hasOwn(v, k) && !addError(ctx, `${path}${keySegment(k)}: required property is missing`)) return false;
+      if (Object.hasOwn(v, k)) continue;
+      ctx.stack.push(k);
+      const go = addError(ctx, `${here(ctx)}: required property is missing`);
+      ctx.stack.pop();
+      if (!go) return false;
     }
   }
-  if (node.properties || node.additional !== undefined) {
+  if (node.additional === undefined) {
+    // No constraint on other keys: walking the schema's properties is cheaper than the body's keys.
+    if (node.properties) {
+      for (const [k, sub] of node.properties) {
+        if (!Object.hasOwn(v, k)) continue;
+        ctx.stack.push(k);
+        const go = check(sub, v[k], ctx);
+        ctx.stack.pop();
+        if (!go) return false;
+      }
+    }
+  } else {
     for (const k of Object.keys(v)) {
       // Map lookup, not properties[k]: a body key like "constructor" must not find Object.prototype members.
-      const sub = node.properties?.get(k);
-      if (sub) {
-        if (!check(sub, v[k], `${path}${keySegment(k)}`, ctx)) return false;
-      } else if (node.additional === false) {
-        if (!addError(ctx, `${path}${keySegment(k)}: additional property not allowed`)) return false;
-      } else if (node.additional) {
-        if (!check(node.additional, v[k], `${path}${keySegment(k)}`, ctx)) return false;
-      }
+      const sub = node.properties?.get(k) ?? node.additional;
+      ctx.stack.push(k);
+      const go = sub === false ? addError(ctx, `${here(ctx)}: additional property not allowed`) : check(sub, v[k], ctx);
+      ctx.stack.pop();
+      if (!go) return false;
     }
   }
   return true;

@@ -106,8 +106,24 @@ export function preview(value: unknown): string {
   }
 }
 
-/** Formats a number with at most six significant digits, the precision reasons need. */
+/** Formats a number with six significant digits (integer digits kept), the precision reasons need. */
 export function formatNumber(n: number): string {
   if (!Number.isFinite(n) || Number.isInteger(n)) return String(n);
-  return String(Number(n.toPrecision(6)));
+  return String(roundSignificant(n, 6));
+}
+
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/**
+ * Rounds to `digits` significant digits, except that integer digits are never dropped (123456789.5
+ * becomes 123456790): reasons should not print a big count as 123457000. Reasons are built for every tolerance field on the hot
+ * path, and Number.prototype.toPrecision is several times slower than this arithmetic.
+ */
+export function roundSignificant(n: number, digits: number): number {
+  const a = Math.abs(n);
+  if (a === 0 || !Number.isFinite(a)) return n;
+  const decimals = digits - 1 - Math.floor(Math.log10(a));
+  if (decimals <= 0) return Math.round(n);
+  const f = POW10[decimals];
+  return f === undefined ? Number(n.toPrecision(digits)) : Math.round(n * f) / f;
 }

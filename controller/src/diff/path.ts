@@ -66,6 +66,19 @@ export function parseFieldPath(path: string): PathSegment[] {
  * reported paths stay unambiguous, and very long keys are cut so hostile keys cannot bloat paths.
  */
 export function keySegment(key: string): string {
+  const cached = segmentCache.get(key);
+  if (cached !== undefined) return cached;
+  const seg = formatKeySegment(key);
+  // Bounded: hostile bodies with endless distinct keys only churn the cache, never grow it.
+  if (segmentCache.size >= SEGMENT_CACHE_SIZE) segmentCache.clear();
+  if (key.length <= MAX_KEY_CHARS) segmentCache.set(key, seg);
+  return seg;
+}
+
+const SEGMENT_CACHE_SIZE = 4096;
+const segmentCache = new Map<string, string>();
+
+function formatKeySegment(key: string): string {
   let plain = key.length > 0 && key.length <= MAX_KEY_CHARS;
   for (let i = 0; plain && i < key.length; i++) plain = isPlainKeyChar(key.charCodeAt(i));
   if (plain) return `.${key}`;

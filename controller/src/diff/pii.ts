@@ -58,6 +58,30 @@ function maskPhone(m: string): string {
   return n <= 15 && (n >= 10 || (marked && n >= 7)) ? MASK.phone : m;
 }
 
+// Only configured patterns become regular expressions; response data never does.
+function compileMask(pattern: string): RegExp {
+  try {
+    return new RegExp(pattern, "gu");
+  } catch {
+    // Patterns written for other engines often escape freely (\-, \/), which Unicode mode rejects.
+    return new RegExp(pattern, "g");
+  }
+}
+
+// maskPatterns holds at most 64 entries per rollout; the cap only guards against misuse.
+const MASK_CACHE_SIZE = 256;
+const maskCache = new Map<string, RegExp>();
+
+function cachedMask(pattern: string): RegExp {
+  let re = maskCache.get(pattern);
+  if (!re) {
+    re = compileMask(pattern);
+    if (maskCache.size >= MASK_CACHE_SIZE) maskCache.clear();
+    maskCache.set(pattern, re);
+  }
+  return re;
+}
+
 /**
  * Compiles configured mask patterns (from ShadowSchema.maskPatterns) and reports the invalid ones,
  * so a spec error surfaces when the rollout is read rather than when a sample is stored.
@@ -67,8 +91,7 @@ export function compileMaskPatterns(patterns: readonly string[]): { patterns: Re
   const errors: string[] = [];
   for (const p of patterns) {
     try {
-      // Only configured patterns become regular expressions; response data never does.
-      out.push(new RegExp(p, "gu"));
+      out.push(compileMask(p));
     } catch (err) {
       errors.push(`mask pattern ${JSON.stringify(p)}: ${(err as Error).message}`);
     }
@@ -83,13 +106,13 @@ function withGlobal(re: RegExp): RegExp {
 /**
  * Masks emails, phone numbers, Luhn-valid card numbers (13-19 digits) and every match of the
  * extra patterns in a text (typically a serialised diff sample). Extra patterns given as strings
- * are compiled here and throw on invalid syntax; compile them once with compileMaskPatterns on
- * hot paths. Custom patterns run first so they can claim text the built-ins would split.
+ * are compiled (and cached) here and throw on invalid syntax; validate them up front with
+ * compileMaskPatterns. Custom patterns run first so they can claim text the built-ins would split.
  */
 export function maskPII(text: string, extraPatterns: readonly (string | RegExp)[] = []): string {
   let out = text;
   for (const p of extraPatterns) {
-    const re = typeof p === "string" ? new RegExp(p, "gu") : withGlobal(p);
+    const re = typeof p === "string" ? cachedMask(p) : withGlobal(p);
     // A pattern that can match the empty string would insert the token between every character.
     out = out.replace(re, (m) => (m.length === 0 ? m : MASK.custom));
   }

@@ -35,6 +35,18 @@ describe("tokenSet", () => {
   });
 });
 
+describe("tokenSet fast path", () => {
+  it("splits ASCII exactly like the Unicode expression", () => {
+    const next = rng(3);
+    const chars = "abcXYZ019 .,-_'!?\t\n";
+    for (let n = 0; n < 500; n++) {
+      const text = Array.from({ length: Math.floor(next() * 40) }, () => chars[Math.floor(next() * chars.length)]).join("");
+      const reference = new Set([...text.toLowerCase().matchAll(/[\p{L}\p{N}]+/gu)].map((m) => m[0]));
+      expect([...tokenSet(text)], JSON.stringify(text)).toEqual([...reference]);
+    }
+  });
+});
+
 describe("jaccardSimilarity", () => {
   it.each([
     { a: "", b: "", sim: 1 },

@@ -7,7 +7,7 @@ import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type AIRollout, t
 import { forRollout } from "../telemetry/logger.ts";
 import type { ControllerMetrics } from "../telemetry/metrics.ts";
 import { reconcile, references, referenceKey, validateSpec } from "../reconcile/reconcile.ts";
-import type { EnvironmentsPort } from "../reconcile/ports.ts";
+import type { EnvironmentsPort, MetricsPort } from "../reconcile/ports.ts";
 import type { Plan, World } from "../reconcile/types.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
@@ -19,6 +19,7 @@ export interface ControllerOptions {
   log: Logger;
   metrics: ControllerMetrics;
   environments: EnvironmentsPort;
+  measurements: MetricsPort;
   /** Watch one namespace; all namespaces when undefined. */
   namespace?: string;
   identity: string;
@@ -117,7 +118,14 @@ export class Controller {
     const end = this.o.metrics.reconcileDuration.startTimer();
     try {
       const world = await this.observeWorld(obj);
-      const plan = reconcile({ object: obj, world, now: new Date() });
+      const now = new Date();
+      let plan = reconcile({ object: obj, world, now });
+      if (plan.measure?.length) {
+        // Decide in memory, act once: the first pass named the queries due; the second decides
+        // with their outcomes, at the same `now`.
+        world.measurements = await this.o.measurements.measure(plan.measure);
+        plan = reconcile({ object: obj, world, now });
+      }
       const result = await this.apply(obj, plan, log);
       end({ result: result.backoff ? "requeue" : "ok" });
       this.o.metrics.reconcileTotal.inc({ result: result.backoff ? "requeue" : "ok" });

@@ -80,11 +80,15 @@ describe("reconcile", () => {
     expect(reconcile({ object: obj, world: noWorld, now }).actions).toEqual([{ type: "addFinalizer" }]);
   });
 
-  it("is idempotent: a second pass over its own status emits no event and changes nothing", () => {
+  it("is idempotent: once settled, another pass over its own status emits no event and changes nothing", () => {
     const first = reconcile({ object: rollout(base), world: noWorld, now });
-    const again = reconcile({ object: rollout(base, { status: first.status }), world: noWorld, now: new Date(now.getTime() + 60_000) });
-    expect(again.events).toEqual([]);
-    expect(again.status).toEqual(first.status);
+    expect(first.requeueAfterMs).toBe(0);
+    const second = reconcile({ object: rollout(base, { status: first.status }), world: noWorld, now });
+    expect(second.status!.phase).toBe("ShadowTesting");
+    expect(second.events.map((e) => e.reason)).toEqual(["StepStarted"]);
+    const third = reconcile({ object: rollout(base, { status: second.status }), world: noWorld, now: new Date(now.getTime() + 60_000) });
+    expect(third.events).toEqual([]);
+    expect(third.status).toEqual(second.status);
   });
 
   it("restarts from step 0 on a new candidate revision (a model change) with a NewRevision event", () => {

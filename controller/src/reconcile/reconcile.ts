@@ -2,14 +2,15 @@
  * The reconcile decision, as a pure function: (observed object, world, now) -> plan.
  * No I/O here; kube/controller.ts gathers the world, then carries the plan out.
  *
- * This pass validates and initialises a rollout (Pending -> Initialized, steps resolved,
- * status filled). The canary state machine, analysis and environments extend it.
+ * A pass validates the spec and its references, initialises a new revision (Pending ->
+ * Initialized, steps resolved, status filled), then runs the canary state machine (machine.ts).
  */
 import { createHash } from "node:crypto";
 import { FINALIZER, SpecSchema, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
 import { setCondition } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
+import { advance, resolveRolloutAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./types.ts";
 
 /** Formats zod issues as `spec.<path>: <message>` lines, naming the field. */
@@ -136,41 +137,49 @@ export function reconcile(obs: Observed): Plan {
   const problems = referenceProblems(spec, obs.world, namespace);
   if (problems.length > 0) return degrade(Reason.MissingReference, problems.join("; "), true);
 
+  const analysis = resolveRolloutAnalysis(spec);
+  if (analysis.errors.length > 0) return degrade(Reason.InvalidAnalysis, analysis.errors.map((e) => e.message).join("; "), false);
+
   const steps = resolveSteps(spec);
   const revision = candidateRevision(spec);
   const fresh = prev.revision !== revision || prevPhase === "Pending" || prevPhase === "Degraded";
-  let status: Status;
-  if (fresh) {
-    const restarted = prev.revision !== undefined && prev.revision !== revision;
-    status = {
-      ...prev,
-      phase: "Initialized",
-      message: `Initialized: ${steps.length} steps; stable ${describeVersion(spec.stable)}, candidate ${describeVersion(spec.candidate)}`,
-      observedGeneration: generation,
-      revision,
-      currentStep: 0,
-      stepCount: steps.length,
-      steps,
-      stepStartedAt: obs.now.toISOString(),
-      canaryWeight: 0,
-      shadowEnabled: false,
-      stableVersion: spec.stable.version,
-      candidateVersion: spec.candidate.version,
-      abort: false,
-    };
-    delete status.pauseStartedAt;
-    events.push({
-      type: "Normal",
-      reason: restarted ? Reason.NewRevision : Reason.Initialized,
-      message: restarted ? `New candidate revision ${revision}: rollout restarts from step 0. ${status.message}` : status.message!,
-      dedupeKey: `g${generation}/${prevPhase}->Initialized/${revision}`,
-    });
-  } else {
-    status = { ...prev, observedGeneration: generation, steps, stepCount: steps.length, stableVersion: spec.stable.version, candidateVersion: spec.candidate.version };
+  if (!fresh) {
+    const base: Status = { ...prev, observedGeneration: generation, steps, stepCount: steps.length, candidateVersion: spec.candidate.version };
+    if (prev.phase !== "Succeeded") base.stableVersion = spec.stable.version;
+    const next = advance(obs, spec, steps, analysis, base);
+    return { ...next, events: [...events, ...next.events], actions: [...actions, ...next.actions] };
   }
+  const restarted = prev.revision !== undefined && prev.revision !== revision;
+  const status: Status = {
+    ...prev,
+    phase: "Initialized",
+    message: `Initialized: ${steps.length} steps; stable ${describeVersion(spec.stable)}, candidate ${describeVersion(spec.candidate)}`,
+    observedGeneration: generation,
+    revision,
+    attempt: 0,
+    currentStep: 0,
+    stepCount: steps.length,
+    steps,
+    stepStartedAt: obs.now.toISOString(),
+    canaryWeight: 0,
+    shadowEnabled: false,
+    stableVersion: spec.stable.version,
+    candidateVersion: spec.candidate.version,
+    abort: false,
+  };
+  delete status.pauseStartedAt;
+  delete status.pauseReason;
+  delete status.analysis;
+  events.push({
+    type: "Normal",
+    reason: restarted ? Reason.NewRevision : Reason.Initialized,
+    message: restarted ? `New candidate revision ${revision}: rollout restarts from step 1. ${status.message}` : status.message!,
+    dedupeKey: `g${generation}/${prevPhase}->Initialized/${revision}`,
+  });
   let conditions = setCondition(prev.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" }, obs.now, generation);
-  conditions = setCondition(conditions, { type: ConditionType.Ready, status: "True", reason: Reason.AsExpected, message: `stable ${spec.stable.version} serves all traffic` }, obs.now, generation);
+  conditions = setCondition(conditions, { type: ConditionType.Ready, status: "True", reason: Reason.AsExpected, message: `${spec.stable.version} serves all traffic` }, obs.now, generation);
   conditions = setCondition(conditions, { type: ConditionType.Progressing, status: "True", reason: Reason.Initialized, message: status.message ?? "" }, obs.now, generation);
   status.conditions = conditions;
-  return { status, events, actions };
+  // The steps start on the next pass, right away: `kubectl get air -w` shows Initialized first.
+  return { status, events, actions, requeueAfterMs: 0 };
 }

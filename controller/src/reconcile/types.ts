@@ -1,5 +1,6 @@
 /** The shapes reconcile reads and returns. Adapters (kube/, environments/) carry out actions. */
 import type { AIRollout, Status } from "../api/schema.ts";
+import type { QueryOutcome } from "../analysis/assess.ts";
 
 /** A reference from the spec to another object the controller needs to act. */
 export interface Reference {
@@ -14,6 +15,16 @@ export interface Reference {
 export interface World {
   /** Referenced objects, keyed `${kind}/${name}`: whether they exist, and the key in them. */
   references: Record<string, { exists: boolean; keys: string[] }>;
+  /** Outcomes of the queries a first pass asked for (Plan.measure), keyed by request key. */
+  measurements?: Record<string, QueryOutcome>;
+}
+
+/** A query the pass needs answered before it can decide (run by the analysis adapter). */
+export interface MeasureRequest {
+  key: string;
+  query: string;
+  address: string;
+  timeoutMs: number;
 }
 
 export interface Observed {
@@ -46,4 +57,6 @@ export interface Plan {
   requeueAfterMs?: number;
   /** Run again with exponential backoff (a problem that may clear by itself). */
   backoff?: boolean;
+  /** Queries due now: run them and reconcile again with their outcomes in world.measurements. */
+  measure?: MeasureRequest[];
 }

@@ -1,0 +1,294 @@
+import { describe, expect, it } from "vitest";
+import { ANNOTATIONS, FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
+import type { QueryOutcome } from "../analysis/assess.ts";
+import { reconcile } from "./reconcile.ts";
+import type { EventSpec, Plan } from "./types.ts";
+
+/**
+ * Drives reconcile the way the controller does (measure, then decide; write status; requeue),
+ * on a simulated clock. `metric` answers every query at the current time.
+ */
+class Sim {
+  obj: AIRollout;
+  now: number;
+  events: EventSpec[] = [];
+  queries: string[] = [];
+  actions: string[] = [];
+  metric: (query: string, now: number) => QueryOutcome = () => ({ kind: "value", value: 0.001 });
+
+  constructor(spec: Record<string, unknown>) {
+    this.now = Date.parse("2026-05-01T00:00:00Z");
+    this.obj = {
+      apiVersion: "airollout.dev/v1alpha1",
+      kind: "AIRollout",
+      metadata: { name: "bot", namespace: "ns", uid: "u", generation: 1, resourceVersion: "1", finalizers: [FINALIZER], annotations: {} },
+      spec,
+    };
+  }
+
+  /** One controller pass; returns the plan. */
+  pass(): Plan {
+    const now = new Date(this.now);
+    const world = { references: {} as Record<string, { exists: boolean; keys: string[] }>, measurements: {} as Record<string, QueryOutcome> };
+    let plan = reconcile({ object: this.obj, world, now });
+    if (plan.measure?.length) {
+      for (const m of plan.measure) {
+        this.queries.push(m.query);
+        world.measurements[m.key] = this.metric(m.query, this.now);
+      }
+      plan = reconcile({ object: this.obj, world, now });
+    }
+    this.events.push(...plan.events);
+    this.actions.push(...plan.actions.map((a) => a.type));
+    if (plan.status) this.obj = { ...this.obj, status: plan.status };
+    return plan;
+  }
+
+  get status(): Status {
+    return this.obj.status ?? {};
+  }
+
+  /** Passes until the phase is reached or simulated time runs out (following requeues). */
+  runUntil(phases: string[], maxMs = 3_600_000): number {
+    const start = this.now;
+    for (let i = 0; i < 10_000; i++) {
+      const plan = this.pass();
+      if (phases.includes(this.status.phase ?? "")) return this.now - start;
+      const wait = plan.requeueAfterMs ?? 60_000;
+      this.now += Math.max(wait, 1);
+      if (this.now - start > maxMs) break;
+    }
+    throw new Error(`never reached ${phases.join("|")}; phase ${this.status.phase}: ${this.status.message}`);
+  }
+
+  annotate(key: string, value: string): void {
+    this.obj = { ...this.obj, metadata: { ...this.obj.metadata, annotations: { ...this.obj.metadata.annotations, [key]: value } } };
+  }
+
+  reasons(): string[] {
+    return this.events.map((e) => e.reason);
+  }
+}
+
+const analysis = {
+  prometheus: { address: "http://prom:9090" },
+  interval: "5s",
+  failureLimit: 2,
+  metrics: [{ name: "error-rate", query: 'sum(rate(errors{rollout="{{rollout}}"}[1m]))', successCondition: "result < 0.01" }],
+};
+const baseSpec = {
+  stable: { version: "v1", endpoint: "http://127.0.0.1:1/" },
+  candidate: { version: "v2", endpoint: "http://127.0.0.1:2/" },
+  analysis,
+  strategy: { steps: [{ setWeight: 10 }, { pause: { duration: "1m" } }, { analysis: {} }, { setWeight: 50 }, { analysis: {} }, { setWeight: 100 }] },
+};
+
+describe("canary state machine", () => {
+  it("healthy values: every step passes, weights rise in order, Succeeded", () => {
+    const sim = new Sim(baseSpec);
+    const weights: number[] = [];
+    for (let i = 0; i < 200 && sim.status.phase !== "Succeeded"; i++) {
+      const plan = sim.pass();
+      if (weights.at(-1) !== sim.status.canaryWeight) weights.push(sim.status.canaryWeight ?? 0);
+      sim.now += Math.max(plan.requeueAfterMs ?? 1000, 1);
+    }
+    expect(sim.status.phase).toBe("Succeeded");
+    expect(weights).toEqual([0, 10, 50, 100]);
+    expect(sim.status.stableVersion).toBe("v2");
+    expect(sim.reasons()).toEqual(expect.arrayContaining(["Initialized", "StepStarted", "Promoting", "Succeeded"]));
+    // Step analysis takes failureLimit + 1 = 3 measurements; two analysis steps.
+    expect(sim.queries).toHaveLength(6);
+    expect(sim.queries[0]).toBe('sum(rate(errors{rollout="bot"}[1m]))');
+    expect(sim.status.analysis!.history!.map((r) => [r.id, r.phase])).toEqual([
+      ["step-4-a0", "Successful"],
+      ["step-2-a0", "Successful"],
+    ]);
+    const ready = sim.status.conditions!.find((c) => c.type === "Ready")!;
+    expect(ready.message).toBe("v2 serves all traffic");
+  });
+
+  it("timed pause waits its duration; the pass asks to be requeued for its end", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { pause: { duration: "1m" } }, { setWeight: 100 }] } });
+    sim.pass();
+    const plan = sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Progressing", currentStep: 1, canaryWeight: 10 });
+    expect(plan.requeueAfterMs).toBe(60_000);
+    sim.now += 59_000;
+    sim.pass();
+    expect(sim.status.currentStep).toBe(1);
+    sim.now += 1_000;
+    sim.pass();
+    expect(sim.status.phase).toBe("Promoting");
+  });
+
+  it("an error-rate breach rolls back within interval x failureLimit, naming metric, query and value", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
+    sim.metric = () => ({ kind: "value", value: 0.2 });
+    sim.runUntil(["Progressing"]);
+    const start = sim.now;
+    sim.runUntil(["RollingBack"]);
+    expect(sim.now - start).toBeLessThanOrEqual(5_000 * 2);
+    expect(sim.status.canaryWeight).toBe(0);
+    const degraded = sim.status.conditions!.find((c) => c.type === "Degraded")!;
+    expect(degraded).toMatchObject({ status: "True", reason: "AnalysisFailed" });
+    expect(degraded.message).toContain('metric "error-rate"');
+    expect(degraded.message).toContain("0.2");
+    expect(degraded.message).toContain('sum(rate(errors{rollout="bot"}[1m]))');
+    expect(sim.actions).toContain("destroyEnvironments");
+    sim.runUntil(["RolledBack"]);
+    expect(sim.events.filter((e) => e.type === "Warning").map((e) => e.reason)).toEqual(["AnalysisFailed", "RolledBack"]);
+    const warn = sim.events.find((e) => e.reason === "AnalysisFailed")!;
+    expect(warn.message).toContain("error-rate");
+    // Terminal: more passes change nothing.
+    const before = JSON.stringify(sim.status);
+    sim.now += 600_000;
+    const plan = sim.pass();
+    expect(plan.events).toEqual([]);
+    expect(JSON.stringify(sim.status)).toBe(before);
+  });
+
+  it.each([
+    ["empty result", { kind: "empty" } as QueryOutcome],
+    ["NaN", { kind: "value", value: NaN } as QueryOutcome],
+  ])("%s is Inconclusive -> Paused, never promoted; promote by hand continues", (_name, outcome) => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
+    sim.metric = () => outcome;
+    sim.runUntil(["Paused"]);
+    expect(sim.status.pauseReason).toBe("AnalysisInconclusive");
+    expect(sim.status.canaryWeight).toBe(10);
+    sim.now += 3_600_000;
+    sim.pass();
+    expect(sim.status.phase).toBe("Paused");
+    expect(sim.status.currentStep).toBe(1);
+    sim.annotate(ANNOTATIONS.promote, "step-1");
+    sim.metric = () => ({ kind: "value", value: 0.001 });
+    sim.runUntil(["Succeeded"]);
+    expect(sim.reasons()).toContain("Promoted");
+  });
+
+  it("a human promote acts once per annotation value", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ pause: {} }, { pause: {} }, { pause: {} }, { setWeight: 100 }] } });
+    sim.runUntil(["Paused"]);
+    sim.annotate(ANNOTATIONS.promote, "step-a");
+    sim.pass();
+    sim.pass();
+    sim.pass();
+    expect(sim.status.currentStep).toBe(1);
+    sim.annotate(ANNOTATIONS.promote, "step-b");
+    sim.pass();
+    expect(sim.status.currentStep).toBe(2);
+    sim.annotate(ANNOTATIONS.promote, "full-c");
+    sim.runUntil(["Succeeded"]);
+  });
+
+  it("measurement errors within consecutiveErrorLimit do not stop the step; beyond it the rollout pauses (no rollback)", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
+    let calls = 0;
+    sim.metric = () => (++calls <= 2 ? { kind: "error", message: "connect ECONNREFUSED 127.0.0.1:9090" } : { kind: "value", value: 0.001 });
+    sim.runUntil(["Succeeded"]);
+    expect(calls).toBe(5);
+
+    const down = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
+    down.metric = () => ({ kind: "error", message: "connect ECONNREFUSED 127.0.0.1:9090" });
+    down.runUntil(["Paused"]);
+    expect(down.status.pauseReason).toBe("AnalysisError");
+    expect(down.status.message).toContain("ECONNREFUSED");
+    expect(down.status.canaryWeight).toBe(10);
+  });
+
+  it("abort rolls back from any step; retry restarts from step 1 without deleting anything", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }] } });
+    sim.runUntil(["Paused"]);
+    sim.annotate(ANNOTATIONS.abort, "x1");
+    sim.runUntil(["RolledBack"]);
+    expect(sim.status).toMatchObject({ abort: true, canaryWeight: 0 });
+    expect(sim.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "Aborted" });
+    sim.annotate(ANNOTATIONS.retry, "r1");
+    sim.pass();
+    expect(sim.status).toMatchObject({ attempt: 1, abort: false });
+    expect(sim.reasons()).toContain("Retry");
+    sim.runUntil(["Paused"]);
+    expect(sim.status.currentStep).toBe(1);
+    expect(sim.status.canaryWeight).toBe(30);
+    expect(sim.status.conditions!.find((c) => c.type === "Degraded")!.status).toBe("False");
+    // The same retry value again does nothing.
+    sim.annotate(ANNOTATIONS.abort, "x2");
+    sim.runUntil(["RolledBack"]);
+    sim.pass();
+    expect(sim.status.phase).toBe("RolledBack");
+  });
+
+  it("background analysis from a starting step rolls back on failure mid-pause", () => {
+    const spec = {
+      ...baseSpec,
+      analysis: { ...analysis, background: { startingStep: 1 } },
+      strategy: { steps: [{ setWeight: 10 }, { setWeight: 20 }, { pause: { duration: "10m" } }, { setWeight: 100 }] },
+    };
+    const sim = new Sim(spec);
+    sim.metric = (_q, now) => ({ kind: "value", value: now - sim.now >= 0 && sim.queries.length > 3 ? 0.5 : 0.001 });
+    sim.runUntil(["RollingBack"]);
+    expect(sim.status.currentStep).toBe(2);
+    expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("background analysis");
+  });
+
+  it("spec.paused holds the rollout and resumes when cleared", () => {
+    const sim = new Sim({ ...baseSpec, paused: true, strategy: { steps: [{ setWeight: 10 }, { setWeight: 100 }] } });
+    sim.pass();
+    sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Paused", pauseReason: "SpecPaused" });
+    sim.obj = { ...sim.obj, spec: { ...baseSpec, paused: false, strategy: { steps: [{ setWeight: 10 }, { setWeight: 100 }] } } };
+    sim.runUntil(["Succeeded"]);
+  });
+
+  it("a shadow step mirrors (shadowEnabled) for its duration, then judges the shadow mismatch rate", () => {
+    const spec = { ...baseSpec, shadow: { maxMismatchRate: 0.05 }, strategy: { steps: [{ shadow: { duration: "2m" } }, { setWeight: 100 }] } };
+    const sim = new Sim(spec);
+    sim.pass();
+    sim.pass();
+    expect(sim.status).toMatchObject({ phase: "ShadowTesting", shadowEnabled: true, canaryWeight: 0 });
+    sim.metric = (q) => ({ kind: "value", value: q.includes("shadow") ? 0.2 : 0 });
+    sim.runUntil(["RollingBack"]);
+    expect(sim.status.shadowEnabled).toBe(false);
+    expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("shadow-mismatch-rate");
+  });
+
+  it("an analysis naming an unknown metric or a bad condition is Degraded naming the metric and field", () => {
+    const bad = new Sim({ ...baseSpec, analysis: { ...analysis, metrics: [{ name: "lat", query: "up", successCondition: "result <" }] }, strategy: { steps: [{ analysis: {} }] } });
+    bad.pass();
+    const d = bad.status.conditions!.find((c) => c.type === "Degraded")!;
+    expect(d).toMatchObject({ status: "True", reason: "InvalidAnalysis" });
+    expect(d.message).toContain('metric "lat": successCondition');
+
+    const unknownVar = new Sim({ ...baseSpec, analysis: { ...analysis, metrics: [{ name: "q", query: 'up{x="{{colour}}"}', max: 1 }] }, strategy: { steps: [{ analysis: {} }] } });
+    unknownVar.pass();
+    expect(unknownVar.status.conditions!.find((c) => c.type === "Degraded")!.message).toContain("colour");
+
+    const missing = new Sim({ ...baseSpec, strategy: { steps: [{ analysis: { metrics: ["nope"] } }] } });
+    missing.pass();
+    expect(missing.status.conditions!.find((c) => c.type === "Degraded")!.message).toContain('"nope"');
+  });
+
+  it("a new candidate revision mid-rollout restarts from the first step", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }] } });
+    sim.runUntil(["Paused"]);
+    sim.obj = { ...sim.obj, metadata: { ...sim.obj.metadata, generation: 2 }, spec: { ...baseSpec, candidate: { version: "v3", endpoint: "http://127.0.0.1:3/" }, strategy: { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }] } } };
+    sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Initialized", currentStep: 0, canaryWeight: 0, candidateVersion: "v3" });
+    expect(sim.reasons()).toContain("NewRevision");
+  });
+});
+
+describe("bad queries", () => {
+  it("a query Prometheus rejects stops at once with a Degraded condition quoting its error, no hot loop", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
+    sim.metric = () => ({ kind: "error", message: "bad_data: 1:14: parse error: unexpected end of input", permanent: true });
+    sim.runUntil(["Paused"]);
+    expect(sim.queries).toHaveLength(1);
+    const d = sim.status.conditions!.find((c) => c.type === "Degraded")!;
+    expect(d).toMatchObject({ status: "True", reason: "InvalidQuery" });
+    expect(d.message).toContain("bad_data: 1:14: parse error");
+    const plan = sim.pass();
+    expect(plan.measure ?? []).toEqual([]);
+    expect(plan.requeueAfterMs).toBeUndefined();
+  });
+});

@@ -1,0 +1,419 @@
+/**
+ * The canary state machine (pure): from an initialised status, run the steps.
+ *
+ *   Initialized -> ShadowTesting | Progressing (step i: shadow, setWeight, pause, analysis)
+ *     -> Promoting -> Succeeded
+ *   analysis Failed (or abort)      -> RollingBack -> RolledBack
+ *   analysis Inconclusive or Error  -> Paused (waits for a human: promote, abort)
+ *   pause without duration          -> Paused (waits for promote)
+ *
+ * Fail closed: a step analysis completes only on a Successful run, and a run is Successful only
+ * with at least one successful measurement per metric. A measurement error is not evidence
+ * against the candidate, so an analysis that errors pauses instead of rolling back.
+ *
+ * Measurements are I/O: a pass asks for the queries that are due (plan.measure); the controller
+ * runs them and calls reconcile again with the outcomes in world.measurements.
+ */
+import { ANNOTATIONS, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status } from "../api/schema.ts";
+import {
+  concludeMetric,
+  judgeMeasurement,
+  newMetricStatus,
+  nextMeasurementDue,
+  recordMeasurement,
+  renderMetricQuery,
+  resolveAnalysis,
+  summarizeRun,
+  type AnalysisRunStatus,
+  type ResolvedMetric,
+  type SpecError,
+} from "../analysis/assess.ts";
+import { formatDuration, parseDuration } from "../api/duration.ts";
+import { setCondition } from "./conditions.ts";
+import { ConditionType, Reason } from "./reasons.ts";
+import type { EventSpec, MeasureRequest, Observed, Plan } from "./types.ts";
+
+/** Metrics of a rollout, resolved once per pass: for step runs (count defaults) and background. */
+export interface ResolvedAnalysis {
+  step: Map<string, ResolvedMetric>;
+  background: Map<string, ResolvedMetric>;
+  shadow?: ResolvedMetric;
+  errors: SpecError[];
+}
+
+/**
+ * Resolves spec.analysis. Step analysis takes failureLimit+1 measurements unless a metric sets
+ * count, so a breach can be confirmed before rollback; background metrics run until the end.
+ */
+export function resolveRolloutAnalysis(spec: Spec): ResolvedAnalysis {
+  const out: ResolvedAnalysis = { step: new Map(), background: new Map(), errors: [] };
+  const a = spec.analysis;
+  if (!a) return out;
+  const step = resolveAnalysis(a, { defaultCount: a.failureLimit + 1 });
+  out.errors.push(...step.errors);
+  for (const m of step.metrics) out.step.set(m.name, m);
+  if (a.background) {
+    const bg = resolveAnalysis(a, {});
+    for (const m of bg.metrics) if (!a.background.metrics?.length || a.background.metrics.includes(m.name)) out.background.set(m.name, m);
+    for (const name of a.background.metrics ?? []) {
+      if (!out.step.has(name)) out.errors.push({ metric: name, field: "background.metrics", message: `spec.analysis.background.metrics: no metric named "${name}"` });
+    }
+  }
+  for (const s of spec.strategy.steps) {
+    for (const name of s.analysis?.metrics ?? []) {
+      if (!out.step.has(name) && !out.errors.some((e) => e.metric === name)) {
+        out.errors.push({ metric: name, field: "strategy.steps.analysis.metrics", message: `spec.strategy.steps: analysis names metric "${name}", which spec.analysis.metrics does not define` });
+      }
+    }
+  }
+  if (spec.strategy.steps.some((s) => s.shadow)) {
+    const max = spec.shadow?.maxMismatchRate ?? 0.05;
+    const r = resolveAnalysis({ ...a, metrics: [{ name: "shadow-mismatch-rate", templateRef: "shadow-mismatch-rate", max, onEmpty: "Inconclusive" }] }, { defaultCount: 1 });
+    if (r.metrics[0]) out.shadow = r.metrics[0];
+    out.errors.push(...r.errors);
+  }
+  return out;
+}
+
+interface Ctx {
+  obs: Observed;
+  spec: Spec;
+  steps: ResolvedStep[];
+  analysis: ResolvedAnalysis;
+  now: Date;
+  status: Status;
+  events: EventSpec[];
+  actions: Plan["actions"];
+  measure: MeasureRequest[];
+  wakeAt: number[];
+}
+
+const TERMINAL: ReadonlySet<Phase> = new Set(["Succeeded", "RolledBack"]);
+const iso = (d: Date) => d.toISOString();
+
+function transition(ctx: Ctx, to: Phase, reason: string, message: string, type: "Normal" | "Warning" = "Normal"): void {
+  const from = ctx.status.phase ?? "Pending";
+  ctx.status.phase = to;
+  ctx.status.message = message;
+  if (to === "Paused") ctx.status.pauseReason = reason;
+  else delete ctx.status.pauseReason;
+  // Every phase change and every new step is an Event; the key makes replays idempotent.
+  if (from !== to || reason === Reason.StepStarted) {
+    ctx.events.push({
+      type,
+      reason,
+      message,
+      dedupeKey: `a${ctx.status.attempt ?? 0}/g${ctx.obs.object.metadata.generation}/${ctx.status.revision}/s${ctx.status.currentStep}/${from}->${to}`,
+    });
+  }
+}
+
+function target(ctx: Ctx) {
+  const m = ctx.obs.object.metadata;
+  return { rollout: m.name, namespace: m.namespace, stable: ctx.spec.stable.version, candidate: ctx.spec.candidate.version };
+}
+
+function newRun(ctx: Ctx, id: string, metrics: ResolvedMetric[], step?: number): AnalysisRunStatus {
+  return {
+    id,
+    ...(step !== undefined ? { step } : {}),
+    phase: "Running",
+    startedAt: iso(ctx.now),
+    metrics: metrics.map((m) => newMetricStatus(m.name, renderMetricQuery(m, target(ctx)))),
+  };
+}
+
+/**
+ * Advances a run by the measurements due now. Without an outcome for a due metric the pass asks
+ * for it (ctx.measure) and the run stays as it is.
+ */
+function stepRun(ctx: Ctx, run: AnalysisRunStatus, metrics: Map<string, ResolvedMetric>): AnalysisRunStatus {
+  if (run.phase !== "Running" && run.phase !== "Pending") return run;
+  const next: AnalysisRunStatus = { ...run, metrics: [...run.metrics] };
+  const timeoutMs = parseDuration(ctx.spec.analysis?.prometheus.timeout ?? "10s");
+  next.metrics = run.metrics.map((ms) => {
+    const m = metrics.get(ms.name);
+    if (!m) return ms;
+    const due = nextMeasurementDue(ms, m.intervalMs, m.initialDelayMs, ctx.now, new Date(run.startedAt));
+    if (!due) return ms;
+    if (due.waitMs > 0) {
+      ctx.wakeAt.push(due.at.getTime());
+      return ms;
+    }
+    const key = `${run.id}/${ms.name}`;
+    const outcome = ctx.obs.world.measurements?.[key];
+    if (!outcome) {
+      ctx.measure.push({ key, query: ms.query ?? renderMetricQuery(m, target(ctx)), address: ctx.spec.analysis!.prometheus.address, timeoutMs });
+      ctx.wakeAt.push(ctx.now.getTime() + m.intervalMs);
+      return ms;
+    }
+    let recorded = recordMeasurement(ms, judgeMeasurement(m, outcome, ctx.now), m);
+    if (outcome.kind === "error" && outcome.permanent) {
+      // Prometheus rejected the query itself: retrying cannot help, so stop now and say why.
+      recorded = { ...recorded, phase: "Error", message: `query rejected by Prometheus: ${outcome.message}` };
+      ctx.status.conditions = setCondition(
+        ctx.status.conditions,
+        { type: ConditionType.Degraded, status: "True", reason: Reason.InvalidQuery, message: `metric "${ms.name}": ${outcome.message}; query: ${recorded.query ?? ""}` },
+        ctx.now,
+        ctx.obs.object.metadata.generation,
+      );
+    }
+    if (recorded.phase === "Running") ctx.wakeAt.push(ctx.now.getTime() + m.intervalMs);
+    return recorded;
+  });
+  // The worst metric decides: one Failed metric ends the run at once, as in Argo Rollouts.
+  const summary = summarizeRun(next.metrics);
+  if (summary.phase === "Running" || summary.phase === "Pending") {
+    next.phase = "Running";
+  } else {
+    next.phase = summary.phase;
+    next.finishedAt = iso(ctx.now);
+  }
+  return next;
+}
+
+function archive(ctx: Ctx, run: AnalysisRunStatus | undefined): void {
+  if (!run) return;
+  const limit = ctx.spec.analysis?.historyLimit ?? 10;
+  const done = run.phase === "Running" || run.phase === "Pending" ? { ...run, phase: summarizeRun(run.metrics.map(concludeMetric)).phase, finishedAt: iso(ctx.now) } : run;
+  const history = [done, ...(ctx.status.analysis?.history ?? []).filter((r) => r.id !== run.id)].slice(0, limit);
+  ctx.status.analysis = { ...ctx.status.analysis, history };
+}
+
+function setRun(ctx: Ctx, which: "current" | "background", run: AnalysisRunStatus | undefined): void {
+  const a = { ...ctx.status.analysis };
+  if (run) a[which] = run;
+  else delete a[which];
+  ctx.status.analysis = a;
+}
+
+/** Why the run stopped, naming the metric, its query and its value (for conditions and Events). */
+function runMessage(run: AnalysisRunStatus): string {
+  return summarizeRun(run.metrics).message;
+}
+
+function rollBack(ctx: Ctx, reason: string, message: string): void {
+  ctx.status.canaryWeight = 0;
+  ctx.status.shadowEnabled = false;
+  archive(ctx, ctx.status.analysis?.current);
+  setRun(ctx, "current", undefined);
+  archive(ctx, ctx.status.analysis?.background);
+  setRun(ctx, "background", undefined);
+  transition(ctx, "RollingBack", reason, `Rolling back: ${message}`, "Warning");
+  ctx.status.conditions = setCondition(ctx.status.conditions, { type: ConditionType.Degraded, status: "True", reason, message }, ctx.now, ctx.obs.object.metadata.generation);
+  ctx.actions.push({ type: "destroyEnvironments", reason: "rollback" });
+}
+
+function pause(ctx: Ctx, reason: string, message: string): void {
+  if (ctx.status.phase !== "Paused") ctx.status.pauseStartedAt = iso(ctx.now);
+  transition(ctx, "Paused", reason, message, reason === Reason.PauseStep ? "Normal" : "Warning");
+}
+
+/** Enters step i (or promotion after the last step). */
+function enterStep(ctx: Ctx, i: number): void {
+  ctx.status.currentStep = i;
+  ctx.status.stepStartedAt = iso(ctx.now);
+  delete ctx.status.pauseStartedAt;
+  archive(ctx, ctx.status.analysis?.current);
+  setRun(ctx, "current", undefined);
+  if (i >= ctx.steps.length) {
+    ctx.status.canaryWeight = 100;
+    ctx.status.shadowEnabled = false;
+    transition(ctx, "Promoting", Reason.Promoting, `All ${ctx.steps.length} steps done: promoting ${ctx.spec.candidate.version}`);
+    return;
+  }
+  const step = ctx.steps[i]!;
+  if (step.type === "setWeight") ctx.status.canaryWeight = step.weight ?? 0;
+  ctx.status.shadowEnabled = step.type === "shadow";
+  const desc = describeStep(step);
+  transition(ctx, step.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.StepStarted, `Step ${i + 1}/${ctx.steps.length}: ${desc}`);
+}
+
+function describeStep(s: ResolvedStep): string {
+  switch (s.type) {
+    case "setWeight":
+      return `setWeight ${s.weight}`;
+    case "pause":
+      return s.durationSeconds !== undefined ? `pause ${formatDuration(s.durationSeconds * 1000)}` : "pause until promoted";
+    case "shadow":
+      return `shadow${s.durationSeconds !== undefined ? ` ${formatDuration(s.durationSeconds * 1000)}` : ""}: mirroring traffic to the candidate and diffing its answers`;
+    case "analysis":
+      return `analysis (${(s.metrics ?? []).join(", ")})`;
+  }
+}
+
+/** Whether the current step is complete; may start runs, ask for measurements or pause. */
+function stepComplete(ctx: Ctx, promoted: boolean): boolean | "stop" {
+  const i = ctx.status.currentStep ?? 0;
+  const step = ctx.steps[i]!;
+  if (promoted) return true;
+  const started = Date.parse(ctx.status.stepStartedAt ?? iso(ctx.now));
+  const elapsed = (ms: number) => {
+    if (ctx.now.getTime() - started >= ms) return true;
+    ctx.wakeAt.push(started + ms);
+    return false;
+  };
+  switch (step.type) {
+    case "setWeight":
+      return true;
+    case "pause":
+      if (step.durationSeconds === undefined) {
+        pause(ctx, Reason.PauseStep, `Step ${i + 1}/${ctx.steps.length}: paused until promoted (kubectl airollout promote ${ctx.obs.object.metadata.name})`);
+        return "stop";
+      }
+      return elapsed(step.durationSeconds * 1000);
+    case "shadow": {
+      if (step.durationSeconds !== undefined && !elapsed(step.durationSeconds * 1000)) return false;
+      if (!ctx.analysis.shadow) return true;
+      return judgeStepRun(ctx, `shadow-${i}`, new Map([["shadow-mismatch-rate", ctx.analysis.shadow]]), i);
+    }
+    case "analysis": {
+      const names = step.metrics ?? [];
+      const metrics = new Map([...ctx.analysis.step].filter(([n]) => names.includes(n)));
+      return judgeStepRun(ctx, `step-${i}`, metrics, i);
+    }
+  }
+}
+
+function judgeStepRun(ctx: Ctx, idBase: string, metrics: Map<string, ResolvedMetric>, i: number): boolean | "stop" {
+  const id = `${idBase}-a${ctx.status.attempt ?? 0}`;
+  let run = ctx.status.analysis?.current;
+  if (!run || run.id !== id) run = newRun(ctx, id, [...metrics.values()], i);
+  run = stepRun(ctx, run, metrics);
+  setRun(ctx, "current", run);
+  switch (run.phase) {
+    case "Successful":
+      return true;
+    case "Failed":
+      rollBack(ctx, Reason.AnalysisFailed, runMessage(run));
+      return "stop";
+    case "Inconclusive":
+      pause(ctx, Reason.AnalysisInconclusive, `Analysis inconclusive, waiting for a human (promote or abort): ${runMessage(run)}`);
+      return "stop";
+    case "Error":
+      pause(ctx, Reason.AnalysisError, `Analysis could not measure, waiting for a human (promote or abort): ${runMessage(run)}`);
+      return "stop";
+    default:
+      return false;
+  }
+}
+
+/** Background analysis: runs from startingStep through the last step; failure rolls back. */
+function background(ctx: Ctx): boolean {
+  const bg = ctx.spec.analysis?.background;
+  if (!bg || ctx.analysis.background.size === 0) return true;
+  if ((ctx.status.currentStep ?? 0) < bg.startingStep) return true;
+  const id = `background-a${ctx.status.attempt ?? 0}`;
+  let run = ctx.status.analysis?.background;
+  if (!run || run.id !== id) run = newRun(ctx, id, [...ctx.analysis.background.values()]);
+  run = stepRun(ctx, run, ctx.analysis.background);
+  setRun(ctx, "background", run);
+  if (run.phase === "Failed") {
+    rollBack(ctx, Reason.AnalysisFailed, `background analysis: ${runMessage(run)}`);
+    return false;
+  }
+  if (run.phase === "Inconclusive" || run.phase === "Error") {
+    pause(ctx, run.phase === "Error" ? Reason.AnalysisError : Reason.AnalysisInconclusive, `Background analysis ${run.phase === "Error" ? "could not measure" : "inconclusive"}, waiting for a human: ${runMessage(run)}`);
+    return false;
+  }
+  return true;
+}
+
+/** A new value of one of the human-control annotations, or undefined. */
+function request(obj: AIRollout, status: Status, kind: keyof typeof ANNOTATIONS): string | undefined {
+  const v = obj.metadata.annotations?.[ANNOTATIONS[kind]];
+  if (!v || status.handled?.[kind] === v) return undefined;
+  return v;
+}
+
+/** Runs the state machine from an initialised status. Mutates nothing it was given. */
+export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "requeueAfterMs"> {
+  const ctx: Ctx = { obs, spec, steps, analysis, now: obs.now, status: structuredClone(prev), events: [], actions: [], measure: [], wakeAt: [] };
+  const obj = obs.object;
+  const gen = obj.metadata.generation;
+  const s = ctx.status;
+
+  const abort = request(obj, s, "abort");
+  const retry = request(obj, s, "retry");
+  const promote = request(obj, s, "promote");
+  if (abort) s.handled = { ...s.handled, abort };
+  if (retry) s.handled = { ...s.handled, retry };
+  if (promote) s.handled = { ...s.handled, promote };
+
+  if (retry && s.phase === "RolledBack") {
+    s.attempt = (s.attempt ?? 0) + 1;
+    s.abort = false;
+    delete s.analysis;
+    transition(ctx, "Initialized", Reason.Retry, `Retry ${s.attempt}: restarting from step 1`);
+    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.Retry, message: "" }, ctx.now, gen);
+  }
+  if (abort && !TERMINAL.has(s.phase ?? "Pending") && s.phase !== "RollingBack") {
+    s.abort = true;
+    rollBack(ctx, Reason.Aborted, `aborted by a human (annotation ${ANNOTATIONS.abort}=${abort})`);
+  }
+
+  const phase = s.phase ?? "Initialized";
+  if (phase === "RollingBack") {
+    transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `Rolled back to ${spec.stable.version}; candidate ${spec.candidate.version} gets no traffic`, "Warning");
+  } else if (phase === "Promoting") {
+    s.stableVersion = spec.candidate.version;
+    transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
+  } else if (!TERMINAL.has(phase)) {
+    if (phase === "Initialized") enterStep(ctx, 0);
+    if (promote !== undefined) {
+      // A human's promote also clears a background run that stopped the rollout.
+      const bg = s.analysis?.background;
+      if (bg && (bg.phase === "Inconclusive" || bg.phase === "Error")) {
+        archive(ctx, bg);
+        setRun(ctx, "background", undefined);
+      }
+    }
+    let promotedStep = promote !== undefined && /^step/.test(promote);
+    if (promote !== undefined && /^full/.test(promote)) {
+      enterStep(ctx, steps.length);
+    } else if (spec.paused && !promotedStep) {
+      if (s.phase !== "Paused") pause(ctx, Reason.SpecPaused, "Paused by spec.paused");
+    } else {
+      if (s.phase === "Paused" && !promotedStep && s.pauseReason === Reason.SpecPaused) {
+        transition(ctx, steps[s.currentStep ?? 0]?.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.Resumed, "Resumed: spec.paused is false");
+      }
+      // A paused rollout moves only when promoted; each loop turn completes at most one step.
+      for (let guard = 0; guard <= steps.length && s.phase !== "Promoting"; guard++) {
+        if (s.phase === "Paused" && !promotedStep) break;
+        if (!background(ctx)) break;
+        const done = stepComplete(ctx, promotedStep);
+        if (done !== true) break;
+        if (promotedStep) {
+          ctx.events.push({ type: "Normal", reason: Reason.Promoted, message: `Step ${(s.currentStep ?? 0) + 1} promoted by a human`, dedupeKey: `promote/${promote}` });
+        }
+        promotedStep = false;
+        enterStep(ctx, (s.currentStep ?? 0) + 1);
+      }
+    }
+  }
+
+  // Conditions follow the phase.
+  const p = s.phase!;
+  const healthy = p !== "RollingBack" && p !== "RolledBack";
+  if (healthy && p !== "Paused") {
+    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" }, ctx.now, gen);
+  }
+  s.conditions = setCondition(
+    s.conditions,
+    p === "Succeeded" || p === "RolledBack"
+      ? { type: ConditionType.Progressing, status: "False", reason: p === "Succeeded" ? Reason.Succeeded : Reason.RolledBack, message: s.message ?? "" }
+      : p === "Paused"
+        ? { type: ConditionType.Progressing, status: "Unknown", reason: Reason.Paused, message: s.message ?? "" }
+        : { type: ConditionType.Progressing, status: "True", reason: Reason.StepStarted, message: s.message ?? "" },
+    ctx.now,
+    gen,
+  );
+  const servingVersion = p === "Succeeded" ? spec.candidate.version : spec.stable.version;
+  s.conditions = setCondition(s.conditions, { type: ConditionType.Ready, status: "True", reason: Reason.AsExpected, message: `${servingVersion} serves ${p === "Succeeded" ? "all" : `${100 - (s.canaryWeight ?? 0)}% of`} traffic` }, ctx.now, gen);
+
+  // A phase that moves on by itself next pass (RollingBack, Promoting) runs again at once.
+  if (p === "RollingBack" || p === "Promoting") ctx.wakeAt.push(ctx.now.getTime());
+  const future = ctx.wakeAt.filter((t) => Number.isFinite(t));
+  const requeueAfterMs = future.length ? Math.max(0, Math.min(...future) - ctx.now.getTime()) : undefined;
+  return { status: s, events: ctx.events, actions: ctx.actions, measure: ctx.measure, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
+}
