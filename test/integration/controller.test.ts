@@ -82,35 +82,38 @@ describe("controller", () => {
 
   it("initialises an applied AIRollout: status, observedGeneration, conditions, one Event, printer columns", async () => {
     kubectlOk(["apply", "-f", "-"], manifest(ns, "triage-bot"));
-    const obj = await waitFor("status Initialized", async () => {
+    const obj = await waitFor("status initialised and the first step started", async () => {
       const o = await getRollout(ns, "triage-bot");
-      return o.status?.phase === "Initialized" ? o : undefined;
+      return o.status?.phase === "ShadowTesting" ? o : undefined;
     });
     expect(obj.status!.observedGeneration).toBe(obj.metadata.generation);
-    expect(obj.status).toMatchObject({ currentStep: 0, stepCount: 7, canaryWeight: 0, stableVersion: "v1", candidateVersion: "v2" });
+    expect(obj.status).toMatchObject({ currentStep: 0, stepCount: 7, canaryWeight: 0, shadowEnabled: true, stableVersion: "v1", candidateVersion: "v2" });
+    expect(obj.status!.steps!.map((s) => s.type)).toEqual(["shadow", "setWeight", "pause", "analysis", "setWeight", "pause", "setWeight"]);
     expect(obj.metadata.finalizers).toContain("airollout.dev/environments");
     const types = Object.fromEntries(obj.status!.conditions!.map((c) => [c.type, c.status]));
     expect(types).toEqual({ Ready: "True", Progressing: "True", Degraded: "False" });
-    const events = await waitFor("Initialized event", async () => {
+    const events = await waitFor("Initialized and StepStarted events", async () => {
       const evs = await eventsFor(ns, "triage-bot");
-      return evs.some((e) => e.reason === "Initialized") ? evs : undefined;
+      return evs.some((e) => e.reason === "Initialized") && evs.some((e) => e.reason === "StepStarted") ? evs : undefined;
     });
     expect(events.filter((e) => e.reason === "Initialized")).toHaveLength(1);
+    expect(events.filter((e) => e.reason === "StepStarted")).toHaveLength(1);
 
     const table = kubectlOk(["get", "air", "-n", ns]);
     const header = table.split("\n")[0]!;
     for (const col of ["NAME", "PHASE", "WEIGHT", "STEP", "SHADOW MISMATCH", "AGE"]) expect(header).toContain(col);
-    expect(table.split("\n")[1]).toMatch(/^triage-bot\s+Initialized\s+0\s+0\s/);
+    expect(table.split("\n")[1]).toMatch(/^triage-bot\s+ShadowTesting\s+0\s+0\s/);
     expect(main.has((l) => l.rollout === `${ns}/triage-bot` && l.msg === "phase changed")).toBe(true);
   });
 
-  it("bumps observedGeneration on a spec change without a new Event when the candidate is unchanged", async () => {
+  it("bumps observedGeneration on a strategy change without restarting when the candidate is unchanged", async () => {
     kubectlOk(["patch", "air", "triage-bot", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { strategy: { steps: [{ setWeight: 10 }, { setWeight: 100 }] } } })]);
     const obj = await waitFor("observedGeneration 2", async () => {
       const o = await getRollout(ns, "triage-bot");
       return o.status?.observedGeneration === 2 ? o : undefined;
     });
     expect(obj.status!.stepCount).toBe(2);
+    expect(obj.status!.revision).toBeDefined();
     expect((await eventsFor(ns, "triage-bot")).filter((e) => e.reason === "Initialized" || e.reason === "NewRevision")).toHaveLength(1);
   });
 
@@ -138,7 +141,7 @@ describe("controller", () => {
     kubectlOk(["create", "secret", "generic", "hook-hmac", "-n", ns, "--from-literal=secret=s3cret"]);
     const ready = await waitFor("recovered", async () => {
       const o = await getRollout(ns, "signed");
-      return o.status?.phase === "Initialized" ? o : undefined;
+      return o.status?.phase === "ShadowTesting" ? o : undefined;
     }, 60_000);
     expect(ready.status!.conditions!.find((c) => c.type === "Degraded")!.status).toBe("False");
   });
@@ -154,7 +157,7 @@ describe("controller", () => {
     kubectlOk(["apply", "-f", "-"], manifest(ns, "after-restart"));
     const obj = await waitFor("reconciled after restart", async () => {
       const o = await getRollout(ns, "after-restart");
-      return o.status?.phase === "Initialized" ? o : undefined;
+      return o.status?.phase === "ShadowTesting" ? o : undefined;
     }, 60_000);
     expect(obj.status!.observedGeneration).toBe(1);
     expect(main.exited).toBe(false);
@@ -180,9 +183,9 @@ describe("controller killed mid-reconcile", () => {
 
     // The killed replica's lease has to expire (15 s) before the next one may act.
     const second = startController("successor", ns);
-    const obj = await waitFor("Initialized after restart", async () => {
+    const obj = await waitFor("initialised after restart", async () => {
       const o = await getRollout(ns, "crashy");
-      return o.status?.phase === "Initialized" ? o : undefined;
+      return o.status?.phase === "ShadowTesting" ? o : undefined;
     }, 60_000);
     expect(obj.status!.observedGeneration).toBe(1);
     const evs = (await eventsFor(ns, "crashy")).filter((e) => e.reason === "Initialized");
@@ -208,7 +211,7 @@ describe("leader election", () => {
     expect(lease.spec.holderIdentity).toBe(leader.id);
 
     kubectlOk(["apply", "-f", "-"], manifest(ns, "one"));
-    await waitFor("reconciled by the leader", async () => (await getRollout(ns, "one")).status?.phase === "Initialized");
+    await waitFor("reconciled by the leader", async () => (await getRollout(ns, "one")).status?.observedGeneration === 1);
     expect(standby.has((l) => l.rollout === `${ns}/one`)).toBe(false);
 
     const killedAt = Date.now();
@@ -217,7 +220,7 @@ describe("leader election", () => {
     const takeoverMs = Date.now() - killedAt;
     expect(takeoverMs).toBeLessThan(15_000 + 2 * 2000 + 2000);
     kubectlOk(["apply", "-f", "-"], manifest(ns, "two"));
-    await waitFor("reconciled by the new leader", async () => (await getRollout(ns, "two")).status?.phase === "Initialized");
+    await waitFor("reconciled by the new leader", async () => (await getRollout(ns, "two")).status?.observedGeneration === 1);
     console.log(`leader takeover after SIGKILL: ${(takeoverMs / 1000).toFixed(1)}s (lease 15s)`);
     await standby.stop();
   });

@@ -380,6 +380,11 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
       // A paused rollout moves only when promoted; each loop turn completes at most one step.
       for (let guard = 0; guard <= steps.length && s.phase !== "Promoting"; guard++) {
         if (s.phase === "Paused" && !promotedStep) break;
+        if ((s.currentStep ?? 0) >= steps.length) {
+          // The steps were edited to fewer than the rollout had already passed.
+          enterStep(ctx, steps.length);
+          break;
+        }
         if (!background(ctx)) break;
         const done = stepComplete(ctx, promotedStep);
         if (done !== true) break;
