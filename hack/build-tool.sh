@@ -82,21 +82,17 @@ build_kube() {
 
 build_pulumi() {
   local v=$PULUMI_VERSION out="$CACHE/bin/pulumi-$PULUMI_VERSION"
-  if [ -x "$out/pulumi" ] && [ -x "$out/pulumi-language-nodejs" ]; then echo "$out"; return; fi
+  if [ -x "$out/pulumi" ]; then echo "$out"; return; fi
   need_go
   local src="$CACHE/src/pulumi-$v"
   consumer "$src" airollout.local/pulumi
   timed "pulumi $v: resolving the CLI module" bash -c "cd '$src' && go get -tool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@$v"
-  # pulumi-language-nodejs has no tags of its own: take it at the commit of the CLI's tag.
-  local commit
-  commit=$(cd "$src" && go list -m -json "github.com/pulumi/pulumi/pkg/v3@$v" | sed -n 's/.*"Hash": "\([0-9a-f]*\)".*/\1/p' | head -1)
-  [ -n "$commit" ] || { log "could not find the commit of github.com/pulumi/pulumi/pkg/v3@$v"; exit 1; }
-  timed "pulumi $v: resolving pulumi-language-nodejs at ${commit:0:12}" bash -c "cd '$src' && go get -tool github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$commit"
   mkdir -p "$out.tmp"
-  if [ ! -x "$out.tmp/pulumi" ]; then
-    timed "pulumi $v: compiling the CLI (cold: 5-15 min on 2 cores)" bash -c "cd '$src' && go build -tags osusergo,grpcnotrace -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v' -o '$out.tmp/pulumi.part' github.com/pulumi/pulumi/pkg/v3/cmd/pulumi && mv '$out.tmp/pulumi.part' '$out.tmp/pulumi'"
-  fi
-  timed "pulumi $v: compiling pulumi-language-nodejs" bash -c "cd '$src' && go build -tags osusergo,grpcnotrace -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v' -o '$out.tmp/pulumi-language-nodejs' github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"
+  timed "pulumi $v: compiling the CLI (cold: 5-15 min on 2 cores)" bash -c "cd '$src' && go build -tags osusergo,grpcnotrace -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v' -o '$out.tmp/pulumi.part' github.com/pulumi/pulumi/pkg/v3/cmd/pulumi && mv '$out.tmp/pulumi.part' '$out.tmp/pulumi'"
+  # The Node.js language host (module .../sdk/nodejs/cmd/pulumi-language-nodejs/v3) has no tags
+  # and the module proxy answers 403 for its pseudo-versions, so it is not built. airollout runs
+  # its Pulumi program through the Automation API's inline programs, which host the Node.js
+  # language runtime in-process and need no language host binary (see README).
   rm -rf "$out"; mv "$out.tmp" "$out"
   echo "$out"
 }
@@ -123,12 +119,55 @@ build_pulumi_kubernetes() {
   echo "$out"
 }
 
+# build_kwok: kwok (sigs.k8s.io/kwok has no replace lines: a plain consumer module), its default
+# node and pod stages, and kube-scheduler, which the local control plane lacks and without which
+# no pod is ever bound to kwok's fake node. kube-scheduler is built in the kube consumer module
+# (it needs the same staging replace lines) and shares its build cache.
+build_kwok() {
+  local v=$KWOK_VERSION kv=$KUBE_VERSION out="$CACHE/bin/kwok-$KWOK_VERSION-kube-$KUBE_VERSION"
+  if [ -x "$out/kwok" ] && [ -x "$out/kube-scheduler" ] && [ -s "$out/stages.yaml" ]; then echo "$out"; return; fi
+  need_go
+  local src="$CACHE/src/kwok-$v"
+  consumer "$src" airollout.local/kwok
+  timed "kwok $v: resolving modules" bash -c "cd '$src' && go get -tool sigs.k8s.io/kwok/cmd/kwok@$v"
+  mkdir -p "$out.tmp"
+  if [ ! -x "$out.tmp/kwok" ]; then
+    timed "kwok $v: compiling kwok (cold: 3-8 min on 2 cores)" bash -c "cd '$src' && go build -ldflags '-s -w' -o '$out.tmp/kwok.part' sigs.k8s.io/kwok/cmd/kwok && mv '$out.tmp/kwok.part' '$out.tmp/kwok'"
+  fi
+  # The kwok binary has no stages of its own (kwokctl writes them into its config): take the
+  # "fast" node and pod stages and the lease heartbeat from the module, as kwokctl does.
+  local moddir; moddir=$(cd "$src" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  local f
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    [ -f "$moddir/kustomize/stage/$f" ] || { log "kwok $v: stage $f not found in $moddir"; exit 1; }
+    printf -- '---\n'; cat "$moddir/kustomize/stage/$f"
+  done > "$out.tmp/stages.yaml"
+  if [ ! -x "$out.tmp/kube-scheduler" ]; then
+    local ksrc="$CACHE/src/kubernetes-$kv" minor=${kv#v1.}; minor=${minor%%.*}
+    if ! grep -q '^replace' "$ksrc/go.mod" 2>/dev/null; then
+      consumer "$ksrc" airollout.local/kubernetes
+      timed "kubernetes $kv: downloading k8s.io/kubernetes go.mod" bash -c "cd '$ksrc' && go mod download -json k8s.io/kubernetes@$kv > kube.json"
+      local gomod reps; gomod=$(cd "$ksrc" && sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' kube.json)
+      reps=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9.-]*\) => ./staging/src/.*#\1#p' "$gomod")
+      [ -n "$reps" ] || { log "found no staging replace lines in $gomod"; exit 1; }
+      { echo; echo "replace ("; for m in $reps; do echo "	$m => $m v0.${kv#v1.}"; done; echo ")"; } >> "$ksrc/go.mod"
+    fi
+    timed "kubernetes $kv: resolving kube-scheduler" bash -c "cd '$ksrc' && go get -tool k8s.io/kubernetes/cmd/kube-scheduler@$kv"
+    local pkg="k8s.io/component-base/version"
+    local ld="-s -w -X $pkg.gitVersion=$kv -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    timed "kubernetes $kv: compiling kube-scheduler (cold: 3-10 min on 2 cores)" bash -c "cd '$ksrc' && go build -ldflags '$ld' -o '$out.tmp/kube-scheduler.part' k8s.io/kubernetes/cmd/kube-scheduler && mv '$out.tmp/kube-scheduler.part' '$out.tmp/kube-scheduler'"
+  fi
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  echo "$out"
+}
+
 case "${1:-}" in
   etcd) build_etcd ;;
   kube) build_kube ;;
   pulumi) build_pulumi ;;
   pulumi-kubernetes) build_pulumi_kubernetes ;;
+  kwok) build_kwok ;;
   controlplane) build_etcd >/dev/null; build_kube >/dev/null; echo "$CACHE/bin" ;;
   all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; echo "$CACHE/bin" ;;
-  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|controlplane|all" >&2; exit 2 ;;
+  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|kwok|controlplane|all" >&2; exit 2 ;;
 esac

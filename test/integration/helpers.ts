@@ -1,5 +1,7 @@
 /** Shared helpers for integration tests against the real local control plane. */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { inject } from "vitest";
@@ -72,7 +74,12 @@ export class ControllerProcess {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let buf = "";
+    // Every controller's log is kept on disk too, for a failed run's post-mortem.
+    const logDir = join(tmpdir(), "airollout-test-logs");
+    mkdirSync(logDir, { recursive: true });
+    const logFile = join(logDir, `${id}.log`);
     this.proc.stdout!.on("data", (d: Buffer) => {
+      appendFileSync(logFile, d);
       buf += d.toString();
       let i;
       while ((i = buf.indexOf("\n")) >= 0) {

@@ -44,11 +44,15 @@ export type MetricPhase = MetricStatus["phase"];
 export type RunPhase = AnalysisRunStatus["phase"];
 export type OnEmpty = NonNullable<MetricSpec["onEmpty"]>;
 
-/** What a provider returns for one query. */
+/**
+ * What a provider returns for one query. `permanent` marks an error in the spec (a PromQL
+ * syntax error, a query that returns a range vector): retrying cannot fix it, so the controller
+ * reports it in a condition instead of retrying hot.
+ */
 export type QueryOutcome =
   | { kind: "value"; value: number | readonly number[] }
   | { kind: "empty" }
-  | { kind: "error"; message: string };
+  | { kind: "error"; message: string; permanent?: boolean };
 
 /** The most recent measurements kept per metric in status. */
 export const MEASUREMENT_HISTORY = 10;

@@ -292,3 +292,18 @@ describe("bad queries", () => {
     expect(plan.requeueAfterMs).toBeUndefined();
   });
 });
+
+describe("background analysis during pauses", () => {
+  it("keeps measuring while paused for a human and rolls back on a breach", () => {
+    const spec = { ...baseSpec, analysis: { ...analysis, background: { startingStep: 0 } }, strategy: { steps: [{ setWeight: 20 }, { pause: {} }] } };
+    const sim = new Sim(spec);
+    sim.runUntil(["Paused"]);
+    const before = sim.queries.length;
+    sim.now += 5_000;
+    sim.pass();
+    expect(sim.queries.length).toBe(before + 1);
+    sim.metric = () => ({ kind: "value", value: 0.9 });
+    sim.runUntil(["RollingBack"]);
+    expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("background analysis");
+  });
+});

@@ -377,15 +377,19 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
       if (s.phase === "Paused" && !promotedStep && s.pauseReason === Reason.SpecPaused) {
         transition(ctx, steps[s.currentStep ?? 0]?.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.Resumed, "Resumed: spec.paused is false");
       }
+      // Background analysis keeps measuring through pauses, like Argo Rollouts'; a failure
+      // there rolls back even a rollout that waits for a human.
+      const pausedForAnalysis = s.phase === "Paused" && (s.pauseReason === Reason.AnalysisInconclusive || s.pauseReason === Reason.AnalysisError) && !promotedStep;
+      const bgOk = pausedForAnalysis || background(ctx);
       // A paused rollout moves only when promoted; each loop turn completes at most one step.
-      for (let guard = 0; guard <= steps.length && s.phase !== "Promoting"; guard++) {
+      for (let guard = 0; bgOk && guard <= steps.length && s.phase !== "Promoting"; guard++) {
         if (s.phase === "Paused" && !promotedStep) break;
         if ((s.currentStep ?? 0) >= steps.length) {
           // The steps were edited to fewer than the rollout had already passed.
           enterStep(ctx, steps.length);
           break;
         }
-        if (!background(ctx)) break;
+        if (guard > 0 && !background(ctx)) break;
         const done = stepComplete(ctx, promotedStep);
         if (done !== true) break;
         if (promotedStep) {
