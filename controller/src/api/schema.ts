@@ -504,6 +504,7 @@ export const StatusSchema = z
         compared: z.number().int().optional().describe("Shadow comparisons."),
         mismatched: z.number().int().optional().describe("Comparisons with a flagged field."),
         mismatchRate: z.string().optional().describe("mismatched / compared, as text for display."),
+        updatedAt: z.string().optional().describe("When these counts were last read from Prometheus."),
         noiseCompared: z.number().int().optional().describe("Stable-vs-stable comparisons."),
         noiseMismatched: z.number().int().optional().describe("Stable-vs-stable disagreements."),
         topFields: z

@@ -307,3 +307,35 @@ describe("background analysis during pauses", () => {
     expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("background analysis");
   });
 });
+
+describe("status extras", () => {
+  it("fills status.shadow from the gateway counters in Prometheus while shadowing", () => {
+    const spec = { ...baseSpec, strategy: { steps: [{ shadow: { duration: "10m" } }, { setWeight: 100 }] } };
+    const sim = new Sim(spec);
+    sim.metric = (q) => ({ kind: "value", value: q.includes("comparisons_total") ? [200] : q.includes("mismatches_total") ? [10] : 0 });
+    sim.pass();
+    sim.pass();
+    expect(sim.status.shadow).toMatchObject({ compared: 200, mismatched: 10, mismatchRate: "5.0%" });
+    const n = sim.queries.length;
+    sim.now += 1000;
+    sim.pass();
+    expect(sim.queries.length).toBe(n);
+  });
+
+  it("a step overrunning progressDeadline sets Progressing=False with a Warning, without aborting", () => {
+    const spec = {
+      ...baseSpec,
+      analysis: { ...analysis, metrics: [{ ...analysis.metrics[0], count: 100 }] },
+      strategy: { progressDeadline: "1m", steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] },
+    };
+    const sim = new Sim(spec);
+    for (let i = 0; i < 30; i++) {
+      const plan = sim.pass();
+      sim.now += plan.requeueAfterMs ?? 5000;
+    }
+    const progressing = sim.status.conditions!.find((c) => c.type === "Progressing")!;
+    expect(progressing).toMatchObject({ status: "False", reason: "ProgressDeadlineExceeded" });
+    expect(sim.events.filter((e) => e.reason === "ProgressDeadlineExceeded")).toHaveLength(1);
+    expect(sim.status.phase).toBe("Progressing");
+  });
+});

@@ -86,6 +86,8 @@ interface Ctx {
   actions: Plan["actions"];
   measure: MeasureRequest[];
   wakeAt: number[];
+  /** Set when the current step overran progressDeadline. */
+  stalled?: string;
 }
 
 const TERMINAL: ReadonlySet<Phase> = new Set(["Succeeded", "RolledBack"]);
@@ -319,6 +321,76 @@ function background(ctx: Ctx): boolean {
   return true;
 }
 
+/**
+ * Keeps status.shadow (the SHADOW MISMATCH column) current while the candidate is shadowed:
+ * the gateway replicas' counters, summed by Prometheus, read once per analysis interval.
+ */
+function shadowSummary(ctx: Ctx): void {
+  const a = ctx.spec.analysis;
+  const s = ctx.status;
+  if (!a || !s.shadowEnabled) return;
+  const intervalMs = parseDuration(a.interval);
+  const last = s.shadow?.updatedAt ? Date.parse(s.shadow.updatedAt) : 0;
+  if (ctx.now.getTime() - last < intervalMs) {
+    ctx.wakeAt.push(last + intervalMs);
+    return;
+  }
+  const sel = `rollout="${ctx.obs.object.metadata.name}",namespace="${ctx.obs.object.metadata.namespace}"`;
+  const queries = {
+    "shadow/compared": `sum(airollout_shadow_comparisons_total{${sel}})`,
+    "shadow/mismatched": `sum(airollout_shadow_mismatches_total{${sel}})`,
+  };
+  const got = Object.keys(queries).map((k) => ctx.obs.world.measurements?.[k]);
+  if (got.some((g) => g === undefined)) {
+    const timeoutMs = parseDuration(a.prometheus.timeout);
+    for (const [key, query] of Object.entries(queries)) ctx.measure.push({ key, query, address: a.prometheus.address, timeoutMs });
+    ctx.wakeAt.push(ctx.now.getTime() + intervalMs);
+    return;
+  }
+  const num = (o: (typeof got)[number]): number | undefined => {
+    if (!o || o.kind !== "value") return o?.kind === "empty" ? 0 : undefined;
+    const v = Array.isArray(o.value) ? o.value[0] : o.value;
+    return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+  };
+  const compared = num(got[0]);
+  const mismatched = num(got[1]);
+  ctx.wakeAt.push(ctx.now.getTime() + intervalMs);
+  if (compared === undefined || mismatched === undefined) {
+    s.shadow = { ...s.shadow, updatedAt: iso(ctx.now) };
+    return;
+  }
+  s.shadow = {
+    ...s.shadow,
+    compared: Math.round(compared),
+    mismatched: Math.round(mismatched),
+    mismatchRate: compared > 0 ? `${((mismatched / compared) * 100).toFixed(1)}%` : "-",
+    updatedAt: iso(ctx.now),
+  };
+}
+
+/**
+ * A step running longer than spec.strategy.progressDeadline (pauses for a human excepted) sets
+ * Progressing=False/ProgressDeadlineExceeded with a Warning, as Argo Rollouts does; the rollout
+ * is not aborted for it.
+ */
+function progressDeadline(ctx: Ctx): void {
+  const s = ctx.status;
+  if (s.phase !== "Progressing" && s.phase !== "ShadowTesting") return;
+  const step = ctx.steps[s.currentStep ?? 0];
+  const limitMs = parseDuration(ctx.spec.strategy.progressDeadline);
+  // A timed step's own duration does not count against the deadline.
+  const budgetMs = limitMs + (step?.durationSeconds ?? 0) * 1000;
+  const started = Date.parse(s.stepStartedAt ?? iso(ctx.now));
+  if (ctx.now.getTime() - started < budgetMs) {
+    ctx.wakeAt.push(started + budgetMs);
+    return;
+  }
+  const message = `Step ${(s.currentStep ?? 0) + 1}/${ctx.steps.length} has run longer than progressDeadline ${ctx.spec.strategy.progressDeadline}`;
+  ctx.stalled = message;
+  const already = s.conditions?.some((c) => c.type === ConditionType.Progressing && c.reason === Reason.ProgressDeadlineExceeded);
+  if (!already) ctx.events.push({ type: "Warning", reason: Reason.ProgressDeadlineExceeded, message, dedupeKey: `a${s.attempt ?? 0}/g${ctx.obs.object.metadata.generation}/${s.revision}/s${s.currentStep}/deadline` });
+}
+
 /** A new value of one of the human-control annotations, or undefined. */
 function request(obj: AIRollout, status: Status, kind: keyof typeof ANNOTATIONS): string | undefined {
   const v = obj.metadata.annotations?.[ANNOTATIONS[kind]];
@@ -401,6 +473,9 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
     }
   }
 
+  shadowSummary(ctx);
+  progressDeadline(ctx);
+
   // Conditions follow the phase.
   const p = s.phase!;
   const healthy = p !== "RollingBack" && p !== "RolledBack";
@@ -413,7 +488,9 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
       ? { type: ConditionType.Progressing, status: "False", reason: p === "Succeeded" ? Reason.Succeeded : Reason.RolledBack, message: s.message ?? "" }
       : p === "Paused"
         ? { type: ConditionType.Progressing, status: "Unknown", reason: Reason.Paused, message: s.message ?? "" }
-        : { type: ConditionType.Progressing, status: "True", reason: Reason.StepStarted, message: s.message ?? "" },
+        : ctx.stalled
+          ? { type: ConditionType.Progressing, status: "False", reason: Reason.ProgressDeadlineExceeded, message: ctx.stalled }
+          : { type: ConditionType.Progressing, status: "True", reason: Reason.StepStarted, message: s.message ?? "" },
     ctx.now,
     gen,
   );

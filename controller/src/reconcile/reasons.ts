@@ -31,4 +31,5 @@ export const Reason = {
   Aborted: "Aborted",
   RolledBack: "RolledBack",
   Retry: "Retry",
+  ProgressDeadlineExceeded: "ProgressDeadlineExceeded",
 } as const;
