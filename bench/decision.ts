@@ -21,7 +21,7 @@ import { KubeClient, loadKubeConfig } from "../controller/src/kube/client.ts";
 import { rolloutsPath } from "../controller/src/kube/controller.ts";
 import { reconcile } from "../controller/src/reconcile/reconcile.ts";
 import { startExporter } from "../test/support/exporter.ts";
-import { startPrometheus } from "../test/support/prometheus.ts";
+import { startPrometheus } from "../controller/src/dev/prometheus.ts";
 
 const log = (line: string) => process.stderr.write(`[bench decision] ${line}\n`);
 

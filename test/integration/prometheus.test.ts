@@ -18,7 +18,7 @@ import { PrometheusProvider } from "../../controller/src/analysis/prometheus.ts"
 import { TEMPLATE_NAMES, type TemplateName } from "../../controller/src/analysis/templates.ts";
 import { freePort } from "../../controller/src/dev/controlplane.ts";
 import { startExporter, type Exporter } from "../support/exporter.ts";
-import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { startPrometheus, type TestPrometheus } from "../../controller/src/dev/prometheus.ts";
 
 const CHECKOUT: QueryTarget = { rollout: "checkout", namespace: "shop", stable: "v1", candidate: "v2" };
 /** Series exist but nothing flows: every ratio is 0/0. */

@@ -10,7 +10,7 @@ import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
 import { PrometheusProvider } from "../../controller/src/analysis/prometheus.ts";
 import { startExporter, type Exporter } from "../support/exporter.ts";
-import { startPrometheus, type TestPrometheus } from "../support/prometheus.ts";
+import { startPrometheus, type TestPrometheus } from "../../controller/src/dev/prometheus.ts";
 import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";
 
 const GAUGE = "airollout_test_error_ratio";

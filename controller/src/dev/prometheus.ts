@@ -1,5 +1,5 @@
 /**
- * A real Prometheus server for tests: Debian's `prometheus` binary on a free loopback port, a
+ * A real Prometheus server for tests, benchmarks and the demo: Debian's `prometheus` binary on a free loopback port, a
  * temporary storage directory and a generated config that scrapes the given targets every
  * second.
  *
@@ -7,7 +7,7 @@
  * 5 s service-discovery tick, so the first samples arrive about 5-6 s after /-/ready; a restart
  * keeps the TSDB, so data scraped before stop() is queryable again right after start().
  *
- * No orphans: the server is killed when the test process exits normally, and a small `sh`
+ * No orphans: the server is killed when its owning process exits normally, and a small `sh`
  * watchdog (independent of Node, like the control plane's) kills it and removes its directory
  * when the test process dies without running exit handlers (SIGKILL, an uncaught signal).
  */
@@ -15,8 +15,8 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { freePort } from "../../controller/src/dev/controlplane.ts";
-import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
+import { freePort } from "./controlplane.ts";
+import { PROJECT_ROOT } from "./tools.ts";
 
 /** Options of {@link startPrometheus}. */
 export interface PrometheusOptions {
