@@ -52,10 +52,11 @@ test: deps lint typecheck tools
 	  $(NODE) hack/test-summary.ts $(VITEST_REPORT); exit $$status
 
 demo: tools
-	@bash hack/demo.sh
+	@bash hack/ensure-system.sh prometheus
+	@$(NODE) hack/demo.ts
 
 demo-down: deps
-	@bash hack/demo.sh down
+	@bin/airollout dev down
 
 bench: deps
 	@$(NODE) bench/run.ts

@@ -336,9 +336,12 @@ function shadowSummary(ctx: Ctx): void {
     return;
   }
   const sel = `rollout="${ctx.obs.object.metadata.name}",namespace="${ctx.obs.object.metadata.namespace}"`;
+  // Counted since this shadow step started, so a new revision starts from zero.
+  const since = Date.parse(s.stepStartedAt ?? iso(ctx.now));
+  const windowS = Math.max(Math.round(intervalMs / 1000), Math.round((ctx.now.getTime() - since) / 1000));
   const queries = {
-    "shadow/compared": `sum(airollout_shadow_comparisons_total{${sel}})`,
-    "shadow/mismatched": `sum(airollout_shadow_mismatches_total{${sel}})`,
+    "shadow/compared": `sum(increase(airollout_shadow_comparisons_total{${sel}}[${windowS}s]))`,
+    "shadow/mismatched": `sum(increase(airollout_shadow_mismatches_total{${sel}}[${windowS}s]))`,
   };
   const got = Object.keys(queries).map((k) => ctx.obs.world.measurements?.[k]);
   if (got.some((g) => g === undefined)) {
