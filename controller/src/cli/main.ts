@@ -10,6 +10,7 @@ import { devCommand } from "./dev.ts";
 import { statusCommand } from "./status.ts";
 import { UsageError } from "./errors.ts";
 import { controlCommand } from "./control.ts";
+import { gatewayCommand, quarantineCommand } from "./gateway.ts";
 
 const USAGE = `usage: airollout <command> [flags]
 
@@ -22,6 +23,16 @@ commands:
       --lease-namespace NS  namespace of the Lease (default: $POD_NAMESPACE or default)
       --lease-name NAME   (default airollout-controller)
       --id ID             identity in the Lease (default: hostname_pid)
+  gateway               run the webhook gateway: POST /hooks/<namespace>/<rollout>/<path>
+      --kubeconfig PATH   kubeconfig file (AIRollouts are watched, signature Secrets read)
+      --namespace NS      watch one namespace (default: all)
+      --port N            webhook port, also serving /metrics, /healthz, /readyz (default 8080)
+      --metrics-port N    also serve /metrics, /healthz, /readyz on this port
+      --host ADDR         listen address (default 0.0.0.0)
+      --state-dir DIR     SQLite files: quarantine.db, idempotency.db
+                          (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)
+  quarantine list       refused webhooks: [--rollout NS/NAME] [--limit N] [--json] [--state-dir DIR]
+  quarantine replay ID  re-send one through a gateway: --gateway URL (or $AIROLLOUT_GATEWAY_URL)
   dev up|down|status    the embedded local control plane (etcd, kube-apiserver, kube-controller-manager)
       --dir PATH          state directory (default: $AIROLLOUT_DEV_DIR or ~/.local/state/airollout/dev)
       --purge             (down) also delete the state directory
@@ -62,6 +73,10 @@ async function main(argv: string[]): Promise<number> {
         identity: values.id!,
       });
     }
+    case "gateway":
+      return gatewayCommand(rest);
+    case "quarantine":
+      return quarantineCommand(rest);
     case "dev":
       return devCommand(rest);
     case "status":

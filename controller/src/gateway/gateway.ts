@@ -1,0 +1,727 @@
+/**
+ * The webhook gateway: receives webhooks at POST /hooks/<namespace>/<rollout>/<path>, applies
+ * the rollout's guardrails, splits them between stable and candidate by status.canaryWeight,
+ * answers with the primary's response, and afterwards (fire-and-forget, bounded, timed out)
+ * mirrors a sample to the candidate's shadow and a second stable, diffing the answers.
+ *
+ * Everything it knows about a rollout comes from the watched AIRollout (spec + status).
+ *
+ * Request pipeline, in order (each step answers a clear 4xx/5xx with a reason and counts it):
+ *   unknown rollout 404 -> rate limit by header 429 -> declared size 413 -> body read 413 ->
+ *   signature 401 -> content type 415 -> JSON 400 -> payload schema 422 -> rate limit by JSON
+ *   field 429 -> idempotency (stored answer / wait / 409 / 422) -> split -> circuit breaker ->
+ *   forward -> answer -> (after the answer) mirror.
+ * Refused payloads that a sender would not resend (413, 401, 415, 400, 422) are quarantined.
+ */
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from "node:http";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { AIRollout } from "../api/schema.ts";
+import { compare, maskPII, SampleStore, type CompareResult, type DiffResponse } from "../diff/index.ts";
+import type { KubeClient } from "../kube/client.ts";
+import { rolloutsPath } from "../kube/controller.ts";
+import { Informer } from "../kube/informer.ts";
+import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
+import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { acceptRequestId, decodeBody, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
+import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
+import { compileRollout, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
+import { SecretCache, SecretError } from "./secrets.ts";
+import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
+import { createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type UpstreamResponse } from "./upstream.ts";
+
+export interface GatewayOptions {
+  log: Logger;
+  /** Directory of the SQLite files (quarantine.db, idempotency.db). */
+  stateDir: string;
+  /** Watches AIRollouts and reads signature Secrets; without it rollouts are fed with upsert(). */
+  client?: KubeClient;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  metrics?: GatewayMetrics;
+  /** Largest backend answer buffered (default 16 MiB). */
+  maxResponseBytes?: number;
+  /** Sockets per backend on the primary path (default 512); the shadow path has its own pool. */
+  maxSockets?: number;
+  /** Kept rows of the quarantine (default 100,000). */
+  quarantineMaxRows?: number;
+  /** Cache lifetime of signature secrets (default 30 s). */
+  secretTtlMs?: number;
+}
+
+/** A stored diff sample: every value that came from a request or answer is masked text. */
+export interface DiffSample {
+  time: string;
+  requestId: string;
+  path: string;
+  stable: { version: string; status: number; body: string };
+  candidate: { version: string; status: number; body: string };
+  mismatches: { path: string; concretePath: string; rule: string; reason: string }[];
+}
+
+/** A reason the gateway refused a request: the `error` field of its JSON answer and a metric label. */
+type RejectReason =
+  | "not_synced"
+  | "unknown_rollout"
+  | "spec_invalid"
+  | "rate_limited"
+  | "too_large"
+  | "signature"
+  | "signature_secret"
+  | "content_type"
+  | "bad_json"
+  | "schema"
+  | "schema_invalid"
+  | "idempotency_key"
+  | "idempotency_mismatch"
+  | "idempotency_in_progress"
+  | "idempotency_store"
+  | "no_backend"
+  | "circuit_open"
+  | "backend_timeout"
+  | "backend_error"
+  | "client_aborted";
+
+const QUARANTINED_BODY_HEAD = 64 * 1024;
+const MAX_SAMPLE_BODY = 4096;
+const MAX_SAMPLE_MISMATCHES = 20;
+const MAX_FIELD_LABELS = 100;
+const OTHER_FIELD = "$(other)";
+const UNKNOWN = "(unknown)";
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+type BodyResult = { kind: "ok"; body: Buffer } | { kind: "too_large"; head: Buffer; size: number } | { kind: "aborted" };
+
+/** Reads a request body up to `limit` bytes; beyond it keeps a head for the quarantine and drains the rest. */
+function readBody(req: Request, limit: number): Promise<BodyResult> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (r: BodyResult) => {
+      if (settled) return;
+      settled = true;
+      resolve(r);
+    };
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (settled) return;
+      if (size > limit) {
+        const head = Buffer.concat(chunks).subarray(0, QUARANTINED_BODY_HEAD);
+        chunks.length = 0;
+        settle({ kind: "too_large", head, size });
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => settle({ kind: "ok", body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }));
+    req.on("error", () => settle({ kind: "aborted" }));
+    req.on("close", () => {
+      if (!req.complete) settle({ kind: "aborted" });
+    });
+  });
+}
+
+function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The headers forwarded to a backend: the sender's, without hop-by-hop ones, plus the correlation id. */
+function forwardHeaders(req: Request, requestId: string): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k)) continue;
+    out[k] = v;
+  }
+  out["x-request-id"] = requestId;
+  // Answers are diffed and read for usage: ask for them uncompressed.
+  out["accept-encoding"] = "identity";
+  const ip = req.socket.remoteAddress;
+  if (ip) {
+    const prior = headerValue(req.headers, "x-forwarded-for");
+    out["x-forwarded-for"] = prior ? `${prior}, ${ip}` : ip;
+  }
+  return out;
+}
+
+/** The answer's headers as sent to the webhook sender and stored for idempotent repeats. */
+function answerHeaders(h: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || HOP_BY_HOP.has(k)) continue;
+    out[k] = Array.isArray(v) ? v.join(", ") : v;
+  }
+  return out;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}... (${text.length - max} more characters)`;
+}
+
+export class Gateway {
+  readonly app: express.Express;
+  readonly metrics: GatewayMetrics;
+  readonly quarantine: QuarantineStore;
+  readonly log: Logger;
+  readonly samples = new SampleStore<DiffSample>({ capacity: 100 });
+  #o: GatewayOptions;
+  #rollouts = new Map<string, Rollout>();
+  #informer: Informer<AIRollout> | undefined;
+  #secrets: SecretCache | undefined;
+  #primaryAgents: Agents;
+  #shadowAgents: Agents;
+  #sqliteIdempotency: SqliteIdempotencyStore | undefined;
+  #redisIdempotency = new Map<string, RedisIdempotencyStore>();
+  #problemsReported = new Map<string, string>();
+  #synced: boolean;
+  #servers: Server[] = [];
+  #stopping = false;
+
+  constructor(o: GatewayOptions) {
+    this.#o = o;
+    this.log = o.log;
+    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map((r) => ({ rollout: r.name, namespace: r.namespace, running: r.state.mirror.running, queued: r.state.mirror.queued })));
+    this.quarantine = new QuarantineStore(join(o.stateDir, "quarantine.db"), { maxRows: o.quarantineMaxRows });
+    this.#primaryAgents = createAgents(o.maxSockets ?? 512);
+    // A hung shadow must not take sockets the primary path needs.
+    this.#shadowAgents = createAgents(256);
+    this.#secrets = o.client ? new SecretCache(o.client, { ttlMs: o.secretTtlMs }) : undefined;
+    this.#synced = !o.client;
+    if (o.client) {
+      this.#informer = new Informer<AIRollout>(
+        o.client,
+        rolloutsPath(o.namespace),
+        { onUpsert: (obj) => this.upsert(obj), onDelete: (obj) => this.remove(obj.metadata.namespace, obj.metadata.name), onSync: () => (this.#synced = true) },
+        o.log.child({ informer: "airollouts" }),
+      );
+    }
+    this.app = this.#buildApp();
+  }
+
+  /** Whether the AIRollouts have been listed once (requests before that answer 503). */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Starts watching AIRollouts. */
+  start(): void {
+    this.#informer?.start();
+  }
+
+  /** Adds or updates a rollout (from the watch, or directly in tests). */
+  upsert(obj: AIRollout): void {
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const problems: CompileProblem[] = [];
+    const r = compileRollout(obj, this.#rollouts.get(key), this.metrics, problems);
+    this.#rollouts.set(key, r);
+    // Report each distinct set of spec problems once, not on every status update.
+    const text = problems.map((p) => `${p.field}: ${p.message}`).join("; ");
+    if (text !== (this.#problemsReported.get(key) ?? "")) {
+      this.#problemsReported.set(key, text);
+      if (text) this.log.warn({ namespace: r.namespace, name: r.name, rollout: key, problems }, "AIRollout spec problems affect the gateway");
+    }
+    this.log.debug({ namespace: r.namespace, name: r.name, rollout: key, weight: r.weight, shadow: r.shadowOn, phase: r.phase }, "rollout updated");
+  }
+
+  /** Forgets a deleted rollout and its samples. */
+  remove(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    this.#rollouts.delete(key);
+    this.#problemsReported.delete(key);
+    this.samples.delete(key);
+    this.log.info({ namespace, name, rollout: key }, "rollout removed");
+  }
+
+  /** The compiled rollout (tests, diagnostics). */
+  rollout(namespace: string, name: string): Rollout | undefined {
+    return this.#rollouts.get(`${namespace}/${name}`);
+  }
+
+  /** Starts serving on a port (0 = any); resolves with the bound port. */
+  listen(port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
+    return new Promise((resolve, reject) => {
+      const server = this.app.listen(port, host, () => {
+        const addr = server.address();
+        resolve({ server, port: typeof addr === "object" && addr ? addr.port : port });
+      });
+      server.once("error", reject);
+      // Webhook senders keep connections; a generous keep-alive avoids reconnect storms.
+      server.keepAliveTimeout = 65_000;
+      server.headersTimeout = 66_000;
+      this.#servers.push(server);
+    });
+  }
+
+  /** Resolves when no shadow work is running or queued (tests). */
+  async mirrorIdle(): Promise<void> {
+    await Promise.all([...this.#rollouts.values()].map((r) => r.state.mirror.idle()));
+  }
+
+  /** Stops serving, lets shadow work finish (bounded), closes the stores. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await this.#informer?.stop();
+    await Promise.all(
+      this.#servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections();
+            setTimeout(() => (s.closeAllConnections(), resolve()), 5000).unref();
+          }),
+      ),
+    );
+    await Promise.race([this.mirrorIdle(), new Promise((r) => setTimeout(r, 5000).unref())]);
+    for (const a of [this.#primaryAgents, this.#shadowAgents]) {
+      a.http.destroy();
+      a.https.destroy();
+    }
+    await this.#sqliteIdempotency?.close();
+    await Promise.all([...this.#redisIdempotency.values()].map((s) => s.close()));
+    this.quarantine.close();
+  }
+
+  #buildApp(): express.Express {
+    const app = express();
+    app.disable("x-powered-by");
+    app.disable("etag");
+    app.set("query parser", false);
+    app.get("/healthz", (_req, res) => {
+      res.type("text/plain").send("ok");
+    });
+    app.get("/readyz", (_req, res) => {
+      res.status(this.#synced ? 200 : 503).type("text/plain").send(this.#synced ? "ok" : "AIRollouts not listed yet");
+    });
+    app.get("/metrics", async (_req, res) => {
+      res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
+    });
+    app.get("/api/rollouts/:namespace/:name/diffs", (req, res) => this.#diffs(req, res));
+    app.post("/hooks/:namespace/:name{/*path}", (req, res) => this.#hook(req, res));
+    app.all("/hooks/:namespace/:name{/*path}", (req, res) => {
+      res.setHeader("allow", "POST");
+      this.#sendJson(res, 405, { error: "method_not_allowed", message: `webhooks are POSTed; ${req.method} is not accepted` });
+    });
+    app.use((req: Request, res: Response) => {
+      this.#sendJson(res, 404, { error: "not_found", message: `no route for ${req.method} ${req.path}; webhooks go to POST /hooks/<namespace>/<rollout>/<path>` });
+    });
+    // Express answers its own parse errors (a malformed %-escape in the path) through here.
+    app.use((err: Error & { status?: number; statusCode?: number }, req: Request, res: Response, _next: NextFunction) => {
+      const status = err.status ?? err.statusCode ?? 500;
+      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason: status < 500 ? "bad_request" : "internal", code: String(status) });
+      if (status >= 500) this.log.error({ err: err.message, stack: err.stack, path: req.path }, "unexpected error while handling a request");
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      this.#sendJson(res, status >= 400 && status < 500 ? status : 500, { error: status < 500 ? "bad_request" : "internal", message: status < 500 ? err.message : "internal error; see the gateway log" });
+    });
+    return app;
+  }
+
+  #sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    if (res.headersSent) return;
+    const text = JSON.stringify(body);
+    res.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) });
+    res.end(text);
+  }
+
+  #diffs(req: Request, res: Response): void {
+    const namespace = String(req.params.namespace);
+    const name = String(req.params.name);
+    const r = this.#rollouts.get(`${namespace}/${name}`);
+    if (!r) {
+      this.#sendJson(res, 404, { error: "unknown_rollout", message: `no AIRollout ${namespace}/${name} is watched by this gateway` });
+      return;
+    }
+    const limitParam = new URL(req.originalUrl, "http://x").searchParams.get("limit");
+    const limit = limitParam === null ? undefined : Number(limitParam);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+      this.#sendJson(res, 400, { error: "bad_request", message: `limit=${JSON.stringify(limitParam)} is not a non-negative integer` });
+      return;
+    }
+    const summary = r.state.tracker.summary(20);
+    this.#sendJson(res, 200, {
+      namespace,
+      name,
+      stable: r.stable.version,
+      candidate: r.candidate.version,
+      shadowEnabled: r.shadowOn,
+      canaryWeight: r.weight,
+      summary,
+      samples: this.samples.list(r.key, limit),
+      evicted: this.samples.evicted(r.key),
+    });
+  }
+
+  #reject(res: Response, r: Rollout | undefined, labels: { rollout: string; namespace: string }, log: Logger, status: number, reason: RejectReason, message: string, headers: Record<string, string> = {}): void {
+    this.metrics.rejected.inc({ ...labels, reason, code: String(status) });
+    // Messages can quote the payload (schema errors): the log gets the masked text.
+    log.info({ status, reason, detail: maskPII(message, r?.masks ?? []) }, "request refused");
+    const requestId = String(res.getHeader("x-request-id") ?? "");
+    this.#sendJson(res, status, { error: reason, message, requestId }, headers);
+  }
+
+  #quarantine(r: Rollout, req: Request, log: Logger, reason: QuarantineReason, detail: string, path: string, body: Buffer, bodySize: number, requestId: string): void {
+    try {
+      const id = this.quarantine.add({ namespace: r.namespace, name: r.name, reason, detail, method: req.method, path, headers: req.headers, body, bodySize, requestId });
+      this.metrics.quarantined.inc({ rollout: r.name, namespace: r.namespace, reason });
+      log.info({ quarantineId: id, reason }, "payload quarantined");
+    } catch (err) {
+      // The sender still gets its 4xx; the loss is loud, not silent.
+      log.error({ err: (err as Error).message, reason }, "could not store a refused payload in the quarantine");
+    }
+  }
+
+  async #hook(req: Request, res: Response): Promise<void> {
+    const requestId = acceptRequestId(req.headers["x-request-id"]);
+    res.setHeader("x-request-id", requestId);
+    const namespace = String(req.params.namespace);
+    const name = String(req.params.name);
+    const key = `${namespace}/${name}`;
+    const rest = req.params.path as unknown as string[] | undefined;
+    const q = req.url.indexOf("?");
+    const path = `/${(rest ?? []).map(encodeURIComponent).join("/")}${q >= 0 ? req.url.slice(q) : ""}`;
+    const log = this.log.child({ requestId, namespace, name, rollout: key });
+
+    const r = this.#rollouts.get(key);
+    if (!r) {
+      req.resume();
+      const unknown = { rollout: UNKNOWN, namespace: UNKNOWN };
+      if (!this.#synced) return this.#reject(res, undefined, unknown, log, 503, "not_synced", "the gateway has not listed AIRollouts yet; retry shortly", { "retry-after": "1" });
+      return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", `no AIRollout ${key} is watched by this gateway`);
+    }
+    const labels = { rollout: r.name, namespace: r.namespace };
+    if (r.error) {
+      req.resume();
+      return this.#reject(res, r, labels, log, 503, "spec_invalid", r.error, { "retry-after": "30" });
+    }
+    const t = r.traffic;
+
+    // Rate limit by header first: refusing before reading the body is the cheap path under a flood.
+    if (r.rateKey?.kind === "header" && !this.#allowRate(res, r, r.rateKey, req.headers, undefined, labels, log)) {
+      req.resume();
+      return;
+    }
+
+    const declared = Number(headerValue(req.headers, "content-length") ?? "0");
+    if (Number.isFinite(declared) && declared > t.maxBodyBytes) {
+      res.setHeader("connection", "close");
+      req.resume();
+      this.#quarantine(r, req, log, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${t.maxBodyBytes}`, path, Buffer.alloc(0), declared, requestId);
+      return this.#reject(res, r, labels, log, 413, "too_large", `body of ${declared} bytes exceeds the limit of ${t.maxBodyBytes} bytes (spec.traffic.maxBodyBytes)`);
+    }
+    const read = await readBody(req, t.maxBodyBytes);
+    if (read.kind === "aborted") {
+      this.metrics.rejected.inc({ ...labels, reason: "client_aborted", code: "0" });
+      log.info({ reason: "client_aborted" }, "sender closed the connection before the body was complete; nothing forwarded");
+      return;
+    }
+    if (read.kind === "too_large") {
+      res.setHeader("connection", "close");
+      req.resume();
+      this.#quarantine(r, req, log, "too_large", `body exceeds maxBodyBytes ${t.maxBodyBytes}`, path, read.head, read.size, requestId);
+      return this.#reject(res, r, labels, log, 413, "too_large", `body exceeds the limit of ${t.maxBodyBytes} bytes (spec.traffic.maxBodyBytes)`);
+    }
+    const body = read.body;
+    const started = performance.now();
+
+    const sig = t.signature;
+    if (sig) {
+      let secret: Buffer;
+      try {
+        if (!this.#secrets) throw new SecretError("the gateway runs without a Kubernetes client and cannot read signature secrets", true);
+        secret = await this.#secrets.get(r.namespace, sig.secretRef.name, sig.secretRef.key);
+      } catch (err) {
+        const message = err instanceof SecretError ? err.message : `reading the signature secret: ${(err as Error).message}`;
+        // A configuration or API server problem, not the sender's: 503 makes it retry later.
+        return this.#reject(res, r, labels, log, 503, "signature_secret", `cannot verify signatures: ${message} (spec.traffic.signature.secretRef)`, { "retry-after": "10" });
+      }
+      const headerName = (sig.header ?? DEFAULT_SIGNATURE_HEADER[sig.scheme]).toLowerCase();
+      const given = headerValue(req.headers, headerName);
+      const v = sig.scheme === "github" ? verifyGithub(body, given, secret) : verifyStripe(body, given, secret, r.signatureToleranceSeconds, Date.now() / 1000);
+      if (!v.ok) {
+        this.#quarantine(r, req, log, "signature", `${headerName}: ${v.reason}`, path, body, body.length, requestId);
+        return this.#reject(res, r, labels, log, 401, "signature", `${headerName}: ${v.reason}`);
+      }
+    }
+
+    const contentType = headerValue(req.headers, "content-type");
+    if (!isJsonContentType(contentType)) {
+      this.#quarantine(r, req, log, "content_type", `content-type ${JSON.stringify(contentType ?? "")} is not JSON`, path, body, body.length, requestId);
+      return this.#reject(res, r, labels, log, 415, "content_type", `content-type must be application/json (or application/*+json), got ${JSON.stringify(contentType ?? "(none)")}`);
+    }
+    let payload: unknown;
+    try {
+      payload = JSON.parse(body.toString("utf8"));
+    } catch (err) {
+      const detail = body.length === 0 ? "empty body" : (err as Error).message;
+      this.#quarantine(r, req, log, "bad_json", detail, path, body, body.length, requestId);
+      return this.#reject(res, r, labels, log, 400, "bad_json", `body is not valid JSON: ${detail}`);
+    }
+    if (r.payloadSchemaError) return this.#reject(res, r, labels, log, 503, "schema_invalid", r.payloadSchemaError, { "retry-after": "30" });
+    if (r.payloadSchema) {
+      const errors = r.payloadSchema.validate(payload);
+      if (errors.length > 0) {
+        const detail = errors.join("; ");
+        this.#quarantine(r, req, log, "schema", detail, path, body, body.length, requestId);
+        return this.#reject(res, r, labels, log, 422, "schema", `payload does not match spec.traffic.payloadSchema: ${detail}`);
+      }
+    }
+    if (r.rateKey?.kind === "json" && !this.#allowRate(res, r, r.rateKey, req.headers, payload, labels, log)) return;
+
+    // Idempotency: a repeated key is answered from the store; the first one forwards.
+    const idem = t.idempotency;
+    let claim: { store: IdempotencyStore; key: string; token: string } | undefined;
+    if (idem) {
+      const idemKey = headerValue(req.headers, idem.header.toLowerCase());
+      if (idemKey !== undefined) {
+        if (!IDEMPOTENCY_KEY.test(idemKey)) return this.#reject(res, r, labels, log, 400, "idempotency_key", `${idem.header} must be 1-255 printable ASCII characters without spaces`);
+        const store = this.#idempotencyStore(r);
+        if (typeof store === "string") return this.#reject(res, r, labels, log, 503, "idempotency_store", store, { "retry-after": "10" });
+        const outcome = await this.#claim(store, `${r.key}/${idemKey}`, fingerprint(req.method, path, body), r.timeoutMs + 5000, r.timeoutMs + 2000, log);
+        if (outcome.state === "error") return this.#reject(res, r, labels, log, 503, "idempotency_store", `idempotency store unavailable: ${outcome.message}`, { "retry-after": "2" });
+        if (outcome.state === "mismatch") return this.#reject(res, r, labels, log, 422, "idempotency_mismatch", `${idem.header} ${JSON.stringify(idemKey)} was already used with a different payload`);
+        if (outcome.state === "pending") return this.#reject(res, r, labels, log, 409, "idempotency_in_progress", `a request with ${idem.header} ${JSON.stringify(idemKey)} is still in progress`, { "retry-after": "1" });
+        if (outcome.state === "done") {
+          this.metrics.idempotentReplays.inc(labels);
+          log.info({ status: outcome.response.status }, "repeated idempotency key answered from the store");
+          const h = { ...outcome.response.headers, "x-request-id": requestId, "x-airollout-idempotent-replay": "true", "content-length": String(outcome.response.body.length) };
+          res.writeHead(outcome.response.status, h);
+          res.end(outcome.response.body);
+          return;
+        }
+        claim = { store, key: `${r.key}/${idemKey}`, token: outcome.token };
+      }
+    }
+
+    // Split, then the circuit breaker: an unavailable or open candidate falls back to the stable.
+    const stickyKey = r.sticky ? extractKey(r.sticky, req.headers, payload) : undefined;
+    const chosen: Role = chooseRole(r.weight, r.seed, stickyKey);
+    let target: Target = chosen === "candidate" ? r.candidate : r.stable;
+    let permit = target.backend ? (target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false, retryInMs: 0 }) : undefined;
+    if (chosen === "candidate" && (!target.backend || !permit?.allowed)) {
+      log.info({ candidate: target.version, reason: target.backend ? "circuit open" : target.unavailable }, "candidate unavailable; answering from the stable");
+      target = r.stable;
+      permit = target.backend ? (target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false, retryInMs: 0 }) : undefined;
+    }
+    const vlabels = { ...labels, version: target.version };
+    if (!target.backend || !permit) {
+      await this.#release(claim, log);
+      return this.#reject(res, r, labels, log, 503, "no_backend", target.unavailable ?? `no backend for version ${target.version}`, { "retry-after": "10" });
+    }
+    if (!permit.allowed) {
+      await this.#release(claim, log);
+      this.metrics.requests.inc({ ...vlabels, code: "503" });
+      return this.#reject(res, r, labels, log, 503, "circuit_open", `circuit breaker of version ${target.version} is open after consecutive failures; next probe in ${Math.ceil(permit.retryInMs / 1000)}s`, { "retry-after": String(Math.max(1, Math.ceil(permit.retryInMs / 1000))) });
+    }
+
+    const headers = forwardHeaders(req, requestId);
+    let answer: UpstreamResponse;
+    try {
+      answer = await forward({ backend: target.backend, method: req.method, path, headers, body, timeoutMs: r.timeoutMs, maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024, agents: this.#primaryAgents });
+    } catch (err) {
+      target.breaker?.onFailure(Date.now(), permit.probe);
+      await this.#release(claim, log);
+      const e = err instanceof UpstreamError ? err : new UpstreamError("connect", String(err));
+      const status = e.kind === "timeout" ? 504 : 502;
+      this.metrics.requests.inc({ ...vlabels, code: String(status) });
+      this.metrics.duration.observe(vlabels, (performance.now() - started) / 1000);
+      log.warn({ version: target.version, kind: e.kind, err: e.message }, "backend failed");
+      return this.#reject(res, r, labels, log, status, e.kind === "timeout" ? "backend_timeout" : "backend_error", `version ${target.version}: ${e.message}`);
+    }
+    if (answer.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
+    else target.breaker?.onSuccess(permit.probe);
+
+    const outHeaders = answerHeaders(answer.headers);
+    outHeaders["x-request-id"] = requestId;
+    outHeaders["x-airollout-version"] = target.version;
+    outHeaders["content-length"] = String(answer.body.length);
+    res.writeHead(answer.status, outHeaders);
+    res.end(answer.body);
+
+    this.metrics.requests.inc({ ...vlabels, code: String(answer.status) });
+    this.metrics.duration.observe(vlabels, (performance.now() - started) / 1000);
+    const mirrored = r.shadowOn && target.role === "stable";
+    // Decoded once for both usage and the diff, after the answer was handed to the socket.
+    const decoded = mirrored ? decodeBody(answer.body, headerValue(answer.headers, "content-type")) : undefined;
+    if (mirrored) {
+      // The shadow starts only once the primary's answer is out (see the module comment).
+      const mirror = () => this.#afterAnswer(r, req.method, path, headers, body, answer, decoded, requestId, log);
+      if (res.writableFinished) mirror();
+      else res.once("finish", mirror);
+    }
+    const usage = extractUsage(answer.headers, answer.body, decoded);
+    if (usage.tokens !== undefined) this.metrics.tokens.inc(vlabels, usage.tokens);
+    if (usage.cost !== undefined) this.metrics.cost.inc(vlabels, usage.cost);
+    if (claim) {
+      if (answer.status < 500) {
+        const stored: StoredResponse = { status: answer.status, headers: outHeaders, body: answer.body };
+        await claim.store.complete(claim.key, claim.token, stored, r.idempotencyTtlMs).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not store the answer of an idempotency key; a repeat will be forwarded again"));
+      } else {
+        await this.#release(claim, log);
+      }
+    }
+    if (log.isLevelEnabled("debug")) log.debug({ version: target.version, status: answer.status, ms: Math.round(performance.now() - started) }, "request answered");
+  }
+
+  #allowRate(res: Response, r: Rollout, source: KeySource, headers: IncomingHttpHeaders, payload: unknown, labels: { rollout: string; namespace: string }, log: Logger): boolean {
+    const limiter = r.state.limiter;
+    if (!limiter) return true;
+    // Requests without the tenant key share one bucket: anonymous traffic is limited too.
+    const tenant = extractKey(source, headers, payload) ?? "";
+    const d = limiter.take(tenant, Date.now());
+    if (d.allowed) return true;
+    this.#reject(res, r, labels, log, 429, "rate_limited", `tenant ${JSON.stringify(tenant)} exceeded ${limiter.ratePerSecond} requests/s (burst ${limiter.burst}); retry after ${d.retryAfterSeconds}s`, { "retry-after": String(d.retryAfterSeconds) });
+    return false;
+  }
+
+  #idempotencyStore(r: Rollout): IdempotencyStore | string {
+    const idem = r.traffic.idempotency!;
+    if (idem.store === "sqlite") {
+      this.#sqliteIdempotency ??= new SqliteIdempotencyStore(join(this.#o.stateDir, "idempotency.db"));
+      return this.#sqliteIdempotency;
+    }
+    if (!idem.redisUrl) return "spec.traffic.idempotency.redisUrl is required when store is redis";
+    let s = this.#redisIdempotency.get(idem.redisUrl);
+    if (!s) {
+      s = new RedisIdempotencyStore(idem.redisUrl, this.log.child({ redis: redactUrl(idem.redisUrl) }));
+      this.#redisIdempotency.set(idem.redisUrl, s);
+    }
+    return s;
+  }
+
+  /**
+   * Claims an idempotency key; while another request (or replica) holds it, polls until it is
+   * answered, released (then this request forwards) or waitMs passes.
+   */
+  async #claim(
+    store: IdempotencyStore,
+    key: string,
+    fp: string,
+    pendingTtlMs: number,
+    waitMs: number,
+    log: Logger,
+  ): Promise<{ state: "claimed"; token: string } | { state: "done"; response: StoredResponse } | { state: "pending" } | { state: "mismatch" } | { state: "error"; message: string }> {
+    const deadline = Date.now() + waitMs;
+    let delay = 10;
+    for (;;) {
+      let res;
+      try {
+        res = await store.claim(key, fp, pendingTtlMs);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, "idempotency store failed");
+        return { state: "error", message: (err as Error).message };
+      }
+      if (res.state !== "pending" || Date.now() >= deadline) return res;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 100);
+    }
+  }
+
+  async #release(claim: { store: IdempotencyStore; key: string; token: string } | undefined, log: Logger): Promise<void> {
+    if (!claim) return;
+    await claim.store.release(claim.key, claim.token).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not release an idempotency key; it expires on its own"));
+  }
+
+  /** Decides whether to mirror this request and queues the shadow job. Never throws. */
+  #afterAnswer(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, decoded: unknown, requestId: string, log: Logger): void {
+    try {
+      if (!r.shadow.methods.includes(method)) return;
+      if (r.shadow.sampleRate < 1 && Math.random() >= r.shadow.sampleRate) return;
+      const labels = { rollout: r.name, namespace: r.namespace };
+      if (r.rulesError) {
+        this.metrics.mirrorDropped.inc({ ...labels, reason: "rules_invalid" });
+        return;
+      }
+      const accepted = r.state.mirror.submit(() => this.#shadowJob(r, method, path, headers, body, primary, decoded, requestId, log));
+      if (!accepted) {
+        this.metrics.mirrorDropped.inc({ ...labels, reason: "queue_full" });
+        log.debug({ reason: "queue_full" }, "shadow copy dropped");
+      }
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "mirroring failed");
+    }
+  }
+
+  async #shadowJob(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, decoded: unknown, requestId: string, log: Logger): Promise<void> {
+    const labels = { rollout: r.name, namespace: r.namespace };
+    const shadowHeaders: OutgoingHttpHeaders = { ...headers };
+    if (r.shadow.markHeader) shadowHeaders[r.shadow.markHeader.toLowerCase()] = "true";
+    const primaryDiff: DiffResponse = { status: primary.status, headers: primary.headers, body: decoded };
+    const send = async (target: { backend: Target["backend"]; breaker: Target["breaker"]; version: string }, kind: "shadow" | "noise"): Promise<DiffResponse | undefined> => {
+      const drop = (reason: string) => {
+        this.metrics.mirrorDropped.inc({ ...labels, reason: kind === "noise" ? `noise_${reason}` : reason });
+        log.debug({ kind, reason }, "shadow copy dropped");
+        return undefined;
+      };
+      if (!target.backend) return drop("no_backend");
+      const permit = target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false, retryInMs: 0 };
+      if (!permit.allowed) return drop("circuit_open");
+      try {
+        const res = await forward({ backend: target.backend, method, path, headers: shadowHeaders, body, timeoutMs: r.shadowTimeoutMs, maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024, agents: this.#shadowAgents });
+        if (res.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
+        else target.breaker?.onSuccess(permit.probe);
+        return { status: res.status, headers: res.headers, body: decodeBody(res.body, headerValue(res.headers, "content-type")) };
+      } catch (err) {
+        target.breaker?.onFailure(Date.now(), permit.probe);
+        const e = err as UpstreamError;
+        return drop(e.kind === "timeout" ? "timeout" : "error");
+      }
+    };
+    const [shadow, noise] = await Promise.all([
+      send(r.shadowTarget, "shadow"),
+      r.noise ? send({ backend: r.noise, breaker: undefined, version: `${r.stable.version}-secondary` }, "noise") : Promise.resolve(undefined),
+    ]);
+    const rules = r.rules!;
+    const tracker = r.state.tracker;
+    if (noise) {
+      const n = compare(primaryDiff, noise, rules);
+      tracker.recordNoise(n);
+      this.metrics.noiseComparisons.inc(labels);
+      if (!n.summary.matched) this.metrics.noiseMismatches.inc(labels);
+    }
+    if (shadow) {
+      const c = compare(primaryDiff, shadow, rules);
+      tracker.recordCandidate(c);
+      this.metrics.shadowComparisons.inc(labels);
+      if (!c.summary.matched) {
+        for (const p of c.summary.mismatchedPaths) this.metrics.shadowFieldMismatches.inc({ ...labels, field: this.#fieldLabel(r, p) });
+        if (c.summary.mismatchedPaths.some((p) => tracker.isFlagged(p))) this.metrics.shadowMismatches.inc(labels);
+        // Masking costs more than the diff; under load a steady trickle of samples is plenty.
+        if (r.state.sampleBudget.take(Date.now()).allowed) this.samples.add(r.key, this.#sample(r, requestId, path, primaryDiff, shadow, c), r.shadow.maxSamples);
+      }
+    }
+  }
+
+  /** A bounded label for a field path: beyond MAX_FIELD_LABELS distinct paths they pool. */
+  #fieldLabel(r: Rollout, path: string): string {
+    const seen = r.state.fieldLabels;
+    if (seen.has(path)) return path;
+    if (seen.size >= MAX_FIELD_LABELS) return OTHER_FIELD;
+    seen.add(path);
+    return path;
+  }
+
+  #sample(r: Rollout, requestId: string, path: string, stable: DiffResponse, candidate: DiffResponse, c: CompareResult): DiffSample {
+    // Every value from a request or answer becomes text before masking: a card number that is a
+    // JSON number must be masked too, and masked text stays valid inside a JSON string.
+    const m = (s: string) => maskPII(s, r.masks);
+    const text = (b: unknown) => m(truncate(typeof b === "string" ? b : JSON.stringify(b) ?? "", MAX_SAMPLE_BODY));
+    return {
+      time: new Date().toISOString(),
+      requestId,
+      path: m(path),
+      stable: { version: r.stable.version, status: stable.status, body: text(stable.body) },
+      candidate: { version: r.candidate.version, status: candidate.status, body: text(candidate.body) },
+      mismatches: c.fields
+        .filter((f) => !f.match)
+        .slice(0, MAX_SAMPLE_MISMATCHES)
+        .map((f) => ({ path: m(f.path), concretePath: m(f.concretePath), rule: f.rule, reason: m(f.reason) })),
+    };
+  }
+}

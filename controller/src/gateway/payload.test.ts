@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { acceptRequestId, decodeBody, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+
+describe("payload helpers", () => {
+  it.each([
+    ["application/json", true],
+    ["Application/JSON; charset=utf-8", true],
+    ["application/vnd.github+json", true],
+    ["text/plain", false],
+    ["application/x-www-form-urlencoded", false],
+    ["", false],
+    [undefined, false],
+  ])("content type %s is JSON: %s", (ct, want) => {
+    expect(isJsonContentType(ct)).toBe(want);
+  });
+
+  it("accepts sane request ids and replaces others", () => {
+    expect(acceptRequestId("abc-123")).toBe("abc-123");
+    expect(acceptRequestId(["first", "second"])).toBe("first");
+    for (const bad of [undefined, "", "has space", "x".repeat(129), "a\nb"]) expect(acceptRequestId(bad)).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("decodes JSON bodies and keeps other text", () => {
+    expect(decodeBody(Buffer.from('{"a":1}'), "application/json")).toEqual({ a: 1 });
+    expect(decodeBody(Buffer.from("{broken"), "application/json")).toBe("{broken");
+    expect(decodeBody(Buffer.from("hello"), "text/plain")).toBe("hello");
+    expect(decodeBody(Buffer.from('[1,2]'), undefined)).toEqual([1, 2]);
+  });
+
+  it.each([
+    ["headers", { "x-airollout-tokens": "120", "x-airollout-cost": "0.004" }, "{}", { tokens: 120, cost: 0.004 }],
+    ["JSON usage", { "content-type": "application/json" }, '{"usage":{"total_tokens":508,"cost":0.0021}}', { tokens: 508, cost: 0.0021 }],
+    ["headers win over the body", { "content-type": "application/json", "x-airollout-tokens": "7" }, '{"usage":{"total_tokens":508,"cost":1}}', { tokens: 7, cost: 1 }],
+    ["nothing reported", { "content-type": "application/json" }, '{"intent":"refund"}', { tokens: undefined, cost: undefined }],
+    ["negative and junk ignored", { "x-airollout-tokens": "-3", "x-airollout-cost": "abc" }, "", { tokens: undefined, cost: undefined }],
+    ["non-JSON body not parsed", { "content-type": "text/plain" }, '{"usage":{"total_tokens":5}}', { tokens: undefined, cost: undefined }],
+    ["usage not an object", { "content-type": "application/json" }, '{"usage":5}', { tokens: undefined, cost: undefined }],
+    ["string numbers in JSON", { "content-type": "application/json" }, '{"usage":{"total_tokens":"12"}}', { tokens: 12, cost: undefined }],
+  ])("extracts usage from %s", (_n, headers, body, want) => {
+    expect(extractUsage(headers, Buffer.from(body))).toEqual(want);
+  });
+
+  it("fingerprints method, path and body", () => {
+    const a = fingerprint("POST", "/x", Buffer.from("{}"));
+    expect(a).toBe(fingerprint("POST", "/x", Buffer.from("{}")));
+    expect(a).not.toBe(fingerprint("POST", "/y", Buffer.from("{}")));
+    expect(a).not.toBe(fingerprint("POST", "/x", Buffer.from("{ }")));
+  });
+});

@@ -1,0 +1,86 @@
+/** The SQLite stores (idempotency and quarantine) against real files in a temporary directory. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { SqliteIdempotencyStore } from "./idempotency.ts";
+import { QuarantineStore, REDACTED } from "./quarantine.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "airollout-gw-stores-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("sqlite idempotency store", () => {
+  it("claims once, answers repeats with the stored response, refuses another payload", async () => {
+    let now = 1000;
+    const s = new SqliteIdempotencyStore(join(dir, "a", "idem.db"), () => now);
+    const first = await s.claim("ns/bot/k1", "fp1", 5000);
+    expect(first.state).toBe("claimed");
+    expect(await s.claim("ns/bot/k1", "fp1", 5000)).toEqual({ state: "pending" });
+    await s.complete("ns/bot/k1", (first as { token: string }).token, { status: 201, headers: { "content-type": "application/json" }, body: Buffer.from('{"ok":true}') }, 60_000);
+    const again = await s.claim("ns/bot/k1", "fp1", 5000);
+    expect(again.state).toBe("done");
+    expect(again.state === "done" && again.response.body.toString()).toBe('{"ok":true}');
+    expect(again.state === "done" && again.response.status).toBe(201);
+    expect(await s.claim("ns/bot/k1", "fp-other", 5000)).toEqual({ state: "mismatch" });
+    now += 60_001;
+    expect((await s.claim("ns/bot/k1", "fp1", 5000)).state).toBe("claimed");
+    await s.close();
+  });
+
+  it("a released claim can be claimed again; an expired pending claim too", async () => {
+    let now = 0;
+    const s = new SqliteIdempotencyStore(join(dir, "b.db"), () => now);
+    const c = await s.claim("k", "fp", 1000);
+    await s.release("k", (c as { token: string }).token);
+    const c2 = await s.claim("k", "fp", 1000);
+    expect(c2.state).toBe("claimed");
+    now = 1001;
+    const c3 = await s.claim("k", "fp", 1000);
+    expect(c3.state).toBe("claimed");
+    // The expired claim's owner can no longer complete it.
+    await s.complete("k", (c2 as { token: string }).token, { status: 200, headers: {}, body: Buffer.alloc(0) }, 1000);
+    expect(await s.claim("k", "fp", 1000)).toEqual({ state: "pending" });
+    await s.close();
+  });
+
+  it("survives a restart (the file is the state)", async () => {
+    const file = join(dir, "c.db");
+    const s1 = new SqliteIdempotencyStore(file);
+    const c = await s1.claim("k", "fp", 10_000);
+    await s1.complete("k", (c as { token: string }).token, { status: 200, headers: {}, body: Buffer.from("x") }, 60_000);
+    await s1.close();
+    const s2 = new SqliteIdempotencyStore(file);
+    expect((await s2.claim("k", "fp", 10_000)).state).toBe("done");
+    await s2.close();
+  });
+});
+
+describe("quarantine store", () => {
+  it("stores rows with masked headers and the raw body; lists newest first; records replays", () => {
+    const q = new QuarantineStore(join(dir, "q.db"));
+    const body = Buffer.from('{"email":"bob@example.com"}');
+    const id1 = q.add({ namespace: "ns", name: "bot", reason: "schema", detail: "$.email: bob@example.com is not allowed", method: "POST", path: "/x", headers: { "content-type": "application/json", authorization: "Bearer s3cret", "x-user": "bob@example.com", connection: "keep-alive" }, body, requestId: "r1" });
+    const id2 = q.add({ namespace: "ns", name: "other", reason: "too_large", detail: "big", method: "POST", path: "/", headers: {}, body: Buffer.from("head"), bodySize: 10_000, requestId: "r2" });
+    const rows = q.list();
+    expect(rows.map((r) => r.id)).toEqual([id2, id1]);
+    const row = q.get(id1)!;
+    expect(row.body.equals(body)).toBe(true);
+    expect(row.headers.authorization).toBe(REDACTED);
+    expect(row.headers["x-user"]).toBe("[EMAIL]");
+    expect(row.headers.connection).toBeUndefined();
+    expect(row.detail).toBe("$.email: [EMAIL] is not allowed");
+    expect(row.truncated).toBe(false);
+    expect(q.get(id2)!.truncated).toBe(true);
+    expect(q.list({ namespace: "ns", name: "bot" }).map((r) => r.id)).toEqual([id1]);
+    q.markReplayed(id1, 202);
+    expect(q.get(id1)!.replayStatus).toBe(202);
+    q.close();
+  });
+
+  it("keeps at most maxRows rows", () => {
+    const q = new QuarantineStore(join(dir, "q2.db"), { maxRows: 50 });
+    for (let i = 0; i < 200; i++) q.add({ namespace: "ns", name: "bot", reason: "bad_json", detail: "x", method: "POST", path: "/", headers: {}, body: Buffer.from("{"), requestId: String(i) });
+    expect(q.count()).toBeLessThanOrEqual(50);
+    q.close();
+  });
+});

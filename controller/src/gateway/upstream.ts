@@ -1,0 +1,149 @@
+/**
+ * One HTTP exchange with a backend, fully buffered (the gateway needs the whole answer to diff it,
+ * to read usage and to store it for idempotency). Bounded in time (timeout over the whole
+ * exchange) and in size (maxResponseBytes). Failures are classified, never thrown raw.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+
+/** Why an exchange failed: decides the status answered (504 for timeout, 502 otherwise). */
+export type UpstreamFailure = "timeout" | "connect" | "reset" | "too_large";
+
+export class UpstreamError extends Error {
+  readonly kind: UpstreamFailure;
+  constructor(kind: UpstreamFailure, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "UpstreamError";
+    this.kind = kind;
+  }
+}
+
+/** A backend's parsed base URL. */
+export interface Backend {
+  /** As written in the spec or status. */
+  url: string;
+  https: boolean;
+  hostname: string;
+  port: number;
+  /** Path prefix without a trailing slash ("" for none). */
+  basePath: string;
+  /** Host header value. */
+  host: string;
+}
+
+/** Parses a backend URL; throws naming the URL when it is not http(s). */
+export function parseBackend(url: string): Backend {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`backend URL ${JSON.stringify(url)} does not parse`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`backend URL ${JSON.stringify(url)} must be http:// or https://`);
+  const https = u.protocol === "https:";
+  return {
+    url,
+    https,
+    hostname: u.hostname.replace(/^\[|\]$/g, ""),
+    port: u.port ? Number(u.port) : https ? 443 : 80,
+    basePath: u.pathname.replace(/\/+$/, ""),
+    host: u.host,
+  };
+}
+
+export interface UpstreamRequest {
+  backend: Backend;
+  method: string;
+  /** Path below the backend's base path, starting with "/", query included. */
+  path: string;
+  headers: OutgoingHttpHeaders;
+  body: Buffer;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  agents: Agents;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  durationMs: number;
+}
+
+/** Keep-alive agents; the primary path and the shadow path get separate ones (see Gateway). */
+export interface Agents {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
+/** Creates keep-alive agents with a socket cap per backend. */
+export function createAgents(maxSockets: number): Agents {
+  return {
+    http: new HttpAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo" }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo" }),
+  };
+}
+
+const RESET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE", "HPE_INVALID_CONSTANT", "HPE_INVALID_CHUNK_SIZE"]);
+
+function classify(err: NodeJS.ErrnoException, target: string): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const code = err.code ?? "";
+  if (RESET_CODES.has(code) || code.startsWith("HPE_")) return new UpstreamError("reset", `${target}: connection reset (${code || err.message})`, { cause: err });
+  return new UpstreamError("connect", `${target}: ${code || err.message}`, { cause: err });
+}
+
+/** Sends one request and buffers the answer. Rejects only with UpstreamError. */
+export function forward(r: UpstreamRequest): Promise<UpstreamResponse> {
+  const b = r.backend;
+  const path = b.basePath + r.path;
+  const target = `${r.method} ${b.url}`;
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err: UpstreamError | undefined, res?: UpstreamResponse) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(res!);
+    };
+    const headers: OutgoingHttpHeaders = { ...r.headers, host: b.host, "content-length": String(r.body.length) };
+    const send = b.https ? httpsRequest : httpRequest;
+    const req = send({ hostname: b.hostname, port: b.port, path, method: r.method, headers, agent: b.https ? r.agents.https : r.agents.http });
+    const timer = setTimeout(() => {
+      const e = new UpstreamError("timeout", `${target}: no complete answer within ${r.timeoutMs}ms`);
+      finish(e);
+      req.destroy(e);
+    }, r.timeoutMs);
+    req.on("error", (err: NodeJS.ErrnoException) => finish(classify(err, target)));
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > r.maxResponseBytes) {
+          const e = new UpstreamError("too_large", `${target}: answer larger than ${r.maxResponseBytes} bytes`);
+          finish(e);
+          res.destroy();
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on("error", (err: NodeJS.ErrnoException) => finish(classify(err, target)));
+      res.on("aborted", () => finish(new UpstreamError("reset", `${target}: answer cut off`)));
+      res.on("end", () => {
+        if (!res.complete) {
+          finish(new UpstreamError("reset", `${target}: answer cut off`));
+          return;
+        }
+        finish(undefined, { status: res.statusCode ?? 502, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), durationMs: performance.now() - started });
+      });
+    });
+    req.end(r.body);
+  });
+}
+
+/** Headers that describe one connection (RFC 9110 7.6.1) and are never forwarded. */
+export const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);

@@ -1,0 +1,147 @@
+/**
+ * Small real HTTP backends on loopback for gateway tests and benchmarks: each answers JSON through
+ * a replaceable responder and records what it received. Modes simulate trouble: `fail` answers
+ * 500, `hang` accepts the request and never answers (until close), `slow` answers after a delay.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { Socket } from "node:net";
+import { freePort } from "../../controller/src/dev/controlplane.ts";
+
+/** What a backend received. */
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  json: unknown;
+}
+
+/** What a responder answers. `body` is sent as JSON unless it is a string or Buffer. */
+export interface Reply {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+export type Responder = (req: ReceivedRequest, n: number) => Reply | Promise<Reply>;
+
+export type BackendMode = "ok" | "fail" | "hang" | "slow";
+
+export interface TestBackend {
+  readonly name: string;
+  readonly url: string;
+  readonly port: number;
+  /** Requests received since start or the last reset(). */
+  readonly hits: number;
+  /** The most recent requests (at most 2,000). */
+  readonly requests: readonly ReceivedRequest[];
+  mode: BackendMode;
+  /** Delay of `slow` mode in milliseconds. */
+  slowMs: number;
+  respond: Responder;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+/** Answers `{ backend: <name>, n, echo: <request JSON> }`. */
+export function echoResponder(name: string): Responder {
+  return (req, n) => ({ body: { backend: name, n, echo: req.json } });
+}
+
+/** Starts a backend on a free loopback port. */
+export async function startBackend(name: string, respond: Responder = echoResponder(name)): Promise<TestBackend> {
+  const sockets = new Set<Socket>();
+  const requests: ReceivedRequest[] = [];
+  let hits = 0;
+  const state = { mode: "ok" as BackendMode, slowMs: 200, respond };
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      let json: unknown;
+      try {
+        json = body.length ? JSON.parse(body.toString("utf8")) : undefined;
+      } catch {
+        json = undefined;
+      }
+      const r: ReceivedRequest = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body, json };
+      const n = ++hits;
+      requests.push(r);
+      if (requests.length > 2000) requests.shift();
+      if (state.mode === "hang") return;
+      if (state.mode === "fail") {
+        res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: `${name} failing` }));
+        return;
+      }
+      const answer = async () => {
+        if (state.mode === "slow") await new Promise((resolve) => setTimeout(resolve, state.slowMs));
+        const reply = await state.respond(r, n);
+        const payload = typeof reply.body === "string" || Buffer.isBuffer(reply.body) ? reply.body : JSON.stringify(reply.body ?? {});
+        res.writeHead(reply.status ?? 200, { "content-type": "application/json", ...reply.headers });
+        res.end(payload);
+      };
+      answer().catch((err: unknown) => {
+        res.writeHead(599);
+        res.end(String(err));
+      });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const addr = server.address();
+      resolve(typeof addr === "object" && addr ? addr.port : 0);
+    });
+  });
+  return {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    get hits() {
+      return hits;
+    },
+    get requests() {
+      return requests;
+    },
+    get mode() {
+      return state.mode;
+    },
+    set mode(m: BackendMode) {
+      state.mode = m;
+    },
+    get slowMs() {
+      return state.slowMs;
+    },
+    set slowMs(ms: number) {
+      state.slowMs = ms;
+    },
+    get respond() {
+      return state.respond;
+    },
+    set respond(fn: Responder) {
+      state.respond = fn;
+    },
+    reset() {
+      hits = 0;
+      requests.length = 0;
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    },
+  };
+}
+
+/** A loopback URL on which nothing listens: connections are refused. */
+export async function refusingUrl(): Promise<string> {
+  return `http://127.0.0.1:${await freePort()}`;
+}
