@@ -15,7 +15,7 @@ import { stringify } from "yaml";
 import { FINALIZER, type AIRollout } from "../controller/src/api/schema.ts";
 import { PrometheusProvider } from "../controller/src/analysis/prometheus.ts";
 import type { QueryOutcome } from "../controller/src/analysis/assess.ts";
-import { down, up } from "../controller/src/dev/controlplane.ts";
+import { down, installCRD, up } from "../controller/src/dev/controlplane.ts";
 import { PROJECT_ROOT } from "../controller/src/dev/tools.ts";
 import { KubeClient, loadKubeConfig } from "../controller/src/kube/client.ts";
 import { rolloutsPath } from "../controller/src/kube/controller.ts";
@@ -95,8 +95,7 @@ async function breachToRollback(): Promise<Record<string, number>> {
   const prom = await startPrometheus({ targets: [exporter.target], scrapeIntervalSeconds: 1 });
   const controller = spawn(join(PROJECT_ROOT, "node_modules/.bin/node"), [join(PROJECT_ROOT, "controller/src/cli/main.ts"), "controller", "--metrics-port", "0", "--leader-elect", "false"], { env: { ...env, LOG_LEVEL: "warn" }, stdio: "ignore" });
   try {
-    execFileSync(state.kubectl, ["apply", "--server-side", "-f", join(PROJECT_ROOT, "crds/airollout.yaml")], { env, stdio: "ignore" });
-    execFileSync(state.kubectl, ["wait", "--for=condition=Established", "crd/airollouts.airollout.dev"], { env, stdio: "ignore" });
+    await installCRD(state);
     const gauge = "airollout_bench_error_ratio";
     exporter.setGauge(gauge, { rollout: "bench" }, 0.001);
     const provider = new PrometheusProvider(prom.url);

@@ -16,7 +16,7 @@ import { mkdirSync, openSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { AIRollout } from "../controller/src/api/schema.ts";
-import { defaultDevDir, freePort, up } from "../controller/src/dev/controlplane.ts";
+import { defaultDevDir, freePort, installCRD, up } from "../controller/src/dev/controlplane.ts";
 import { startPrometheus } from "../controller/src/dev/prometheus.ts";
 import { PROJECT_ROOT } from "../controller/src/dev/tools.ts";
 import { KubeClient, loadKubeConfig } from "../controller/src/kube/client.ts";
@@ -67,8 +67,7 @@ async function main(): Promise<void> {
   const cp = await up({ dir, log: (l) => say(`  ${l}`) });
   const env = { ...process.env, KUBECONFIG: cp.kubeconfig };
   const kubectl = (args: string[], input?: string) => execFileSync(cp.kubectl, args, { env, input, encoding: "utf8" });
-  kubectl(["apply", "--server-side", "-f", join(PROJECT_ROOT, "crds/airollout.yaml")]);
-  kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/airollouts.airollout.dev"]);
+  await installCRD(cp);
   kubectl(["delete", "air", "triage-bot", "--ignore-not-found", "--wait=true"]);
   say(`  export KUBECONFIG=${cp.kubeconfig}`);
 

@@ -7,7 +7,7 @@
  * watchdog process stops the control plane when that owner dies, so a crashed test run leaves
  * no orphan process.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
@@ -15,7 +15,7 @@ import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from "./tools.ts";
+import { ensureControlPlaneBinaries, PROJECT_ROOT, type ControlPlaneBinaries } from "./tools.ts";
 
 export type Component = "etcd" | "kube-apiserver" | "kube-controller-manager";
 const ORDER: Component[] = ["etcd", "kube-apiserver", "kube-controller-manager"];
@@ -422,4 +422,21 @@ export async function statusReport(dir = defaultDevDir()): Promise<{ running: bo
   lines.push(`/readyz ${ready ? "ok" : "not ready"}`);
   lines.push(`export KUBECONFIG=${state.kubeconfig}`);
   return { running: all && ready, lines };
+}
+
+/**
+ * Applies crds/airollout.yaml (server-side) and waits for its Established condition. Polled
+ * rather than `kubectl wait`, which fails outright when it looks before the API server has
+ * written any condition.
+ */
+export async function installCRD(state: ControlPlaneState): Promise<void> {
+  const env = { ...process.env, KUBECONFIG: state.kubeconfig };
+  execFileSync(state.kubectl, ["apply", "--server-side", "--force-conflicts", "-f", join(PROJECT_ROOT, "crds", "airollout.yaml")], { env, stdio: "pipe" });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const out = execFileSync(state.kubectl, ["get", "crd", "airollouts.airollout.dev", "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"], { env, encoding: "utf8" });
+    if (out.trim() === "True") return;
+    await sleep(200);
+  }
+  throw new Error("the AIRollout CRD was not Established within 60s");
 }
