@@ -14,8 +14,17 @@ import { ControllerProcess, client, createNamespace, kubectl, kubectlOk, waitFor
 
 const example = parse(readFileSync(join(PROJECT_ROOT, "examples", "airollout.yaml"), "utf8")) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
 
+/**
+ * The example with its versions as loopback endpoint URLs: these tests are about the controller
+ * and the API server, not Pulumi (test/integration/environments.test.ts covers image versions).
+ */
 function manifest(ns: string, name: string, specPatch: Record<string, unknown> = {}): string {
-  return stringify({ ...example, metadata: { name, namespace: ns }, spec: { ...example.spec, ...specPatch } });
+  const spec = example.spec as { stable: Record<string, unknown>; candidate: Record<string, unknown> };
+  const asEndpoint = (v: Record<string, unknown>, path: string) => {
+    const { image: _image, ...rest } = v;
+    return { ...rest, endpoint: `http://127.0.0.1:9/${path}` };
+  };
+  return stringify({ ...example, metadata: { name, namespace: ns }, spec: { ...example.spec, stable: asEndpoint(spec.stable, "stable"), candidate: asEndpoint(spec.candidate, "candidate"), ...specPatch } });
 }
 
 async function getRollout(ns: string, name: string): Promise<AIRollout> {
@@ -61,6 +70,12 @@ describe("AIRollout API on the real API server", () => {
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(expected);
     expect(kubectl(["get", "air", "bad", "-n", ns]).code).not.toBe(0);
+  });
+
+  it("the API server accepts examples/airollout.yaml as it is", () => {
+    const res = kubectl(["apply", "--dry-run=server", "-f", join(PROJECT_ROOT, "examples", "airollout.yaml")]);
+    expect(res.stderr).toBe("");
+    expect(res.stdout).toContain("triage-bot created (server dry run)");
   });
 
   it("kubectl explain shows the field descriptions", () => {

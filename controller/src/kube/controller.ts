@@ -7,8 +7,8 @@ import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type AIRollout, t
 import { forRollout } from "../telemetry/logger.ts";
 import type { ControllerMetrics } from "../telemetry/metrics.ts";
 import { reconcile, references, referenceKey, validateSpec } from "../reconcile/reconcile.ts";
-import type { EnvironmentsPort, MetricsPort } from "../reconcile/ports.ts";
-import type { Plan, World } from "../reconcile/types.ts";
+import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MetricsPort } from "../reconcile/ports.ts";
+import type { EnsureRequest, EnvironmentOutcome, Plan, World } from "../reconcile/types.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
@@ -120,10 +120,15 @@ export class Controller {
       const world = await this.observeWorld(obj);
       const now = new Date();
       let plan = reconcile({ object: obj, world, now });
-      if (plan.measure?.length) {
-        // Decide in memory, act once: the first pass named the queries due; the second decides
-        // with their outcomes, at the same `now`.
-        world.measurements = await this.o.measurements.measure(plan.measure);
+      if (plan.measure?.length || plan.ensure?.length) {
+        // Decide in memory, act once: the first pass named the queries and environments it
+        // needs; the second decides with their outcomes, at the same `now`.
+        const [measurements, environments] = await Promise.all([
+          plan.measure?.length ? this.o.measurements.measure(plan.measure) : undefined,
+          plan.ensure?.length ? this.ensureEnvironments(obj, plan.ensure, log) : undefined,
+        ]);
+        if (measurements) world.measurements = measurements;
+        if (environments) world.environments = environments;
         plan = reconcile({ object: obj, world, now });
       }
       const result = await this.apply(obj, plan, log);
@@ -143,6 +148,28 @@ export class Controller {
     } finally {
       this.o.metrics.queueDepth.set(this.queue.depth);
     }
+  }
+
+  /** Runs `pulumi up` (through the port) for each requested role; failures become outcomes. */
+  private async ensureEnvironments(obj: AIRollout, requests: EnsureRequest[], log: Logger): Promise<Partial<Record<EnvironmentRole, EnvironmentOutcome>>> {
+    const parsed = validateSpec(obj.spec);
+    if (!parsed.ok) return {};
+    const out: Partial<Record<EnvironmentRole, EnvironmentOutcome>> = {};
+    await Promise.all(
+      requests.map(async (r) => {
+        const t0 = Date.now();
+        try {
+          const status = await this.o.environments.ensure(obj, r.role, parsed.spec[r.version], { revision: r.revision });
+          log.info({ role: r.role, stack: status.stack, url: status.url, seconds: (Date.now() - t0) / 1000 }, "environment ready");
+          out[r.role] = { ok: true, status };
+        } catch (err) {
+          if (!isEnvironmentFailure(err)) throw new Error(`standing up the ${r.role} environment`, { cause: err });
+          log.warn({ role: r.role, reason: err.reason, transient: err.transient, err: err.message }, "environment update failed");
+          out[r.role] = { ok: false, failure: { transient: err.transient, reason: err.reason, message: err.message, stackName: err.stackName, role: err.role } };
+        }
+      }),
+    );
+    return out;
   }
 
   private objectPath(obj: AIRollout): string {
@@ -167,7 +194,8 @@ export class Controller {
     }
     for (const action of plan.actions) {
       if (action.type === "destroyEnvironments") {
-        await this.o.environments.destroyAll(current, action.reason);
+        if (action.roles) for (const role of action.roles) await this.o.environments.destroy(current, role, action.reason);
+        else await this.o.environments.destroyAll(current, action.reason);
       } else if (action.type === "removeFinalizer") {
         try {
           await this.o.client.patch(this.objectPath(current), {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/assess.ts";
 import { reconcile } from "./reconcile.ts";
-import type { EventSpec, Plan } from "./types.ts";
+import type { EnvironmentOutcome, EventSpec, Plan } from "./types.ts";
 
 /**
  * Drives reconcile the way the controller does (measure, then decide; write status; requeue),
@@ -15,6 +15,8 @@ class Sim {
   queries: string[] = [];
   actions: string[] = [];
   metric: (query: string, now: number) => QueryOutcome = () => ({ kind: "value", value: 0.001 });
+  ensured: string[] = [];
+  env: (role: string, version: string) => EnvironmentOutcome = (role, version) => ({ ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready", url: `http://${role}.ns.svc:8080`, version } });
 
   constructor(spec: Record<string, unknown>) {
     this.now = Date.parse("2026-05-01T00:00:00Z");
@@ -31,12 +33,17 @@ class Sim {
     const now = new Date(this.now);
     const world = { references: {} as Record<string, { exists: boolean; keys: string[] }>, measurements: {} as Record<string, QueryOutcome> };
     let plan = reconcile({ object: this.obj, world, now });
-    if (plan.measure?.length) {
-      for (const m of plan.measure) {
+    if (plan.measure?.length || plan.ensure?.length) {
+      for (const m of plan.measure ?? []) {
         this.queries.push(m.query);
         world.measurements[m.key] = this.metric(m.query, this.now);
       }
-      plan = reconcile({ object: this.obj, world, now });
+      const envs: Record<string, EnvironmentOutcome> = {};
+      for (const e of plan.ensure ?? []) {
+        this.ensured.push(`${e.role}:${e.version}`);
+        envs[e.role] = this.env(e.role, e.version);
+      }
+      plan = reconcile({ object: this.obj, world: { ...world, environments: envs }, now });
     }
     this.events.push(...plan.events);
     this.actions.push(...plan.actions.map((a) => a.type));
@@ -134,7 +141,8 @@ describe("canary state machine", () => {
     expect(degraded.message).toContain('metric "error-rate"');
     expect(degraded.message).toContain("0.2");
     expect(degraded.message).toContain('sum(rate(errors{rollout="bot"}[1m]))');
-    expect(sim.actions).toContain("destroyEnvironments");
+    // Endpoint versions have no environments to tear down.
+    expect(sim.actions).not.toContain("destroyEnvironments");
     sim.runUntil(["RolledBack"]);
     expect(sim.events.filter((e) => e.type === "Warning").map((e) => e.reason)).toEqual(["AnalysisFailed", "RolledBack"]);
     const warn = sim.events.find((e) => e.reason === "AnalysisFailed")!;
@@ -337,5 +345,65 @@ describe("status extras", () => {
     expect(progressing).toMatchObject({ status: "False", reason: "ProgressDeadlineExceeded" });
     expect(sim.events.filter((e) => e.reason === "ProgressDeadlineExceeded")).toHaveLength(1);
     expect(sim.status.phase).toBe("Progressing");
+  });
+});
+
+describe("environments (image versions)", () => {
+  const imageSpec = {
+    ...baseSpec,
+    stable: { version: "v1", image: "registry/triage:v1" },
+    candidate: { version: "v2", image: "registry/triage:v2" },
+    strategy: { steps: [{ shadow: { duration: "1m" } }, { setWeight: 50 }, { setWeight: 100 }] },
+  };
+
+  it("stands up stable, canary and shadow before the first step; promotion moves stable to the candidate and destroys the rest", () => {
+    const sim = new Sim(imageSpec);
+    sim.pass();
+    sim.pass();
+    expect(sim.ensured).toEqual(["stable:stable", "canary:candidate", "shadow:candidate"]);
+    expect(sim.status.phase).toBe("ShadowTesting");
+    expect(sim.status.environments!.canary).toMatchObject({ phase: "Ready", url: "http://canary.ns.svc:8080" });
+    sim.runUntil(["Succeeded"]);
+    expect(sim.ensured.at(-1)).toBe("stable:candidate");
+    expect(sim.actions).toContain("destroyEnvironments");
+    expect(Object.keys(sim.status.environments!)).toEqual(["stable"]);
+  });
+
+  it("a failing environment is Degraded with Pulumi's message, retried with backoff, then Stalled after maxConsecutiveFailures", () => {
+    const sim = new Sim(imageSpec);
+    sim.env = (role) => (role === "canary" ? { ok: false, failure: { transient: false, reason: "InvalidEnvironment", message: "image \"registry/triage:v2\" is not a valid reference", stackName: "ns-bot-canary", role: "canary" } } : { ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready" } });
+    sim.pass();
+    const plans = [sim.pass(), sim.pass(), sim.pass()];
+    expect(plans.slice(0, 2).every((p) => p.backoff)).toBe(true);
+    expect(sim.status.phase).toBe("Initialized");
+    const degraded = sim.status.conditions!.find((c) => c.type === "Degraded")!;
+    expect(degraded).toMatchObject({ status: "True", reason: "InvalidEnvironment" });
+    expect(degraded.message).toContain("not a valid reference");
+    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True" });
+    const tries = sim.ensured.filter((e) => e.startsWith("canary")).length;
+    expect(tries).toBe(3);
+    const after = sim.pass();
+    expect(sim.ensured.filter((e) => e.startsWith("canary")).length).toBe(tries);
+    expect(after.backoff).toBeUndefined();
+  });
+
+  it("a locked stack (transient) backs off without counting towards Stalled", () => {
+    const sim = new Sim(imageSpec);
+    let locked = 5;
+    sim.env = (role) => (role === "canary" && locked-- > 0 ? { ok: false, failure: { transient: true, reason: "StackLocked", message: "the stack is locked by an update in progress", stackName: "ns-bot-canary", role: "canary" } } : { ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready" } });
+    sim.pass();
+    for (let i = 0; i < 7; i++) sim.pass();
+    expect(sim.status.phase).toBe("ShadowTesting");
+    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toBeUndefined();
+  });
+
+  it("rollback destroys the candidate's environments only", () => {
+    const sim = new Sim({ ...imageSpec, strategy: { steps: [{ setWeight: 50 }, { pause: {} }] } });
+    sim.runUntil(["Paused"]);
+    sim.annotate(ANNOTATIONS.abort, "now");
+    const plan = sim.pass();
+    expect(plan.actions).toContainEqual({ type: "destroyEnvironments", reason: "rollback", roles: ["canary"] });
+    sim.runUntil(["RolledBack"]);
+    expect(Object.keys(sim.status.environments!)).toEqual(["stable"]);
   });
 });

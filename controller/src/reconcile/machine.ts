@@ -31,7 +31,9 @@ import {
 import { formatDuration, parseDuration } from "../api/duration.ts";
 import { setCondition } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
-import type { EventSpec, MeasureRequest, Observed, Plan } from "./types.ts";
+import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan } from "./types.ts";
+import type { EnvironmentRole, EnvironmentStatus } from "./ports.ts";
+import { createHash } from "node:crypto";
 
 /** Metrics of a rollout, resolved once per pass: for step runs (count defaults) and background. */
 export interface ResolvedAnalysis {
@@ -88,6 +90,9 @@ interface Ctx {
   wakeAt: number[];
   /** Set when the current step overran progressDeadline. */
   stalled?: string;
+  ensure: EnsureRequest[];
+  /** An environment failure that may clear by itself: retry with backoff. */
+  backoff?: boolean;
 }
 
 const TERMINAL: ReadonlySet<Phase> = new Set(["Succeeded", "RolledBack"]);
@@ -203,7 +208,8 @@ function rollBack(ctx: Ctx, reason: string, message: string): void {
   setRun(ctx, "background", undefined);
   transition(ctx, "RollingBack", reason, `Rolling back: ${message}`, "Warning");
   ctx.status.conditions = setCondition(ctx.status.conditions, { type: ConditionType.Degraded, status: "True", reason, message }, ctx.now, ctx.obs.object.metadata.generation);
-  ctx.actions.push({ type: "destroyEnvironments", reason: "rollback" });
+  const roles = candidateRoles(ctx.spec);
+  if (roles.length) ctx.actions.push({ type: "destroyEnvironments", reason: "rollback", roles });
 }
 
 function pause(ctx: Ctx, reason: string, message: string): void {
@@ -321,6 +327,80 @@ function background(ctx: Ctx): boolean {
   return true;
 }
 
+/** The candidate's environment roles: canary, plus shadow when a step mirrors to it. */
+function candidateRoles(spec: Spec): EnvironmentRole[] {
+  if (!spec.candidate.image) return [];
+  return spec.strategy.steps.some((st) => st.shadow) ? ["canary", "shadow"] : ["canary"];
+}
+
+/** A hash of what the stable environment deploys, so an edit to it updates the stack. */
+export function stableRevision(spec: Spec): string {
+  const v = spec.stable;
+  return createHash("sha256").update(JSON.stringify({ version: v.version, image: v.image, config: v.config ?? null, env: v.env ?? null, replicas: v.replicas, port: v.port })).digest("hex").slice(0, 16);
+}
+
+type EnvNeed = { role: EnvironmentRole; version: "stable" | "candidate"; revision: string };
+
+/**
+ * Brings the environments in `needs` to their revisions: Ready ones pass; others are requested
+ * (Plan.ensure) or, once the controller ran them, folded into status.environments. Failures set
+ * Degraded; after spec.environments.pulumi.maxConsecutiveFailures in a row the rollout is
+ * Stalled and stops retrying until the spec changes. Returns whether all are Ready.
+ */
+function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
+  const s = ctx.status;
+  const gen = ctx.obs.object.metadata.generation;
+  const maxFailures = ctx.spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
+  let ready = true;
+  for (const need of needs) {
+    const key = need.role as "canary" | "shadow" | "stable";
+    const cur: EnvironmentStatus | undefined = s.environments?.[key];
+    if (cur?.phase === "Ready" && cur.revision === need.revision) continue;
+    ready = false;
+    const outcome = ctx.obs.world.environments?.[need.role];
+    if (!outcome) {
+      const stalledHere = cur?.phase === "Failed" && cur.revision === need.revision && (cur.consecutiveFailures ?? 0) >= maxFailures;
+      if (!stalledHere) ctx.ensure.push(need);
+      continue;
+    }
+    if (outcome.ok) {
+      s.environments = { ...s.environments, [key]: { ...outcome.status, revision: need.revision, consecutiveFailures: 0 } };
+      ctx.events.push({ type: "Normal", reason: "EnvironmentReady", message: `${need.role} environment ready: stack ${outcome.status.stack}${outcome.status.url ? ` at ${outcome.status.url}` : ""}`, dedupeKey: `env/${need.role}/${need.revision}/a${s.attempt ?? 0}` });
+      ready = true && needs.every((n) => n === need || (s.environments?.[n.role as "canary"]?.phase === "Ready" && s.environments?.[n.role as "canary"]?.revision === n.revision));
+      continue;
+    }
+    const f = outcome.failure;
+    const failures = (cur?.revision === need.revision ? (cur.consecutiveFailures ?? 0) : 0) + (f.transient ? 0 : 1);
+    s.environments = { ...s.environments, [key]: { ...cur, stack: f.stackName, phase: "Failed", revision: need.revision, message: f.message, consecutiveFailures: failures } };
+    if (f.transient) {
+      ctx.backoff = true;
+      continue;
+    }
+    const message = `${need.role} environment (stack ${f.stackName}): ${f.message}`;
+    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "True", reason: f.reason, message }, ctx.now, gen);
+    ctx.events.push({ type: "Warning", reason: f.reason, message, dedupeKey: `env/${need.role}/${need.revision}/fail${failures}` });
+    if (failures >= maxFailures) {
+      const stall = `${message}; ${failures} failures in a row (maxConsecutiveFailures ${maxFailures}): not retrying until the spec changes`;
+      s.conditions = setCondition(s.conditions, { type: ConditionType.Stalled, status: "True", reason: f.reason, message: stall }, ctx.now, gen);
+      ctx.events.push({ type: "Warning", reason: Reason.Stalled, message: stall, dedupeKey: `env/${need.role}/${need.revision}/stalled` });
+    } else {
+      ctx.backoff = true;
+    }
+  }
+  if (ready && s.conditions?.some((c) => c.type === ConditionType.Stalled && c.status === "True")) {
+    s.conditions = setCondition(s.conditions, { type: ConditionType.Stalled, status: "False", reason: Reason.AsExpected, message: "" }, ctx.now, gen);
+  }
+  return ready;
+}
+
+/** What must run before the steps start: the stable and the candidate's environments. */
+function startNeeds(ctx: Ctx): EnvNeed[] {
+  const needs: EnvNeed[] = [];
+  if (ctx.spec.stable.image) needs.push({ role: "stable", version: "stable", revision: stableRevision(ctx.spec) });
+  for (const role of candidateRoles(ctx.spec)) needs.push({ role, version: "candidate", revision: ctx.status.revision ?? "" });
+  return needs;
+}
+
 /**
  * Keeps status.shadow (the SHADOW MISMATCH column) current while the candidate is shadowed:
  * the gateway replicas' counters, summed by Prometheus, read once per analysis interval.
@@ -402,8 +482,8 @@ function request(obj: AIRollout, status: Status, kind: keyof typeof ANNOTATIONS)
 }
 
 /** Runs the state machine from an initialised status. Mutates nothing it was given. */
-export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "requeueAfterMs"> {
-  const ctx: Ctx = { obs, spec, steps, analysis, now: obs.now, status: structuredClone(prev), events: [], actions: [], measure: [], wakeAt: [] };
+export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "ensure" | "requeueAfterMs" | "backoff"> {
+  const ctx: Ctx = { obs, spec, steps, analysis, now: obs.now, status: structuredClone(prev), events: [], actions: [], measure: [], wakeAt: [], ensure: [] };
   const obj = obs.object;
   const gen = obj.metadata.generation;
   const s = ctx.status;
@@ -429,10 +509,33 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
 
   const phase = s.phase ?? "Initialized";
   if (phase === "RollingBack") {
+    if (s.environments) {
+      const envs = { ...s.environments };
+      for (const role of candidateRoles(spec)) delete envs[role as "canary" | "shadow"];
+      s.environments = envs;
+    }
     transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `Rolled back to ${spec.stable.version}; candidate ${spec.candidate.version} gets no traffic`, "Warning");
   } else if (phase === "Promoting") {
-    s.stableVersion = spec.candidate.version;
-    transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
+    // Flagger's way: the stable environment takes the candidate's spec, then the candidate's
+    // own environments go.
+    const promoteNeeds: EnvNeed[] = spec.stable.image && spec.candidate.image ? [{ role: "stable", version: "candidate", revision: s.revision ?? "" }] : [];
+    if (environmentsReady(ctx, promoteNeeds)) {
+      const roles = candidateRoles(spec);
+      if (roles.length) {
+        ctx.actions.push({ type: "destroyEnvironments", reason: "promoted", roles });
+        const envs = { ...s.environments };
+        for (const role of roles) delete envs[role as "canary" | "shadow"];
+        s.environments = envs;
+      }
+      s.stableVersion = spec.candidate.version;
+      transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
+    } else {
+      s.message = `Promoting ${spec.candidate.version}: updating the stable environment`;
+    }
+  } else if (phase === "Initialized" && !environmentsReady(ctx, startNeeds(ctx))) {
+    const pending = startNeeds(ctx).filter((n) => s.environments?.[n.role as "canary"]?.phase !== "Ready").map((n) => n.role);
+    s.message = `Standing up environments (${pending.join(", ")}) through Pulumi`;
+    s.conditions = setCondition(s.conditions, { type: ConditionType.Progressing, status: "True", reason: Reason.EnvironmentsPending, message: s.message }, ctx.now, gen);
   } else if (!TERMINAL.has(phase)) {
     if (phase === "Initialized") enterStep(ctx, 0);
     if (promote !== undefined) {
@@ -482,7 +585,8 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
   // Conditions follow the phase.
   const p = s.phase!;
   const healthy = p !== "RollingBack" && p !== "RolledBack";
-  if (healthy && p !== "Paused") {
+  const envFailed = Object.values(s.environments ?? {}).some((e) => !Array.isArray(e) && (e as EnvironmentStatus).phase === "Failed");
+  if (healthy && p !== "Paused" && !envFailed) {
     s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" }, ctx.now, gen);
   }
   s.conditions = setCondition(
@@ -504,5 +608,13 @@ export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analys
   if (p === "RollingBack" || p === "Promoting") ctx.wakeAt.push(ctx.now.getTime());
   const future = ctx.wakeAt.filter((t) => Number.isFinite(t));
   const requeueAfterMs = future.length ? Math.max(0, Math.min(...future) - ctx.now.getTime()) : undefined;
-  return { status: s, events: ctx.events, actions: ctx.actions, measure: ctx.measure, ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
+  return {
+    status: s,
+    events: ctx.events,
+    actions: ctx.actions,
+    measure: ctx.measure,
+    ensure: ctx.ensure,
+    ...(ctx.backoff ? { backoff: true } : {}),
+    ...(requeueAfterMs !== undefined && !ctx.backoff ? { requeueAfterMs } : {}),
+  };
 }

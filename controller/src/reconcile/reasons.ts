@@ -32,4 +32,7 @@ export const Reason = {
   RolledBack: "RolledBack",
   Retry: "Retry",
   ProgressDeadlineExceeded: "ProgressDeadlineExceeded",
+  EnvironmentsPending: "EnvironmentsPending",
+  EnvironmentFailed: "EnvironmentFailed",
+  Stalled: "Stalled",
 } as const;

@@ -83,9 +83,12 @@ describe("reconcile", () => {
   it("is idempotent: once settled, another pass over its own status emits no event and changes nothing", () => {
     const first = reconcile({ object: rollout(base), world: noWorld, now });
     expect(first.requeueAfterMs).toBe(0);
-    const second = reconcile({ object: rollout(base, { status: first.status }), world: noWorld, now });
+    const asked = reconcile({ object: rollout(base, { status: first.status }), world: noWorld, now });
+    expect(asked.ensure!.map((e) => e.role)).toEqual(["stable", "canary", "shadow"]);
+    const ready = Object.fromEntries(asked.ensure!.map((e) => [e.role, { ok: true as const, status: { stack: e.role, phase: "Ready" as const } }]));
+    const second = reconcile({ object: rollout(base, { status: first.status }), world: { references: {}, environments: ready }, now });
     expect(second.status!.phase).toBe("ShadowTesting");
-    expect(second.events.map((e) => e.reason)).toEqual(["StepStarted"]);
+    expect(second.events.map((e) => e.reason)).toEqual(["EnvironmentReady", "EnvironmentReady", "EnvironmentReady", "StepStarted"]);
     const third = reconcile({ object: rollout(base, { status: second.status }), world: noWorld, now: new Date(now.getTime() + 60_000) });
     expect(third.events).toEqual([]);
     expect(third.status).toEqual(second.status);

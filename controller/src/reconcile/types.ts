@@ -1,6 +1,7 @@
 /** The shapes reconcile reads and returns. Adapters (kube/, environments/) carry out actions. */
 import type { AIRollout, Status } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/assess.ts";
+import type { EnvironmentFailure, EnvironmentRole, EnvironmentStatus } from "./ports.ts";
 
 /** A reference from the spec to another object the controller needs to act. */
 export interface Reference {
@@ -17,6 +18,18 @@ export interface World {
   references: Record<string, { exists: boolean; keys: string[] }>;
   /** Outcomes of the queries a first pass asked for (Plan.measure), keyed by request key. */
   measurements?: Record<string, QueryOutcome>;
+  /** Outcomes of the environment updates a first pass asked for (Plan.ensure), by role. */
+  environments?: Partial<Record<EnvironmentRole, EnvironmentOutcome>>;
+}
+
+export type EnvironmentOutcome = { ok: true; status: EnvironmentStatus } | { ok: false; failure: EnvironmentFailure };
+
+/** An environment to create or update (pulumi up) before the pass can decide. */
+export interface EnsureRequest {
+  role: EnvironmentRole;
+  /** Which spec version to deploy in that role. */
+  version: "stable" | "candidate";
+  revision: string;
 }
 
 /** A query the pass needs answered before it can decide (run by the analysis adapter). */
@@ -45,7 +58,7 @@ export interface EventSpec {
 export type Action =
   | { type: "addFinalizer" }
   | { type: "removeFinalizer" }
-  | { type: "destroyEnvironments"; reason: string };
+  | { type: "destroyEnvironments"; reason: string; roles?: EnvironmentRole[] };
 
 /** The outcome of one reconcile pass. */
 export interface Plan {
@@ -59,4 +72,6 @@ export interface Plan {
   backoff?: boolean;
   /** Queries due now: run them and reconcile again with their outcomes in world.measurements. */
   measure?: MeasureRequest[];
+  /** Environments to stand up now: run them and reconcile again with world.environments. */
+  ensure?: EnsureRequest[];
 }
