@@ -161,6 +161,14 @@ build_kwok() {
   echo "$out"
 }
 
+# One build per tool at a time: concurrent callers (a test run and `make demo`, say) wait for
+# the first, then find its result in the cache.
+mkdir -p "$CACHE"
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.build-${1:-none}.lock"
+  flock 9
+fi
+
 case "${1:-}" in
   etcd) build_etcd ;;
   kube) build_kube ;;

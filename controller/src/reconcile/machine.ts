@@ -351,12 +351,14 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
   const s = ctx.status;
   const gen = ctx.obs.object.metadata.generation;
   const maxFailures = ctx.spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
-  let ready = true;
+  const isReady = (n: EnvNeed) => {
+    const e = s.environments?.[n.role as "canary" | "shadow" | "stable"];
+    return e?.phase === "Ready" && e.revision === n.revision;
+  };
   for (const need of needs) {
     const key = need.role as "canary" | "shadow" | "stable";
     const cur: EnvironmentStatus | undefined = s.environments?.[key];
-    if (cur?.phase === "Ready" && cur.revision === need.revision) continue;
-    ready = false;
+    if (isReady(need)) continue;
     const outcome = ctx.obs.world.environments?.[need.role];
     if (!outcome) {
       const stalledHere = cur?.phase === "Failed" && cur.revision === need.revision && (cur.consecutiveFailures ?? 0) >= maxFailures;
@@ -366,7 +368,6 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
     if (outcome.ok) {
       s.environments = { ...s.environments, [key]: { ...outcome.status, revision: need.revision, consecutiveFailures: 0 } };
       ctx.events.push({ type: "Normal", reason: "EnvironmentReady", message: `${need.role} environment ready: stack ${outcome.status.stack}${outcome.status.url ? ` at ${outcome.status.url}` : ""}`, dedupeKey: `env/${need.role}/${need.revision}/a${s.attempt ?? 0}` });
-      ready = true && needs.every((n) => n === need || (s.environments?.[n.role as "canary"]?.phase === "Ready" && s.environments?.[n.role as "canary"]?.revision === n.revision));
       continue;
     }
     const f = outcome.failure;
@@ -387,6 +388,7 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
       ctx.backoff = true;
     }
   }
+  const ready = needs.every(isReady);
   if (ready && s.conditions?.some((c) => c.type === ConditionType.Stalled && c.status === "True")) {
     s.conditions = setCondition(s.conditions, { type: ConditionType.Stalled, status: "False", reason: Reason.AsExpected, message: "" }, ctx.now, gen);
   }
