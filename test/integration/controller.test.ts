@@ -176,8 +176,8 @@ describe("controller", () => {
     }, 60_000);
     expect(obj.status!.observedGeneration).toBe(1);
     expect(main.exited).toBe(false);
-    // The restarted API server's watch cache starts at the current revision, older than our
-    // last one only by the Lease renewals in between: resuming answers 410 Gone, and the
+    // The restarted API server's watch cache starts at the current revision, which Lease
+    // renewals have moved past the informer's last one: resuming answers 410 Gone, and the
     // informer relists instead of giving up.
     expect(main.has((l) => l.msg === "watch resourceVersion expired (410 Gone); relisting")).toBe(true);
   });
