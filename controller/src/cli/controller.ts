@@ -2,7 +2,15 @@
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { Controller } from "../kube/controller.ts";
 import { LeaderElector } from "../kube/lease.ts";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { AIRollout, VersionSpec } from "../api/schema.ts";
 import { NoopEnvironments } from "../environments/noop.ts";
+import { PulumiEnvironments, kubeSecretReader } from "../environments/pulumi.ts";
+import { ensurePulumiToolchain } from "../environments/toolchain.ts";
+import { ApiError } from "../kube/client.ts";
+import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/ports.ts";
+import type { Logger } from "../telemetry/logger.ts";
 import { PrometheusMeasurements } from "../analysis/measure.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { createControllerMetrics } from "../telemetry/metrics.ts";
@@ -16,6 +24,58 @@ export interface ControllerFlags {
   leaseNamespace: string;
   leaseName: string;
   identity: string;
+  environments: "pulumi" | "none";
+  stateDir?: string;
+}
+
+/**
+ * The Pulumi adapter, built on first use: a controller whose rollouts use only endpoint
+ * versions never needs the Pulumi toolchain (nor waits for its first build).
+ */
+class LazyPulumiEnvironments implements EnvironmentsPort {
+  private inner?: Promise<PulumiEnvironments>;
+  private readonly make: () => Promise<PulumiEnvironments>;
+  constructor(make: () => Promise<PulumiEnvironments>) {
+    this.make = make;
+  }
+  private get(): Promise<PulumiEnvironments> {
+    this.inner ??= this.make().catch((err: unknown) => {
+      this.inner = undefined;
+      throw err;
+    });
+    return this.inner;
+  }
+  async destroyAll(rollout: AIRollout, reason: string): Promise<void> {
+    return (await this.get()).destroyAll(rollout, reason);
+  }
+  async ensure(rollout: AIRollout, role: EnvironmentRole, version: VersionSpec, opts?: EnsureOptions): Promise<EnvironmentStatus> {
+    return (await this.get()).ensure(rollout, role, version, opts);
+  }
+  async destroy(rollout: AIRollout, role: EnvironmentRole, reason: string): Promise<void> {
+    return (await this.get()).destroy(rollout, role, reason);
+  }
+  async list(rollout?: AIRollout): Promise<EnvironmentSummary[]> {
+    return (await this.get()).list(rollout);
+  }
+  async collectExpired(now: Date): Promise<EnvironmentSummary[]> {
+    return (await this.get()).collectExpired(now);
+  }
+}
+
+function environmentsPort(flags: ControllerFlags, client: KubeClient, log: Logger): EnvironmentsPort {
+  if (flags.environments === "none") return new NoopEnvironments();
+  const stateDir = flags.stateDir ?? join(process.env.AIROLLOUT_STATE_DIR ?? join(homedir(), ".local", "state", "airollout"), "controller");
+  const kubeconfig = flags.kubeconfig ?? process.env.KUBECONFIG;
+  return new LazyPulumiEnvironments(async () => {
+    const toolchain = await ensurePulumiToolchain((line) => log.info({ build: line }, "building the Pulumi toolchain"));
+    return new PulumiEnvironments({
+      stateDir,
+      toolchain,
+      readSecret: kubeSecretReader((path) => client.get(path), (err) => err instanceof ApiError && err.notFound),
+      ...(kubeconfig ? { env: { KUBECONFIG: kubeconfig } } : {}),
+      log: log.child({ port: "environments" }),
+    });
+  });
 }
 
 /** Runs until SIGTERM/SIGINT (exit 0) or lost leadership (exit 1, to be restarted). */
@@ -23,11 +83,12 @@ export async function runController(flags: ControllerFlags): Promise<number> {
   const log = createLogger("controller");
   const metrics = createControllerMetrics();
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig));
+  const environments = environmentsPort(flags, client, log);
   const controller = new Controller({
     client,
     log,
     metrics,
-    environments: new NoopEnvironments(),
+    environments,
     measurements: new PrometheusMeasurements(),
     namespace: flags.namespace,
     identity: flags.identity,
@@ -52,6 +113,15 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     };
     process.once("SIGTERM", () => void shutdown(0, "SIGTERM"));
     process.once("SIGINT", () => void shutdown(0, "SIGINT"));
+    // Preview environments are collected when their TTL passes (only the leader acts).
+    const gc = setInterval(() => {
+      if (flags.environments === "none" || (elector && !elector.isLeader)) return;
+      environments.collectExpired(new Date()).then(
+        (gone) => gone.length && log.info({ stacks: gone.map((g) => g.stack) }, "expired preview environments destroyed"),
+        (err: unknown) => log.warn({ err: (err as Error).message }, "preview garbage collection failed"),
+      );
+    }, 60_000);
+    gc.unref();
     if (!elector) {
       metrics.leader.set(1);
       controller.start();

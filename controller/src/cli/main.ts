@@ -23,6 +23,8 @@ commands:
       --lease-namespace NS  namespace of the Lease (default: $POD_NAMESPACE or default)
       --lease-name NAME   (default airollout-controller)
       --id ID             identity in the Lease (default: hostname_pid)
+      --environments pulumi|none  stand image versions up through Pulumi (default), or not at all
+      --state-dir PATH    Pulumi file backend and workspaces (default: ~/.local/state/airollout/controller)
   gateway               run the webhook gateway: POST /hooks/<namespace>/<rollout>/<path>
       --kubeconfig PATH   kubeconfig file (AIRollouts are watched, signature Secrets read)
       --namespace NS      watch one namespace (default: all)
@@ -58,11 +60,14 @@ async function main(argv: string[]): Promise<number> {
           "lease-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "default" },
           "lease-name": { type: "string", default: "airollout-controller" },
           id: { type: "string", default: `${hostname()}_${process.pid}` },
+          environments: { type: "string", default: "pulumi" },
+          "state-dir": { type: "string" },
         },
       });
       const port = Number(values["metrics-port"]);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--metrics-port: ${values["metrics-port"]} is not a port number`);
       if (!["true", "false"].includes(values["leader-elect"]!)) throw new UsageError(`--leader-elect: ${values["leader-elect"]} is not true or false`);
+      if (values.environments !== "pulumi" && values.environments !== "none") throw new UsageError(`--environments: ${values.environments} is not pulumi or none`);
       return runController({
         kubeconfig: values.kubeconfig,
         namespace: values.namespace,
@@ -71,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
         leaseNamespace: values["lease-namespace"]!,
         leaseName: values["lease-name"]!,
         identity: values.id!,
+        environments: values.environments,
+        stateDir: values["state-dir"],
       });
     }
     case "gateway":

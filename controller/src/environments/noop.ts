@@ -2,9 +2,31 @@
  * The environments port for rollouts whose versions are external endpoints: nothing to stand
  * up or tear down. The Pulumi adapter replaces it for image-based versions.
  */
-import type { AIRollout } from "../api/schema.ts";
-import type { EnvironmentsPort } from "../reconcile/ports.ts";
+import type { AIRollout, VersionSpec } from "../api/schema.ts";
+import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/ports.ts";
 
 export class NoopEnvironments implements EnvironmentsPort {
   async destroyAll(_rollout: AIRollout, _reason: string): Promise<void> {}
+
+  /** An external endpoint is its own environment: Ready at once, at its URL. */
+  async ensure(rollout: AIRollout, role: EnvironmentRole, version: VersionSpec, opts: EnsureOptions = {}): Promise<EnvironmentStatus> {
+    return {
+      stack: `${rollout.metadata.namespace}-${rollout.metadata.name}-${role}`,
+      phase: "Ready",
+      ...(version.endpoint ? { url: version.endpoint } : {}),
+      version: version.version,
+      ...(opts.revision ? { revision: opts.revision } : {}),
+      message: "no environment: the version is an external endpoint",
+    };
+  }
+
+  async destroy(_rollout: AIRollout, _role: EnvironmentRole, _reason: string): Promise<void> {}
+
+  async list(_rollout?: AIRollout): Promise<EnvironmentSummary[]> {
+    return [];
+  }
+
+  async collectExpired(_now: Date): Promise<EnvironmentSummary[]> {
+    return [];
+  }
 }

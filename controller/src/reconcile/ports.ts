@@ -56,8 +56,9 @@ export interface EnvironmentsPort {
   destroyAll(rollout: AIRollout, reason: string): Promise<void>;
   /**
    * Creates or updates the environment of `version` in `role` and resolves with its status
-   * (phase Ready, url, serviceName). Updates of one stack never overlap. Rejects with an Error
-   * that is also an EnvironmentFailure.
+   * (phase Ready, url, serviceName). Updates of one stack never overlap; different stacks update
+   * side by side. A version with an external endpoint resolves Ready at once, with no stack.
+   * Rejects with an Error that is also an EnvironmentFailure.
    */
   ensure(rollout: AIRollout, role: EnvironmentRole, version: VersionSpec, opts?: EnsureOptions): Promise<EnvironmentStatus>;
   /** Destroys the environment in `role` and removes its stack; a missing stack is no error. */
