@@ -7,7 +7,7 @@ export AIROLLOUT_CACHE ?= $(HOME)/.cache/airollout
 NODE := node_modules/.bin/node
 VITEST_REPORT ?= $(CURDIR)/.vitest-report.json
 
-.PHONY: all deps tools crd lint typecheck unit integration test demo demo-down bench clean help
+.PHONY: all deps tools tools-controlplane crd lint typecheck unit integration test demo demo-down bench clean help
 
 all: test
 
@@ -15,7 +15,7 @@ help:
 	@echo "make demo      local control plane + controller + the example AIRollout"
 	@echo "make test      lint, typecheck, unit and integration tests (real API server)"
 	@echo "make demo-down stop the demo's controller and local control plane"
-	@echo "make tools     build the Go tools into $(AIROLLOUT_CACHE) (cached by version)"
+	@echo "make tools     build the Go tools into $(AIROLLOUT_CACHE) (cached by version), install Prometheus and Redis"
 	@echo "make crd       regenerate crds/ from the zod schemas"
 
 # node_modules (including Node.js 24 itself, from the npm package `node`) follow package-lock.json.
@@ -27,7 +27,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: node_modules/.package-lock.json
 	@bash hack/ensure-system.sh
 
+# Everything the tests start: Go builds (cached by version) and Debian's Prometheus and Redis.
 tools: deps
+	@bash hack/ensure-system.sh prometheus redis-server
+	@bash hack/build-tool.sh all >/dev/null
+
+tools-controlplane: deps
 	@bash hack/build-tool.sh controlplane >/dev/null
 
 crd: deps
@@ -51,7 +56,7 @@ test: deps lint typecheck tools
 	@status=0; npx vitest run --reporter=default --reporter=json --outputFile.json=$(VITEST_REPORT) || status=$$?; \
 	  $(NODE) hack/test-summary.ts $(VITEST_REPORT); exit $$status
 
-demo: tools
+demo: tools-controlplane
 	@bash hack/ensure-system.sh prometheus
 	@$(NODE) hack/demo.ts
 

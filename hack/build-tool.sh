@@ -165,7 +165,7 @@ build_kwok() {
 # the first, then find its result in the cache.
 mkdir -p "$CACHE"
 if command -v flock >/dev/null; then
-  exec 9>"$CACHE/.build-${1:-none}.lock"
+  exec 9>"$CACHE/.build.lock"
   flock 9
 fi
 
@@ -176,6 +176,6 @@ case "${1:-}" in
   pulumi-kubernetes) build_pulumi_kubernetes ;;
   kwok) build_kwok ;;
   controlplane) build_etcd >/dev/null; build_kube >/dev/null; echo "$CACHE/bin" ;;
-  all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; echo "$CACHE/bin" ;;
+  all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; build_kwok >/dev/null; echo "$CACHE/bin" ;;
   *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|kwok|controlplane|all" >&2; exit 2 ;;
 esac
