@@ -1,9 +1,10 @@
 /** The adapter's decisions that need no Pulumi: names, lock staleness, error digests, ordering. */
+import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { AIRollout } from "../api/schema.ts";
 import { isEnvironmentFailure } from "../reconcile/ports.ts";
 import { EnvironmentError, StackLockedError, parseLockHolders, pulumiMessage } from "./errors.ts";
-import { KeyedSerializer, isStaleLock, stackNameFor } from "./pulumi.ts";
+import { KeyedSerializer, isLockHolderAlive, isStaleLock, stackNameFor } from "./pulumi.ts";
 
 const rollout = (name: string, namespace = "team", spec: unknown = {}): AIRollout => ({
   apiVersion: "airollout.dev/v1alpha1",
@@ -45,6 +46,12 @@ describe("stale locks", () => {
     ["another host, older than the threshold", holder("pod-a", 7, 31), true, true],
   ])("%s", (_what, h, alive, stale) => {
     expect(isStaleLock(h, now, 30 * 60_000, "me", () => alive)).toBe(stale);
+  });
+
+  it("counts a holder alive only while it runs and is pulumi", () => {
+    expect(isLockHolderAlive(2 ** 22 + 12345)).toBe(false);
+    // This test process runs, but it is not a pulumi CLI: a reused pid, not the lock's holder.
+    expect(isLockHolderAlive(process.pid)).toBe(!existsSync("/proc/self/stat"));
   });
 
   it("parses the holders out of the diy backend's message", () => {

@@ -15,7 +15,7 @@
  *   collector find stacks with one `pulumi stack ls --tag`.
  */
 import { execFile } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -114,21 +114,36 @@ export function stackNameFor(rollout: AIRollout, role: EnvironmentRole, spec: Sp
   return `${clean.slice(0, 90)}-${createHash("sha256").update(raw).digest("hex").slice(0, 9)}`;
 }
 
-function isProcessAlive(pid: number): boolean {
+/**
+ * Whether a lock's holder (a pulumi CLI on this host) is still running. Where /proc exists, a
+ * zombie (killed, not yet reaped) is dead, and so is a pid now used by a program that is not
+ * pulumi: after a container restart the same Pod (same hostname) numbers its processes afresh.
+ */
+export function isLockHolderAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: it exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  let stat: string;
+  let cmdline: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return true;
+  }
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  if (state === "Z" || state === "X") return false;
+  return cmdline.includes("pulumi");
 }
 
 /**
  * Whether a lock can be cleared: its process is gone (same host), or it is older than
  * staleAfterMs (another host, whose processes we cannot see: a controller Pod that was killed).
  */
-export function isStaleLock(holder: LockHolder, now: Date, staleAfterMs: number, host: string = hostname(), alive: (pid: number) => boolean = isProcessAlive): boolean {
+export function isStaleLock(holder: LockHolder, now: Date, staleAfterMs: number, host: string = hostname(), alive: (pid: number) => boolean = isLockHolderAlive): boolean {
   if (holder.host === host) return !alive(holder.pid);
   return now.getTime() - holder.since.getTime() > staleAfterMs;
 }
@@ -480,14 +495,43 @@ export class PulumiEnvironments implements EnvironmentsPort {
   async destroyAll(rollout: AIRollout, reason: string): Promise<void> {
     const spec = parseSpec(rollout);
     const probe = this.target(rollout, "canary", spec);
-    if (fileBackendPath(probe.backend) !== undefined) this.checkBackend(probe);
+    const dir = fileBackendPath(probe.backend);
+    // A file backend that was never created holds no stacks: nothing to destroy, and no reason
+    // to hold a deleted rollout's finalizer.
+    if (dir !== undefined && !existsSync(dir)) return;
+    const [names, owned] = await Promise.all([this.stackNames(probe.backend), this.list(rollout)]);
+    const targets = new Map<string, EnvironmentRole>(owned.map((s) => [s.stack, s.role]));
+    // The fixed roles are matched by name too: a stack whose tags were never written (the
+    // controller died right after creating it) is still found.
+    for (const role of ["canary", "shadow", "stable"] as const) {
+      const name = stackNameFor(rollout, role, spec);
+      if (names.has(name)) targets.set(name, role);
+    }
+    if (targets.size === 0) return;
+    // Only now the passphrase: a rollout with nothing left is let go even when its Secret is gone.
     const passphrase = await this.passphrase(rollout, spec, probe);
-    const found = await this.list(rollout);
-    const roles = new Set<EnvironmentRole>(["canary", "shadow", "stable", ...found.map((s) => s.role)]);
-    // The fixed roles are tried by name too: a stack whose tags were never written (the
-    // controller died right after creating it) is still found, and a missing one costs one
-    // quick "not found".
-    for (const role of roles) await this.destroyTarget(this.target(rollout, role, spec), passphrase, reason);
+    for (const role of targets.values()) await this.destroyTarget(this.target(rollout, role, spec), passphrase, reason);
+  }
+
+  /** Names of the project's stacks in a backend (one `pulumi stack ls`). */
+  private async stackNames(backend: string): Promise<Set<string>> {
+    const workDir = this.listWorkDir(backend);
+    const stacks = JSON.parse(await this.cli({ backend, workDir }, ["stack", "ls", "--json"])) as { name: string }[];
+    return new Set(stacks.map((s) => s.name.split("/").pop()!));
+  }
+
+  /** A work directory with only a Pulumi.yaml: `stack ls` lists the project of the directory it runs in. */
+  private listWorkDir(backend: string): string {
+    const workDir = join(this.o.stateDir, "workspaces", `_list-${createHash("sha256").update(backend).digest("hex").slice(0, 8)}`);
+    const file = join(workDir, "Pulumi.yaml");
+    if (!existsSync(file)) {
+      // Listings run side by side: write once, atomically, so none reads a half-written file.
+      mkdirSync(workDir, { recursive: true });
+      const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+      writeFileSync(tmp, `name: ${PROJECT}\nruntime: nodejs\n`);
+      renameSync(tmp, file);
+    }
+    return workDir;
   }
 
   /** Runs the pulumi CLI directly, for what the Automation API does not expose (tag filters, --remove-backups). */
@@ -504,10 +548,7 @@ export class PulumiEnvironments implements EnvironmentsPort {
   }
 
   private async listIn(backend: string, tagFilter: string): Promise<EnvironmentSummary[]> {
-    const workDir = join(this.o.stateDir, "workspaces", `_list-${createHash("sha256").update(backend).digest("hex").slice(0, 8)}`);
-    mkdirSync(workDir, { recursive: true });
-    // `stack ls` lists the project of the directory it runs in.
-    writeFileSync(join(workDir, "Pulumi.yaml"), `name: ${PROJECT}\nruntime: nodejs\n`);
+    const workDir = this.listWorkDir(backend);
     const stacks = JSON.parse(await this.cli({ backend, workDir }, ["stack", "ls", "--json", "--tag", tagFilter])) as { name: string; lastUpdate?: string; updateInProgress?: boolean }[];
     const out: EnvironmentSummary[] = [];
     for (const s of stacks) {
