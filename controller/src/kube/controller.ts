@@ -183,6 +183,7 @@ export class Controller {
         current = await this.o.client.patch<AIRollout>(this.objectPath(current), {
           metadata: { resourceVersion: current.metadata.resourceVersion, finalizers: [...(current.metadata.finalizers ?? []), FINALIZER] },
         });
+        this.informer.observe(current);
         log.debug("finalizer added");
       }
     }
@@ -210,7 +211,7 @@ export class Controller {
     }
     if (plan.status && !statusEqual(current.status, plan.status)) {
       const body = { apiVersion: API_VERSION, kind: KIND, metadata: current.metadata, spec: current.spec, status: plan.status };
-      await this.o.client.replace(`${this.objectPath(current)}/status`, body);
+      this.informer.observe(await this.o.client.replace<AIRollout>(`${this.objectPath(current)}/status`, body));
       if (plan.status.phase !== obj.status?.phase) {
         log.info({ from: obj.status?.phase ?? "Pending", to: plan.status.phase, message: plan.status.message }, "phase changed");
         if (obj.status?.phase) this.o.metrics.rolloutPhase.remove({ namespace: obj.metadata.namespace, name: obj.metadata.name, phase: obj.status.phase });

@@ -40,6 +40,12 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 class GoneError extends Error {}
 
+/** Whether resourceVersion a is newer than b. They are opaque, but etcd's are integers. */
+function newer(a: string, b: string): boolean {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
+  return a !== b;
+}
+
 export class Informer<T extends KubeObject> {
   private readonly client: KubeClient;
   private readonly path: string;
@@ -69,6 +75,18 @@ export class Informer<T extends KubeObject> {
   /** Milliseconds since the last list, watch event or bookmark. */
   get idleMs(): number {
     return Date.now() - this.lastActivity;
+  }
+
+  /**
+   * Records an object this process just wrote, so a pass that runs before the watch delivers
+   * the write sees it (a stale read would redo work, such as a `pulumi up`, only to conflict).
+   * An older version never replaces a newer one.
+   */
+  observe(obj: T): void {
+    const key = keyOf(obj);
+    const cur = this.store.get(key);
+    if (cur && !newer(obj.metadata.resourceVersion, cur.metadata.resourceVersion)) return;
+    this.store.set(key, obj);
   }
 
   get(key: string): T | undefined {
@@ -205,6 +223,10 @@ export class Informer<T extends KubeObject> {
       this.store.delete(key);
       this.handlers.onDelete(o);
     } else {
+      // Our own write may already be in the store (observe): an event of an older version,
+      // still in flight, must not roll it back.
+      const cur = this.store.get(key);
+      if (cur && cur.metadata.resourceVersion !== o.metadata.resourceVersion && !newer(o.metadata.resourceVersion, cur.metadata.resourceVersion)) return;
       this.store.set(key, o);
       this.handlers.onUpsert(o);
     }
