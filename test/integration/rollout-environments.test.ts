@@ -4,6 +4,7 @@
  * Deployments Available), reports them in status, tears the candidate's down on abort and
  * everything on deletion.
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,17 +13,19 @@ import { stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { startNodeSimulator, type NodeSimulator } from "../../controller/src/environments/kwok.ts";
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
-import { ControllerProcess, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
+import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 let ns: string;
 let sim: NodeSimulator;
 let controller: ControllerProcess;
+let stateDir: string;
 
 beforeAll(async () => {
   ns = createNamespace("envs");
   const dir = mkdtempSync(join(tmpdir(), "airollout-envs-"));
   sim = await startNodeSimulator({ kubeconfig: kubeconfig(), dir: join(dir, "kwok"), ownerPid: process.pid });
-  controller = new ControllerProcess("envs", ["--namespace", ns, "--lease-namespace", ns, "--environments", "pulumi", "--state-dir", join(dir, "state")]);
+  stateDir = join(dir, "state");
+  controller = new ControllerProcess("envs", ["--namespace", ns, "--lease-namespace", ns, "--environments", "pulumi", "--state-dir", stateDir]);
   await controller.waitForLog("leadership", (l) => l.msg === "became leader");
 }, 300_000);
 
@@ -57,6 +60,18 @@ describe("image versions through Pulumi, driven by the controller", () => {
     expect(deployments()).toEqual(["bot-canary=1", "bot-shadow=1", "bot-stable=1"]);
     expect(controller.lines.filter((l) => l.msg === "environment ready")).toHaveLength(3);
   }, 300_000);
+
+  it("`airollout preview up|list|destroy` runs a preview of the candidate through the same stacks and state", () => {
+    const cli = (args: string[]) => spawnSync(NODE, [CLI, "preview", ...args, "--rollout", "bot", "-n", ns, "--kubeconfig", kubeconfig(), "--state-dir", stateDir], { encoding: "utf8", timeout: 180_000 });
+    const up = cli(["up", "pr-7", "--ttl", "1h"]);
+    expect(up.stderr).toBe("");
+    expect(up.stdout).toContain(`preview pr-7: stack ${ns}-bot-preview-pr-7 ready at http://bot-preview-pr-7.${ns}.svc.cluster.local:8080`);
+    expect(deployments()).toContain("bot-preview-pr-7=1");
+    expect(cli(["list"]).stdout).toMatch(/^pr-7\s+\S+-bot-preview-pr-7\s.*expires 20/m);
+    expect(cli(["destroy", "pr-7"]).stdout).toContain("destroyed");
+    expect(deployments()).not.toContain("bot-preview-pr-7=1");
+    expect(cli(["up", "Bad_Id"]).stderr).toContain("give an id of lowercase letters");
+  }, 240_000);
 
   it("abort tears the candidate's environments down and keeps the stable", async () => {
     kubectlOk(["annotate", "air", "bot", "-n", ns, "airollout.dev/abort=now", "--overwrite"]);

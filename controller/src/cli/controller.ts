@@ -62,7 +62,8 @@ class LazyPulumiEnvironments implements EnvironmentsPort {
   }
 }
 
-function environmentsPort(flags: ControllerFlags, client: KubeClient, log: Logger): EnvironmentsPort {
+/** The environments port the controller uses; `airollout preview` shares it (same state dir). */
+export function environmentsPort(flags: Pick<ControllerFlags, "environments" | "stateDir" | "kubeconfig">, client: KubeClient, log: Logger): EnvironmentsPort {
   if (flags.environments === "none") return new NoopEnvironments();
   const stateDir = flags.stateDir ?? join(process.env.AIROLLOUT_STATE_DIR ?? join(homedir(), ".local", "state", "airollout"), "controller");
   const kubeconfig = flags.kubeconfig ?? process.env.KUBECONFIG;

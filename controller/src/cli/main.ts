@@ -10,6 +10,7 @@ import { devCommand } from "./dev.ts";
 import { statusCommand } from "./status.ts";
 import { UsageError } from "./errors.ts";
 import { controlCommand } from "./control.ts";
+import { previewCommand } from "./preview.ts";
 import { gatewayCommand, quarantineCommand } from "./gateway.ts";
 
 const USAGE = `usage: airollout <command> [flags]
@@ -42,6 +43,8 @@ commands:
   promote NAME [--full] complete the current step (a pause, an inconclusive analysis); --full skips to promotion
   abort NAME            roll back now: weight 0, candidate environments torn down
   retry NAME            restart a RolledBack rollout from step 1
+  preview up ID --rollout NAME [--ttl 24h]   a preview environment of the candidate (Pulumi)
+  preview destroy ID --rollout NAME | preview list --rollout NAME
       -n, --namespace NS  (default: the kubeconfig's namespace)
       --kubeconfig PATH
 `;
@@ -92,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
     case "abort":
     case "retry":
       return controlCommand(command, rest);
+    case "preview":
+      return previewCommand(rest);
     case undefined:
     case "help":
     case "--help":
