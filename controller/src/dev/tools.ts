@@ -37,7 +37,11 @@ export interface ControlPlaneBinaries {
   kubeVersion: string;
 }
 
-function runBuild(target: string, log: (line: string) => void): Promise<string> {
+/**
+ * Runs `hack/build-tool.sh <target>` (which caches by version and serialises builds), passing
+ * its progress lines to `log`; resolves with the directory it printed.
+ */
+export function runBuild(target: string, log: (line: string) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", [join(PROJECT_ROOT, "hack", "build-tool.sh"), target], {
       stdio: ["ignore", "pipe", "pipe"],

@@ -12,7 +12,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { PROJECT_ROOT, cacheDir, toolVersions } from "../dev/tools.ts";
+import { cacheDir, runBuild, toolVersions } from "../dev/tools.ts";
 import { ApiError, KubeClient, loadKubeConfig } from "../kube/client.ts";
 
 /** The annotation KWOK selects its nodes by (--manage-nodes-with-annotation-selector). */
@@ -43,17 +43,7 @@ export async function ensureKwok(log: (line: string) => void = () => {}): Promis
   const found = locateKwok();
   if (found) return found;
   log(`kwok and kube-scheduler are not built yet: building them from the Go module proxy into ${cacheDir()} (once)`);
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn("bash", [join(PROJECT_ROOT, "hack", "build-tool.sh"), "kwok"], { stdio: ["ignore", "ignore", "pipe"] });
-    let tail = "";
-    child.stderr.on("data", (d: Buffer) => {
-      const text = d.toString();
-      tail = (tail + text).slice(-4000);
-      for (const line of text.split("\n")) if (line.startsWith("[airollout build]")) log(line);
-    });
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`building kwok failed (exit ${code}):\n${tail}`))));
-  });
+  await runBuild("kwok", log);
   const built = locateKwok();
   if (!built) throw new Error(`kwok is still missing in ${kwokDir()} after building it`);
   return built;

@@ -7,10 +7,9 @@
  * CLI's automatic plugin acquisition both fetch from the internet, which these machines (and
  * many clusters) do not reach, so acquisition is disabled and the plugin is found on PATH.
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { PROJECT_ROOT, cacheDir, toolVersions } from "../dev/tools.ts";
+import { cacheDir, runBuild, toolVersions } from "../dev/tools.ts";
 
 export interface PulumiToolchain {
   /**
@@ -37,20 +36,6 @@ export function toolchainPaths(): { pulumiDir: string; providerDir: string; pulu
     pulumiVersion: v.PULUMI_VERSION!,
     kubernetesVersion: v.PULUMI_KUBERNETES_VERSION!,
   };
-}
-
-function runBuild(target: string, log: (line: string) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", [join(PROJECT_ROOT, "hack", "build-tool.sh"), target], { stdio: ["ignore", "ignore", "pipe"], env: process.env });
-    let tail = "";
-    child.stderr.on("data", (d: Buffer) => {
-      const text = d.toString();
-      tail = (tail + text).slice(-4000);
-      for (const line of text.split("\n")) if (line.startsWith("[airollout build]")) log(line);
-    });
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`building ${target} failed (exit ${code}); last output:\n${tail}`))));
-  });
 }
 
 function link(target: string, path: string): void {
