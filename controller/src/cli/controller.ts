@@ -2,6 +2,7 @@
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { Controller } from "../kube/controller.ts";
 import { LeaderElector } from "../kube/lease.ts";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
@@ -35,8 +36,10 @@ export interface ControllerFlags {
 class LazyPulumiEnvironments implements EnvironmentsPort {
   private inner?: Promise<PulumiEnvironments>;
   private readonly make: () => Promise<PulumiEnvironments>;
-  constructor(make: () => Promise<PulumiEnvironments>) {
+  private readonly backendDir: string;
+  constructor(make: () => Promise<PulumiEnvironments>, backendDir: string) {
     this.make = make;
+    this.backendDir = backendDir;
   }
   private get(): Promise<PulumiEnvironments> {
     this.inner ??= this.make().catch((err: unknown) => {
@@ -58,6 +61,8 @@ class LazyPulumiEnvironments implements EnvironmentsPort {
     return (await this.get()).list(rollout);
   }
   async collectExpired(now: Date): Promise<EnvironmentSummary[]> {
+    // No stack was ever made here: nothing to collect, and no reason to build the toolchain.
+    if (!this.inner && !process.env.PULUMI_BACKEND_URL && !existsSync(this.backendDir)) return [];
     return (await this.get()).collectExpired(now);
   }
 }
@@ -76,7 +81,7 @@ export function environmentsPort(flags: Pick<ControllerFlags, "environments" | "
       ...(kubeconfig ? { env: { KUBECONFIG: kubeconfig } } : {}),
       log: log.child({ port: "environments" }),
     });
-  });
+  }, join(stateDir, "backend"));
 }
 
 /** Runs until SIGTERM/SIGINT (exit 0) or lost leadership (exit 1, to be restarted). */
