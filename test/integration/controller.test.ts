@@ -2,7 +2,9 @@
  * The controller against the real local control plane: kubectl in, status and Events out,
  * crash/restart, leader election and API server restarts.
  */
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
@@ -10,7 +12,7 @@ import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { restartComponent } from "../../controller/src/dev/controlplane.ts";
 import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
-import { ControllerProcess, client, createNamespace, kubectl, kubectlOk, waitFor } from "./helpers.ts";
+import { ControllerProcess, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 const example = parse(readFileSync(join(PROJECT_ROOT, "examples", "airollout.yaml"), "utf8")) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
 
@@ -119,6 +121,18 @@ describe("controller", () => {
     for (const col of ["NAME", "PHASE", "WEIGHT", "STEP", "SHADOW MISMATCH", "AGE"]) expect(header).toContain(col);
     expect(table.split("\n")[1]).toMatch(/^triage-bot\s+ShadowTesting\s+0\s+0\s/);
     expect(main.has((l) => l.rollout === `${ns}/triage-bot` && l.msg === "phase changed")).toBe(true);
+  });
+
+  it("works as a kubectl plugin: `kubectl airollout status` and `kubectl airollout promote`", () => {
+    const dir = mkdtempSync(join(tmpdir(), "airollout-plugin-"));
+    symlinkSync(join(PROJECT_ROOT, "bin", "airollout"), join(dir, "kubectl-airollout"));
+    const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, KUBECONFIG: kubeconfig() };
+    const status = spawnSync(inject("kubectl"), ["airollout", "status", "triage-bot", "-n", ns], { env, encoding: "utf8" });
+    expect(status.stderr).toBe("");
+    expect(status.stdout).toContain(`Name:        ${ns}/triage-bot`);
+    expect(status.stdout).toContain("Phase:       ShadowTesting");
+    const promote = spawnSync(inject("kubectl"), ["airollout", "promote", "triage-bot", "-n", ns], { env, encoding: "utf8" });
+    expect(promote.stdout).toContain("promotion of the current step requested");
   });
 
   it("bumps observedGeneration on a strategy change without restarting when the candidate is unchanged", async () => {
