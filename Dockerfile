@@ -15,7 +15,7 @@ COPY controller ./controller
 COPY infra ./infra
 COPY crds ./crds
 COPY hack/versions.env ./hack/versions.env
-COPY --from=tools /cache/bin /home/node/.cache/airollout/bin
+COPY --from=tools --chown=node:node /cache/bin /home/node/.cache/airollout/bin
 ENV AIROLLOUT_CACHE=/home/node/.cache/airollout
 USER node
 ENTRYPOINT ["/app/bin/airollout"]
