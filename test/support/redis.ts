@@ -6,13 +6,13 @@
  * No orphans: the server is killed when the test process exits, and a small `sh` watchdog kills
  * it and removes its directory if the test process dies without running exit handlers.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { freePort } from "../../controller/src/dev/controlplane.ts";
-import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
+import { systemBinary } from "../../controller/src/dev/tools.ts";
 
 export interface TestRedis {
   /** redis://127.0.0.1:PORT (what spec.traffic.idempotency.redisUrl holds). */
@@ -25,23 +25,9 @@ export interface TestRedis {
   dispose(): Promise<void>;
 }
 
-function findBinary(): string | undefined {
-  const candidates = [process.env.REDIS_SERVER_BIN, "/usr/bin/redis-server", ...(process.env.PATH ?? "").split(delimiter).map((d) => join(d, "redis-server"))];
-  return candidates.find((c): c is string => !!c && existsSync(c));
-}
-
 /** The redis-server binary, installing Debian's package through hack/ensure-system.sh when missing. */
 export function redisBinary(): string {
-  const found = findBinary();
-  if (found) return found;
-  try {
-    execFileSync("bash", [join(PROJECT_ROOT, "hack", "ensure-system.sh"), "redis-server"], { stdio: ["ignore", "inherit", "inherit"] });
-  } catch (e) {
-    throw new Error("redis-server is not installed and could not be installed: run `bash hack/ensure-system.sh redis-server` as root (Debian package `redis-server`)", { cause: e });
-  }
-  const installed = findBinary();
-  if (!installed) throw new Error("hack/ensure-system.sh ran but no redis-server binary was found");
-  return installed;
+  return systemBinary("redis-server", "REDIS_SERVER_BIN");
 }
 
 function inline(port: number, line: string, timeoutMs = 1000): Promise<string> {

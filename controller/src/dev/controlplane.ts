@@ -136,7 +136,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`${what} was not ready after ${timeoutMs / 1000}s; last lines of ${log}:\n${tailFile(log)}`);
 }
 
-function tailFile(file: string, lines = 15): string {
+/** The last lines of a log file, for start-up errors. */
+export function tailFile(file: string, lines = 15): string {
   try {
     return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
@@ -155,7 +156,8 @@ function startProcess(command: string, args: string[], log: string): ProcessReco
   return { pid: child.pid, command, args, log };
 }
 
-async function stopPid(pid: number, graceMs = 5000): Promise<void> {
+/** Stops a process group (SIGTERM, then SIGKILL after graceMs) and waits for it to exit. */
+export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
   if (!alive(pid)) return;
   const signal = (sig: NodeJS.Signals) => {
     try {

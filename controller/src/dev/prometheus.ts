@@ -11,12 +11,12 @@
  * watchdog (independent of Node, like the control plane's) kills it and removes its directory
  * when the test process dies without running exit handlers (SIGKILL, an uncaught signal).
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { freePort } from "./controlplane.ts";
-import { PROJECT_ROOT } from "./tools.ts";
+import { systemBinary } from "./tools.ts";
 
 /** Options of {@link startPrometheus}. */
 export interface PrometheusOptions {
@@ -46,26 +46,12 @@ export interface TestPrometheus {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function findBinary(): string | undefined {
-  const candidates = [process.env.PROMETHEUS_BIN, "/usr/bin/prometheus", ...(process.env.PATH ?? "").split(delimiter).map((d) => join(d, "prometheus"))];
-  return candidates.find((c): c is string => !!c && existsSync(c));
-}
-
 /**
  * The prometheus binary: $PROMETHEUS_BIN, /usr/bin/prometheus or on PATH; when missing,
  * hack/ensure-system.sh installs Debian's package (as root) or explains what to install.
  */
 export function prometheusBinary(): string {
-  const found = findBinary();
-  if (found) return found;
-  try {
-    execFileSync("bash", [join(PROJECT_ROOT, "hack", "ensure-system.sh"), "prometheus"], { stdio: ["ignore", "inherit", "inherit"] });
-  } catch (e) {
-    throw new Error("prometheus is not installed and could not be installed: run `bash hack/ensure-system.sh prometheus` as root (Debian package `prometheus`)", { cause: e });
-  }
-  const installed = findBinary();
-  if (!installed) throw new Error("hack/ensure-system.sh ran but no prometheus binary was found");
-  return installed;
+  return systemBinary("prometheus", "PROMETHEUS_BIN");
 }
 
 function tail(file: string, lines = 15): string {

@@ -5,10 +5,10 @@
  * $AIROLLOUT_CACHE (default ~/.cache/airollout), outside the checkout, so a fresh clone in CI
  * reuses them. Users who already have envtest assets can point KUBEBUILDER_ASSETS at them.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -95,4 +95,23 @@ export async function ensureControlPlaneBinaries(log: (line: string) => void = (
     bins = { ...bins, kubeControllerManager: join(kubeDir, "kube-controller-manager") };
   }
   return bins;
+}
+
+/**
+ * A server program from a Debian package (prometheus, redis-server): $<envVar>, /usr/bin/<name>
+ * or on PATH; when missing, hack/ensure-system.sh installs the package (as root) or says what to
+ * install.
+ */
+export function systemBinary(name: string, envVar: string): string {
+  const find = () => [process.env[envVar], `/usr/bin/${name}`, ...(process.env.PATH ?? "").split(delimiter).map((d) => join(d, name))].find((c): c is string => !!c && existsSync(c));
+  const found = find();
+  if (found) return found;
+  try {
+    execFileSync("bash", [join(PROJECT_ROOT, "hack", "ensure-system.sh"), name], { stdio: ["ignore", "inherit", "inherit"] });
+  } catch (e) {
+    throw new Error(`${name} is not installed and could not be installed: run \`bash hack/ensure-system.sh ${name}\` as root (Debian package \`${name}\`)`, { cause: e });
+  }
+  const installed = find();
+  if (!installed) throw new Error(`hack/ensure-system.sh ran but no ${name} binary was found`);
+  return installed;
 }

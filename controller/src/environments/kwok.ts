@@ -10,8 +10,9 @@
  * checks image references itself (infra/environment.ts).
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
+import { alive, stopPid, tailFile } from "../dev/controlplane.ts";
 import { cacheDir, runBuild, toolVersions } from "../dev/tools.ts";
 import { ApiError, KubeClient, loadKubeConfig } from "../kube/client.ts";
 
@@ -68,14 +69,6 @@ export interface NodeSimulator {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function start(command: string, args: string[], logFile: string): number {
   const fd = openSync(logFile, "a");
@@ -87,27 +80,7 @@ function start(command: string, args: string[], logFile: string): number {
   return child.pid;
 }
 
-async function stopGroup(pid: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      /* already gone */
-    }
-  };
-  signal("SIGTERM");
-  const deadline = Date.now() + 5000;
-  while (alive(pid) && Date.now() < deadline) await sleep(100);
-  if (alive(pid)) signal("SIGKILL");
-}
 
-function tail(file: string): string {
-  try {
-    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-15).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
 
 /**
  * Starts kube-scheduler and KWOK against the cluster of `kubeconfig`, registers one fake node
@@ -153,8 +126,8 @@ export async function startNodeSimulator(o: NodeSimulatorOptions): Promise<NodeS
     watchdog = w.pid;
   }
   const stop = async () => {
-    if (watchdog) await stopGroup(watchdog);
-    await Promise.all([stopGroup(kwok), stopGroup(kubeScheduler)]);
+    if (watchdog) await stopPid(watchdog);
+    await Promise.all([stopPid(kwok), stopPid(kubeScheduler)]);
     await client.delete(`/api/v1/nodes/${nodeName}`).catch(() => undefined);
     await client.delete(leasePath).catch(() => undefined);
   };
@@ -174,8 +147,8 @@ export async function startNodeSimulator(o: NodeSimulatorOptions): Promise<NodeS
       });
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (!alive(kwok)) throw new Error(`kwok exited; its log:\n${tail(kwokLog)}`);
-      if (!alive(kubeScheduler)) throw new Error(`kube-scheduler exited; its log:\n${tail(schedulerLog)}`);
+      if (!alive(kwok)) throw new Error(`kwok exited; its log:\n${tailFile(kwokLog)}`);
+      if (!alive(kubeScheduler)) throw new Error(`kube-scheduler exited; its log:\n${tailFile(schedulerLog)}`);
       const node = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${nodeName}`);
       if (node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) {
         // The API server's TaintNodesByCondition admission gives every new node the
@@ -184,7 +157,7 @@ export async function startNodeSimulator(o: NodeSimulatorOptions): Promise<NodeS
         await client.patch(`/api/v1/nodes/${nodeName}`, { spec: { taints: null } });
         break;
       }
-      if (Date.now() > deadline) throw new Error(`node ${nodeName} did not become Ready within 60s; kwok log:\n${tail(kwokLog)}`);
+      if (Date.now() > deadline) throw new Error(`node ${nodeName} did not become Ready within 60s; kwok log:\n${tailFile(kwokLog)}`);
       await sleep(250);
     }
   } catch (err) {
