@@ -436,8 +436,11 @@ export async function installCRD(state: ControlPlaneState): Promise<void> {
   execFileSync(state.kubectl, ["apply", "--server-side", "--force-conflicts", "-f", join(PROJECT_ROOT, "crds", "airollout.yaml")], { env, stdio: "pipe" });
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const out = execFileSync(state.kubectl, ["get", "crd", "airollouts.airollout.dev", "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"], { env, encoding: "utf8" });
-    if (out.trim() === "True") return;
+    // JSON rather than a jsonpath filter: a filter over conditions that do not exist yet is an
+    // error in kubectl, not an empty answer.
+    const out = execFileSync(state.kubectl, ["get", "crd", "airollouts.airollout.dev", "-o", "json"], { env, encoding: "utf8" });
+    const conditions = (JSON.parse(out) as { status?: { conditions?: { type: string; status: string }[] | null } }).status?.conditions ?? [];
+    if (conditions.some((c) => c.type === "Established" && c.status === "True")) return;
     await sleep(200);
   }
   throw new Error("the AIRollout CRD was not Established within 60s");
