@@ -18,7 +18,7 @@ import { signGithub, signStripe } from "../../controller/src/gateway/signature.t
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
 import { startBackend, refusingUrl, type TestBackend } from "../support/backends.ts";
 import { startRedis, type TestRedis } from "../support/redis.ts";
-import { CLI, NODE, client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";
+import { CLI, NODE, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 let ns: string;
 let stateDir: string;
@@ -177,6 +177,57 @@ describe("routing", () => {
     const lines = logLines.filter((l) => l.includes("it-corr-1"));
     expect(lines.length).toBeGreaterThan(0);
     for (const l of lines) expect(JSON.parse(l)).toMatchObject({ requestId: "it-corr-1", rollout: `${ns}/corr` });
+  });
+});
+
+describe("routing edge cases", () => {
+  it("answers 405 for other methods, 404 off the hooks path and 400 for a malformed escape, each JSON and counted", async () => {
+    const get = await fetch(`${base}/hooks/${ns}/corr/events`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("POST");
+    expect(await get.json()).toMatchObject({ error: "method_not_allowed" });
+    const short = await post(`${base}/hooks/${ns}`, { a: 1 });
+    expect(short.status).toBe(404);
+    expect(short.json).toMatchObject({ error: "not_found" });
+    const bad = await post(`${base}/hooks/${ns}/corr/%E0%A4%A`, { a: 1 });
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatchObject({ error: "bad_request", message: expect.stringContaining("malformed %-escape") });
+    expect(await metric('airollout_rejected_total{rollout="(unknown)",namespace="(unknown)",reason="bad_request",code="400"}')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("usage", () => {
+  it("counts tokens and cost per version from the default $.usage fields and from spec.traffic.usage paths and headers", async () => {
+    const reply = (i: number) => ({ body: { answer: "ok", usage: { total_tokens: 100 + i, cost: 0.5 }, meta: { tokens: 7, price: 0.25 } } });
+    const stable = await backend("usage-stable", (req) => reply((req.json as { i: number }).i));
+    const cand = await backend("usage-cand", () => ({ headers: { "x-llm-tokens": "11" }, body: { meta: { tokens: 999, price: 1.5 } } }));
+    applyRollout("usage-default", stable.url, cand.url);
+    applyRollout("usage-custom", stable.url, cand.url, { traffic: { usage: { tokensHeader: "X-LLM-Tokens", tokensPath: "$.meta.tokens", costPath: "$.meta.price" } } });
+    await seen("usage-default");
+    await seen("usage-custom", (r) => r.usage.tokensHeader === "x-llm-tokens");
+    await setStatus("usage-custom", { canaryWeight: 100 });
+    await seen("usage-custom", (r) => r.weight === 100);
+    for (let i = 0; i < 3; i++) expect((await post(hook("usage-default"), { i })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await post(hook("usage-custom"), { i })).status).toBe(200);
+    const labels = (name: string, version: string) => `{rollout="${name}",namespace="${ns}",version="${version}"}`;
+    // stable answered i = 0, 1, 2: 100 + 101 + 102 tokens, 3 x 0.5 cost.
+    expect(await metric(`airollout_tokens_total${labels("usage-default", "v1")}`)).toBe(303);
+    expect(await metric(`airollout_cost_total${labels("usage-default", "v1")}`)).toBe(1.5);
+    // The candidate (weight 100) reports tokens in the configured header (it wins) and cost at the configured path.
+    expect(await metric(`airollout_tokens_total${labels("usage-custom", "v2")}`)).toBe(22);
+    expect(await metric(`airollout_cost_total${labels("usage-custom", "v2")}`)).toBe(3);
+  });
+
+  it("rejects a usage path that is not a field path at the API server, naming the field", () => {
+    const obj = {
+      apiVersion: "airollout.dev/v1alpha1",
+      kind: "AIRollout",
+      metadata: { name: "usage-bad", namespace: ns },
+      spec: { stable: { version: "v1", endpoint: "http://127.0.0.1:1" }, candidate: { version: "v2", endpoint: "http://127.0.0.1:2" }, strategy: { steps: [{ setWeight: 10 }] }, traffic: { usage: { tokensPath: "usage.tokens" } } },
+    };
+    const r = kubectl(["apply", "-f", "-"], JSON.stringify(obj));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("spec.traffic.usage.tokensPath");
   });
 });
 

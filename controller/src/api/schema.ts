@@ -153,6 +153,15 @@ export const TrafficSchema = z
       })
       .optional()
       .describe("Per-tenant rate limit; excess requests are answered 429 with Retry-After."),
+    usage: z
+      .object({
+        tokensHeader: z.string().max(128).regex(/^[A-Za-z0-9-]+$/, { message: "must be an HTTP header name" }).default("x-airollout-tokens").describe("Response header carrying the tokens a request used; wins over tokensPath."),
+        costHeader: z.string().max(128).regex(/^[A-Za-z0-9-]+$/, { message: "must be an HTTP header name" }).default("x-airollout-cost").describe("Response header carrying the cost of a request; wins over costPath."),
+        tokensPath: fieldPath("Field of a JSON answer holding the tokens used; [*] sums the matches (e.g. $.choices[*].usage.tokens).").default("$.usage.total_tokens"),
+        costPath: fieldPath("Field of a JSON answer holding the cost; [*] sums the matches.").default("$.usage.cost"),
+      })
+      .optional()
+      .describe("Where backends report tokens and cost per request (airollout_tokens_total, airollout_cost_total). Defaults: the x-airollout-tokens / x-airollout-cost headers, else $.usage.total_tokens / $.usage.cost."),
     circuitBreaker: z
       .object({
         consecutiveFailures: z.number().int().min(1).max(10_000).default(5).describe("Consecutive failures of a backend that open its circuit."),

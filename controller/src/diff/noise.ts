@@ -194,20 +194,40 @@ export class NoiseTracker {
     const seq = ++this.#seq;
     const candidate = kind === "candidate";
     let mismatchedIds: number[] | undefined;
-    for (const f of fields) {
-      const s = this.#stats(f.path);
-      if (s.seenStamp !== seq) {
-        s.seenStamp = seq;
-        if (candidate) s.candidateCompared++;
-        else s.noiseCompared++;
-      }
-      if (!f.match && s.missStamp !== seq) {
-        s.missStamp = seq;
-        if (candidate) s.candidateMismatched++;
-        else s.noiseMismatched++;
-        (mismatchedIds ??= []).push(s.id);
-      }
+    for (const f of fields) mismatchedIds = this.#count(seq, candidate, f.path, !f.match, mismatchedIds);
+    this.#finish(candidate, mismatchedIds);
+  }
+
+  /**
+   * Records one comparison given as its distinct normalised paths: every path compared, and the
+   * ones that mismatched (the compact form shadow workers send). Same counting as record().
+   */
+  recordPaths(kind: ComparisonKind, compared: readonly string[], mismatched: readonly string[]): void {
+    const seq = ++this.#seq;
+    const candidate = kind === "candidate";
+    let mismatchedIds: number[] | undefined;
+    for (const p of compared) mismatchedIds = this.#count(seq, candidate, p, false, mismatchedIds);
+    for (const p of mismatched) mismatchedIds = this.#count(seq, candidate, p, true, mismatchedIds);
+    this.#finish(candidate, mismatchedIds);
+  }
+
+  #count(seq: number, candidate: boolean, path: string, mismatch: boolean, mismatchedIds: number[] | undefined): number[] | undefined {
+    const s = this.#stats(path);
+    if (s.seenStamp !== seq) {
+      s.seenStamp = seq;
+      if (candidate) s.candidateCompared++;
+      else s.noiseCompared++;
     }
+    if (mismatch && s.missStamp !== seq) {
+      s.missStamp = seq;
+      if (candidate) s.candidateMismatched++;
+      else s.noiseMismatched++;
+      (mismatchedIds ??= []).push(s.id);
+    }
+    return mismatchedIds;
+  }
+
+  #finish(candidate: boolean, mismatchedIds: number[] | undefined): void {
     if (!candidate) {
       this.#noiseTotal++;
       if (mismatchedIds) this.#noiseRawMismatched++;

@@ -14,21 +14,25 @@
  * Refused payloads that a sender would not resend (413, 401, 415, 400, 422) are quarantined.
  */
 import express, { type NextFunction, type Request, type Response } from "express";
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AIRollout } from "../api/schema.ts";
-import { compare, maskPII, SampleStore, type CompareResult, type DiffResponse } from "../diff/index.ts";
+import { maskPII, SampleStore } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../kube/controller.ts";
 import { Informer } from "../kube/informer.ts";
 import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
-import { acceptRequestId, decodeBody, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+import { acceptRequestId, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
+import { parseHookUrl, type HookRoute } from "./route.ts";
 import { compileRollout, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
+import { InlineShadowRunner, type Mismatch, type ShadowRunner } from "./shadow.ts";
+import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
 import { createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type UpstreamResponse } from "./upstream.ts";
@@ -50,6 +54,16 @@ export interface GatewayOptions {
   quarantineMaxRows?: number;
   /** Cache lifetime of signature secrets (default 30 s). */
   secretTtlMs?: number;
+  /**
+   * Worker threads for shadow work (exchanges with the shadow and noise backends, decoding,
+   * diffing). Default: the cores beyond the first, 1 to 4. 0 runs it on the main thread.
+   */
+  shadowWorkers?: number;
+}
+
+/** The default number of shadow workers: the cores beyond the one serving requests, 1 to 4. */
+export function defaultShadowWorkers(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 /** A stored diff sample: every value that came from a request or answer is masked text. */
@@ -86,8 +100,6 @@ type RejectReason =
   | "client_aborted";
 
 const QUARANTINED_BODY_HEAD = 64 * 1024;
-const MAX_SAMPLE_BODY = 4096;
-const MAX_SAMPLE_MISMATCHES = 20;
 const MAX_FIELD_LABELS = 100;
 const OTHER_FIELD = "$(other)";
 const UNKNOWN = "(unknown)";
@@ -96,7 +108,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 type BodyResult = { kind: "ok"; body: Buffer } | { kind: "too_large"; head: Buffer; size: number } | { kind: "aborted" };
 
 /** Reads a request body up to `limit` bytes; beyond it keeps a head for the quarantine and drains the rest. */
-function readBody(req: Request, limit: number): Promise<BodyResult> {
+function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -131,7 +143,7 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
 }
 
 /** The headers forwarded to a backend: the sender's, without hop-by-hop ones, plus the correlation id. */
-function forwardHeaders(req: Request, requestId: string): OutgoingHttpHeaders {
+function forwardHeaders(req: IncomingMessage, requestId: string): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined || HOP_BY_HOP.has(k)) continue;
@@ -158,10 +170,6 @@ function answerHeaders(h: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}... (${text.length - max} more characters)`;
-}
-
 export class Gateway {
   readonly app: express.Express;
   readonly metrics: GatewayMetrics;
@@ -173,7 +181,7 @@ export class Gateway {
   #informer: Informer<AIRollout> | undefined;
   #secrets: SecretCache | undefined;
   #primaryAgents: Agents;
-  #shadowAgents: Agents;
+  #shadowRunner: ShadowRunner;
   #sqliteIdempotency: SqliteIdempotencyStore | undefined;
   #redisIdempotency = new Map<string, RedisIdempotencyStore>();
   #problemsReported = new Map<string, string>();
@@ -187,8 +195,10 @@ export class Gateway {
     this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map((r) => ({ rollout: r.name, namespace: r.namespace, running: r.state.mirror.running, queued: r.state.mirror.queued })));
     this.quarantine = new QuarantineStore(join(o.stateDir, "quarantine.db"), { maxRows: o.quarantineMaxRows });
     this.#primaryAgents = createAgents(o.maxSockets ?? 512);
-    // A hung shadow must not take sockets the primary path needs.
-    this.#shadowAgents = createAgents(256);
+    // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take
+    // sockets the primary path needs.
+    const workers = o.shadowWorkers ?? defaultShadowWorkers();
+    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }));
     this.#secrets = o.client ? new SecretCache(o.client, { ttlMs: o.secretTtlMs }) : undefined;
     this.#synced = !o.client;
     if (o.client) {
@@ -201,6 +211,33 @@ export class Gateway {
     }
     this.app = this.#buildApp();
   }
+
+  /**
+   * The server's request listener: webhooks (POST /hooks/...) go straight to the hook pipeline,
+   * everything else to the express app. A rejected pipeline answers 500 and is logged, never
+   * crashes the process.
+   */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? "/";
+    const route = req.method === "POST" ? parseHookUrl(url) : undefined;
+    if (route === undefined) {
+      this.app(req, res);
+      return;
+    }
+    if ("error" in route) {
+      req.resume();
+      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason: "bad_request", code: "400" });
+      this.#sendJson(res, 400, { error: "bad_request", message: route.error });
+      return;
+    }
+    this.#hook(req, res, route).catch((err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason: "internal", code: "500" });
+      this.log.error({ err: e.message, stack: e.stack, path: url }, "unexpected error while handling a webhook");
+      if (res.headersSent) res.destroy();
+      else this.#sendJson(res, 500, { error: "internal", message: "internal error; see the gateway log" });
+    });
+  };
 
   /** Whether the AIRollouts have been listed once (requests before that answer 503). */
   get synced(): boolean {
@@ -244,7 +281,8 @@ export class Gateway {
   /** Starts serving on a port (0 = any); resolves with the bound port. */
   listen(port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
     return new Promise((resolve, reject) => {
-      const server = this.app.listen(port, host, () => {
+      const server = createServer(this.handle);
+      server.listen(port, host, () => {
         const addr = server.address();
         resolve({ server, port: typeof addr === "object" && addr ? addr.port : port });
       });
@@ -277,10 +315,9 @@ export class Gateway {
       ),
     );
     await Promise.race([this.mirrorIdle(), new Promise((r) => setTimeout(r, 5000).unref())]);
-    for (const a of [this.#primaryAgents, this.#shadowAgents]) {
-      a.http.destroy();
-      a.https.destroy();
-    }
+    this.#primaryAgents.http.destroy();
+    this.#primaryAgents.https.destroy();
+    await this.#shadowRunner.close();
     await this.#sqliteIdempotency?.close();
     await Promise.all([...this.#redisIdempotency.values()].map((s) => s.close()));
     this.quarantine.close();
@@ -301,7 +338,7 @@ export class Gateway {
       res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
     });
     app.get("/api/rollouts/:namespace/:name/diffs", (req, res) => this.#diffs(req, res));
-    app.post("/hooks/:namespace/:name{/*path}", (req, res) => this.#hook(req, res));
+    // POST /hooks/... is dispatched before express (see handle); other methods end here.
     app.all("/hooks/:namespace/:name{/*path}", (req, res) => {
       res.setHeader("allow", "POST");
       this.#sendJson(res, 405, { error: "method_not_allowed", message: `webhooks are POSTed; ${req.method} is not accepted` });
@@ -323,7 +360,7 @@ export class Gateway {
     return app;
   }
 
-  #sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  #sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent) return;
     const text = JSON.stringify(body);
     res.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) });
@@ -358,7 +395,7 @@ export class Gateway {
     });
   }
 
-  #reject(res: Response, r: Rollout | undefined, labels: { rollout: string; namespace: string }, log: Logger, status: number, reason: RejectReason, message: string, headers: Record<string, string> = {}): void {
+  #reject(res: ServerResponse, r: Rollout | undefined, labels: { rollout: string; namespace: string }, log: Logger, status: number, reason: RejectReason, message: string, headers: Record<string, string> = {}): void {
     this.metrics.rejected.inc({ ...labels, reason, code: String(status) });
     // Messages can quote the payload (schema errors): the log gets the masked text.
     log.info({ status, reason, detail: maskPII(message, r?.masks ?? []) }, "request refused");
@@ -366,9 +403,9 @@ export class Gateway {
     this.#sendJson(res, status, { error: reason, message, requestId }, headers);
   }
 
-  #quarantine(r: Rollout, req: Request, log: Logger, reason: QuarantineReason, detail: string, path: string, body: Buffer, bodySize: number, requestId: string): void {
+  #quarantine(r: Rollout, req: IncomingMessage, log: Logger, reason: QuarantineReason, detail: string, path: string, body: Buffer, bodySize: number, requestId: string): void {
     try {
-      const id = this.quarantine.add({ namespace: r.namespace, name: r.name, reason, detail, method: req.method, path, headers: req.headers, body, bodySize, requestId });
+      const id = this.quarantine.add({ namespace: r.namespace, name: r.name, reason, detail, method: req.method ?? "POST", path, headers: req.headers, body, bodySize, requestId });
       this.metrics.quarantined.inc({ rollout: r.name, namespace: r.namespace, reason });
       log.info({ quarantineId: id, reason }, "payload quarantined");
     } catch (err) {
@@ -377,15 +414,12 @@ export class Gateway {
     }
   }
 
-  async #hook(req: Request, res: Response): Promise<void> {
+  async #hook(req: IncomingMessage, res: ServerResponse, route: HookRoute): Promise<void> {
     const requestId = acceptRequestId(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
-    const namespace = String(req.params.namespace);
-    const name = String(req.params.name);
+    const { namespace, name, path } = route;
+    const method = "POST";
     const key = `${namespace}/${name}`;
-    const rest = req.params.path as unknown as string[] | undefined;
-    const q = req.url.indexOf("?");
-    const path = `/${(rest ?? []).map(encodeURIComponent).join("/")}${q >= 0 ? req.url.slice(q) : ""}`;
     const log = this.log.child({ requestId, namespace, name, rollout: key });
 
     const r = this.#rollouts.get(key);
@@ -483,7 +517,7 @@ export class Gateway {
         if (!IDEMPOTENCY_KEY.test(idemKey)) return this.#reject(res, r, labels, log, 400, "idempotency_key", `${idem.header} must be 1-255 printable ASCII characters without spaces`);
         const store = this.#idempotencyStore(r);
         if (typeof store === "string") return this.#reject(res, r, labels, log, 503, "idempotency_store", store, { "retry-after": "10" });
-        const outcome = await this.#claim(store, `${r.key}/${idemKey}`, fingerprint(req.method, path, body), r.timeoutMs + 5000, r.timeoutMs + 2000, log);
+        const outcome = await this.#claim(store, `${r.key}/${idemKey}`, fingerprint(method, path, body), r.timeoutMs + 5000, r.timeoutMs + 2000, log);
         if (outcome.state === "error") return this.#reject(res, r, labels, log, 503, "idempotency_store", `idempotency store unavailable: ${outcome.message}`, { "retry-after": "2" });
         if (outcome.state === "mismatch") return this.#reject(res, r, labels, log, 422, "idempotency_mismatch", `${idem.header} ${JSON.stringify(idemKey)} was already used with a different payload`);
         if (outcome.state === "pending") return this.#reject(res, r, labels, log, 409, "idempotency_in_progress", `a request with ${idem.header} ${JSON.stringify(idemKey)} is still in progress`, { "retry-after": "1" });
@@ -523,7 +557,7 @@ export class Gateway {
     const headers = forwardHeaders(req, requestId);
     let answer: UpstreamResponse;
     try {
-      answer = await forward({ backend: target.backend, method: req.method, path, headers, body, timeoutMs: r.timeoutMs, maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024, agents: this.#primaryAgents });
+      answer = await forward({ backend: target.backend, method, path, headers, body, timeoutMs: r.timeoutMs, maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024, agents: this.#primaryAgents });
     } catch (err) {
       target.breaker?.onFailure(Date.now(), permit.probe);
       await this.#release(claim, log);
@@ -547,15 +581,13 @@ export class Gateway {
     this.metrics.requests.inc({ ...vlabels, code: String(answer.status) });
     this.metrics.duration.observe(vlabels, (performance.now() - started) / 1000);
     const mirrored = r.shadowOn && target.role === "stable";
-    // Decoded once for both usage and the diff, after the answer was handed to the socket.
-    const decoded = mirrored ? decodeBody(answer.body, headerValue(answer.headers, "content-type")) : undefined;
     if (mirrored) {
       // The shadow starts only once the primary's answer is out (see the module comment).
-      const mirror = () => this.#afterAnswer(r, req.method, path, headers, body, answer, decoded, requestId, log);
+      const mirror = () => this.#afterAnswer(r, method, path, headers, body, answer, requestId, log);
       if (res.writableFinished) mirror();
       else res.once("finish", mirror);
     }
-    const usage = extractUsage(answer.headers, answer.body, decoded);
+    const usage = extractUsage(answer.headers, answer.body, undefined, r.usage);
     if (usage.tokens !== undefined) this.metrics.tokens.inc(vlabels, usage.tokens);
     if (usage.cost !== undefined) this.metrics.cost.inc(vlabels, usage.cost);
     if (claim) {
@@ -569,7 +601,7 @@ export class Gateway {
     if (log.isLevelEnabled("debug")) log.debug({ version: target.version, status: answer.status, ms: Math.round(performance.now() - started) }, "request answered");
   }
 
-  #allowRate(res: Response, r: Rollout, source: KeySource, headers: IncomingHttpHeaders, payload: unknown, labels: { rollout: string; namespace: string }, log: Logger): boolean {
+  #allowRate(res: ServerResponse, r: Rollout, source: KeySource, headers: IncomingHttpHeaders, payload: unknown, labels: { rollout: string; namespace: string }, log: Logger): boolean {
     const limiter = r.state.limiter;
     if (!limiter) return true;
     // Requests without the tenant key share one bucket: anonymous traffic is limited too.
@@ -629,7 +661,7 @@ export class Gateway {
   }
 
   /** Decides whether to mirror this request and queues the shadow job. Never throws. */
-  #afterAnswer(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, decoded: unknown, requestId: string, log: Logger): void {
+  #afterAnswer(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, requestId: string, log: Logger): void {
     try {
       if (!r.shadow.methods.includes(method)) return;
       if (r.shadow.sampleRate < 1 && Math.random() >= r.shadow.sampleRate) return;
@@ -638,7 +670,7 @@ export class Gateway {
         this.metrics.mirrorDropped.inc({ ...labels, reason: "rules_invalid" });
         return;
       }
-      const accepted = r.state.mirror.submit(() => this.#shadowJob(r, method, path, headers, body, primary, decoded, requestId, log));
+      const accepted = r.state.mirror.submit(() => this.#shadowJob(r, method, path, headers, body, primary, requestId, log));
       if (!accepted) {
         this.metrics.mirrorDropped.inc({ ...labels, reason: "queue_full" });
         log.debug({ reason: "queue_full" }, "shadow copy dropped");
@@ -648,54 +680,71 @@ export class Gateway {
     }
   }
 
-  async #shadowJob(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, decoded: unknown, requestId: string, log: Logger): Promise<void> {
+  /**
+   * One mirrored request: circuit permits here, the exchanges and the diff on a shadow worker
+   * (shadow.ts), then statistics, metrics and samples here.
+   */
+  async #shadowJob(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, requestId: string, log: Logger): Promise<void> {
     const labels = { rollout: r.name, namespace: r.namespace };
+    const drop = (kind: "shadow" | "noise", reason: string) => {
+      this.metrics.mirrorDropped.inc({ ...labels, reason: kind === "noise" ? `noise_${reason}` : reason });
+      log.debug({ kind, reason }, "shadow copy dropped");
+    };
+    const target = r.shadowTarget;
+    let permit: { allowed: boolean; probe: boolean } | undefined;
+    if (!target.backend) drop("shadow", "no_backend");
+    else {
+      permit = target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false };
+      if (!permit.allowed) drop("shadow", "circuit_open");
+    }
+    const shadowBackend = permit?.allowed ? target.backend : undefined;
+    if (!shadowBackend && !r.noise) return;
     const shadowHeaders: OutgoingHttpHeaders = { ...headers };
     if (r.shadow.markHeader) shadowHeaders[r.shadow.markHeader.toLowerCase()] = "true";
-    const primaryDiff: DiffResponse = { status: primary.status, headers: primary.headers, body: decoded };
-    const send = async (target: { backend: Target["backend"]; breaker: Target["breaker"]; version: string }, kind: "shadow" | "noise"): Promise<DiffResponse | undefined> => {
-      const drop = (reason: string) => {
-        this.metrics.mirrorDropped.inc({ ...labels, reason: kind === "noise" ? `noise_${reason}` : reason });
-        log.debug({ kind, reason }, "shadow copy dropped");
-        return undefined;
-      };
-      if (!target.backend) return drop("no_backend");
-      const permit = target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false, retryInMs: 0 };
-      if (!permit.allowed) return drop("circuit_open");
-      try {
-        const res = await forward({ backend: target.backend, method, path, headers: shadowHeaders, body, timeoutMs: r.shadowTimeoutMs, maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024, agents: this.#shadowAgents });
-        if (res.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
-        else target.breaker?.onSuccess(permit.probe);
-        return { status: res.status, headers: res.headers, body: decodeBody(res.body, headerValue(res.headers, "content-type")) };
-      } catch (err) {
-        target.breaker?.onFailure(Date.now(), permit.probe);
-        const e = err as UpstreamError;
-        return drop(e.kind === "timeout" ? "timeout" : "error");
-      }
-    };
-    const [shadow, noise] = await Promise.all([
-      send(r.shadowTarget, "shadow"),
-      r.noise ? send({ backend: r.noise, breaker: undefined, version: `${r.stable.version}-secondary` }, "noise") : Promise.resolve(undefined),
-    ]);
-    const rules = r.rules!;
+    const result = await this.#shadowRunner.run(
+      {
+        rulesKey: r.rulesKey,
+        method,
+        path,
+        headers: shadowHeaders,
+        // Exact-size copies: they are moved to the worker, and a pooled Buffer's slab must not be.
+        body: new Uint8Array(body),
+        timeoutMs: r.shadowTimeoutMs,
+        maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024,
+        primary: { status: primary.status, headers: primary.headers, body: new Uint8Array(primary.body) },
+        shadow: shadowBackend,
+        noise: r.noise,
+      },
+      r.shadow.compare ?? {},
+    );
+    const { shadow, noise } = result;
+    if (shadow && permit) {
+      if (!shadow.ok || shadow.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
+      else target.breaker?.onSuccess(permit.probe);
+    }
     const tracker = r.state.tracker;
     if (noise) {
-      const n = compare(primaryDiff, noise, rules);
-      tracker.recordNoise(n);
-      this.metrics.noiseComparisons.inc(labels);
-      if (!n.summary.matched) this.metrics.noiseMismatches.inc(labels);
-    }
-    if (shadow) {
-      const c = compare(primaryDiff, shadow, rules);
-      tracker.recordCandidate(c);
-      this.metrics.shadowComparisons.inc(labels);
-      if (!c.summary.matched) {
-        for (const p of c.summary.mismatchedPaths) this.metrics.shadowFieldMismatches.inc({ ...labels, field: this.#fieldLabel(r, p) });
-        if (c.summary.mismatchedPaths.some((p) => tracker.isFlagged(p))) this.metrics.shadowMismatches.inc(labels);
-        // Masking costs more than the diff; under load a steady trickle of samples is plenty.
-        if (r.state.sampleBudget.take(Date.now()).allowed) this.samples.add(r.key, this.#sample(r, requestId, path, primaryDiff, shadow, c), r.shadow.maxSamples);
+      if (!noise.ok) drop("noise", noise.reason);
+      else {
+        tracker.recordPaths("noise", noise.judged.compared, noise.judged.mismatched);
+        this.metrics.noiseComparisons.inc(labels);
+        if (!noise.judged.matched) this.metrics.noiseMismatches.inc(labels);
       }
     }
+    if (!shadow) return;
+    if (!shadow.ok) {
+      drop("shadow", shadow.reason);
+      if (log.isLevelEnabled("debug")) log.debug({ detail: shadow.detail }, "shadow exchange failed");
+      return;
+    }
+    const j = shadow.judged;
+    tracker.recordPaths("candidate", j.compared, j.mismatched);
+    this.metrics.shadowComparisons.inc(labels);
+    if (j.matched) return;
+    for (const p of j.mismatched) this.metrics.shadowFieldMismatches.inc({ ...labels, field: this.#fieldLabel(r, p) });
+    if (j.mismatched.some((p) => tracker.isFlagged(p))) this.metrics.shadowMismatches.inc(labels);
+    // Masking costs more than the diff; under load a steady trickle of samples is plenty.
+    if (r.state.sampleBudget.take(Date.now()).allowed) this.samples.add(r.key, this.#sample(r, requestId, path, primary.status, result.primaryText ?? "", shadow.status, shadow.text ?? "", j.mismatches), r.shadow.maxSamples);
   }
 
   /** A bounded label for a field path: beyond MAX_FIELD_LABELS distinct paths they pool. */
@@ -707,21 +756,18 @@ export class Gateway {
     return path;
   }
 
-  #sample(r: Rollout, requestId: string, path: string, stable: DiffResponse, candidate: DiffResponse, c: CompareResult): DiffSample {
-    // Every value from a request or answer becomes text before masking: a card number that is a
-    // JSON number must be masked too, and masked text stays valid inside a JSON string.
+  #sample(r: Rollout, requestId: string, path: string, stableStatus: number, stableText: string, candidateStatus: number, candidateText: string, mismatches: readonly Mismatch[]): DiffSample {
+    // Bodies arrive as text (shadow.ts sampleText): a card number that is a JSON number is masked
+    // too, and masked text stays valid inside a JSON string.
     const m = (s: string) => maskPII(s, r.masks);
-    const text = (b: unknown) => m(truncate(typeof b === "string" ? b : JSON.stringify(b) ?? "", MAX_SAMPLE_BODY));
     return {
       time: new Date().toISOString(),
       requestId,
       path: m(path),
-      stable: { version: r.stable.version, status: stable.status, body: text(stable.body) },
-      candidate: { version: r.candidate.version, status: candidate.status, body: text(candidate.body) },
-      mismatches: c.fields
-        .filter((f) => !f.match)
-        .slice(0, MAX_SAMPLE_MISMATCHES)
-        .map((f) => ({ path: m(f.path), concretePath: m(f.concretePath), rule: f.rule, reason: m(f.reason) })),
+      stable: { version: r.stable.version, status: stableStatus, body: m(stableText) },
+      candidate: { version: r.candidate.version, status: candidateStatus, body: m(candidateText) },
+      mismatches: mismatches.map((f) => ({ path: m(f.path), concretePath: m(f.concretePath), rule: f.rule, reason: m(f.reason) })),
     };
   }
+
 }

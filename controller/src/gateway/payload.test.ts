@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { acceptRequestId, decodeBody, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+import { acceptRequestId, compileUsage, decodeBody, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+
+const json = { "content-type": "application/json" };
 
 describe("payload helpers", () => {
   it.each([
@@ -38,6 +40,20 @@ describe("payload helpers", () => {
     ["string numbers in JSON", { "content-type": "application/json" }, '{"usage":{"total_tokens":"12"}}', { tokens: 12, cost: undefined }],
   ])("extracts usage from %s", (_n, headers, body, want) => {
     expect(extractUsage(headers, Buffer.from(body))).toEqual(want);
+  });
+
+  it.each([
+    ["custom headers", { tokensHeader: "X-Tokens", costHeader: "x-price" }, { "x-tokens": "9", "x-price": "0.5" }, "{}", { tokens: 9, cost: 0.5 }],
+    ["custom paths", { tokensPath: "$.meta.tokens", costPath: "$.meta.billing.usd" }, json, '{"meta":{"tokens":40,"billing":{"usd":0.01}},"usage":{"total_tokens":1}}', { tokens: 40, cost: 0.01 }],
+    ["[*] sums the matches", { tokensPath: "$.choices[*].usage.tokens" }, json, '{"choices":[{"usage":{"tokens":3}},{"usage":{"tokens":4}},{"x":1}]}', { tokens: 7, cost: undefined }],
+    ["an index picks one", { tokensPath: "$.choices[1].tokens" }, json, '{"choices":[{"tokens":3},{"tokens":4}]}', { tokens: 4, cost: undefined }],
+    ["a body without the first key is not parsed", { tokensPath: "$.meta.tokens" }, json, '{"usage":{"total_tokens":5}} not even JSON', { tokens: undefined, cost: undefined }],
+  ])("reads usage where spec.traffic.usage says: %s", (_n, spec, headers, body, want) => {
+    expect(extractUsage(headers, Buffer.from(body), undefined, compileUsage(spec))).toEqual(want);
+  });
+
+  it("rejects a usage path the schema would reject", () => {
+    expect(() => compileUsage({ tokensPath: "usage.tokens" })).toThrow(/must start with \$/);
   });
 
   it("fingerprints method, path and body", () => {

@@ -4,6 +4,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
+import { parseFieldPath, type PathSegment } from "../diff/index.ts";
 
 /** application/json, or a structured +json type (application/vnd.github+json), any parameters. */
 export function isJsonContentType(value: string | undefined): boolean {
@@ -42,6 +43,30 @@ export interface Usage {
   cost: number | undefined;
 }
 
+/** Where usage is read from (spec.traffic.usage), compiled once per rollout. */
+export interface UsageSource {
+  tokensHeader: string;
+  costHeader: string;
+  tokensPath: PathSegment[];
+  costPath: PathSegment[];
+  /** `"<first key>"` of each path: a body mentioning neither is not parsed. */
+  needles: string[];
+}
+
+/** Compiles spec.traffic.usage (defaults when absent). Throws naming a bad path. */
+export function compileUsage(u: { tokensHeader?: string; costHeader?: string; tokensPath?: string; costPath?: string } = {}): UsageSource {
+  const tokensPath = parseFieldPath(u.tokensPath ?? "$.usage.total_tokens");
+  const costPath = parseFieldPath(u.costPath ?? "$.usage.cost");
+  const needles = new Set<string>();
+  for (const p of [tokensPath, costPath]) {
+    const first = p.find((s) => s.kind === "key");
+    if (first?.kind === "key") needles.add(JSON.stringify(first.key));
+  }
+  return { tokensHeader: (u.tokensHeader ?? "x-airollout-tokens").toLowerCase(), costHeader: (u.costHeader ?? "x-airollout-cost").toLowerCase(), tokensPath, costPath, needles: [...needles] };
+}
+
+export const DEFAULT_USAGE: UsageSource = compileUsage();
+
 function nonNegative(v: unknown): number | undefined {
   const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
   return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : undefined;
@@ -52,33 +77,57 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Most values a `[*]` usage path sums (a hostile answer cannot make this walk unbounded). */
+const MAX_USAGE_VALUES = 10_000;
+
+/** The number at a path, or the sum of the numbers a `[*]` path matches; undefined when none. */
+function numberAt(value: unknown, path: readonly PathSegment[]): number | undefined {
+  let sum: number | undefined;
+  let visited = 0;
+  const walk = (v: unknown, i: number): void => {
+    if (visited++ > MAX_USAGE_VALUES) return;
+    if (i === path.length) {
+      const n = nonNegative(v);
+      if (n !== undefined) sum = (sum ?? 0) + n;
+      return;
+    }
+    const seg = path[i]!;
+    if (seg.kind === "key") {
+      if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.hasOwn(v, seg.key)) walk((v as Record<string, unknown>)[seg.key], i + 1);
+    } else if (Array.isArray(v)) {
+      if (seg.kind === "index") {
+        if (seg.index < v.length) walk(v[seg.index], i + 1);
+      } else {
+        for (const item of v) walk(item, i + 1);
+      }
+    }
+  };
+  walk(value, 0);
+  return sum;
+}
+
 /**
- * Usage of one answer: the `x-airollout-tokens` / `x-airollout-cost` response headers win; else
- * `$.usage.total_tokens` / `$.usage.cost` of a JSON body. `parsed` is the decoded body when the
- * caller already has it. Negative, non-numeric and non-finite values are ignored.
+ * Usage of one answer: the tokens/cost response headers win; else the configured paths of a JSON
+ * body. `parsed` is the decoded body when the caller already has it. Negative, non-numeric and
+ * non-finite values are ignored.
  */
-export function extractUsage(headers: IncomingHttpHeaders, body: Buffer, parsed?: unknown): Usage {
-  let tokens = nonNegative(header(headers, "x-airollout-tokens"));
-  let cost = nonNegative(header(headers, "x-airollout-cost"));
+export function extractUsage(headers: IncomingHttpHeaders, body: Buffer, parsed?: unknown, source: UsageSource = DEFAULT_USAGE): Usage {
+  let tokens = nonNegative(header(headers, source.tokensHeader));
+  let cost = nonNegative(header(headers, source.costHeader));
   if (tokens !== undefined && cost !== undefined) return { tokens, cost };
   let value = parsed;
   if (value === undefined) {
     // Parsing every answer to look for usage would double the JSON work; only bodies that
-    // mention it are parsed.
-    if (!isJsonContentType(header(headers, "content-type")) || body.indexOf('"usage"') < 0) return { tokens, cost };
+    // mention a path's first key are parsed.
+    if (!isJsonContentType(header(headers, "content-type")) || !source.needles.some((n) => body.indexOf(n) >= 0)) return { tokens, cost };
     try {
       value = JSON.parse(body.toString("utf8"));
     } catch {
       return { tokens, cost };
     }
   }
-  if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.hasOwn(value, "usage")) {
-    const usage = (value as { usage: unknown }).usage;
-    if (usage !== null && typeof usage === "object") {
-      if (tokens === undefined && Object.hasOwn(usage, "total_tokens")) tokens = nonNegative((usage as { total_tokens: unknown }).total_tokens);
-      if (cost === undefined && Object.hasOwn(usage, "cost")) cost = nonNegative((usage as { cost: unknown }).cost);
-    }
-  }
+  tokens ??= numberAt(value, source.tokensPath);
+  cost ??= numberAt(value, source.costPath);
   return { tokens, cost };
 }
 

@@ -12,6 +12,7 @@ import { CircuitBreaker, CIRCUIT_STATE_VALUE } from "./circuit.ts";
 import { clampWeight, parseKeySource, type KeySource, type Role } from "./hash.ts";
 import { MirrorQueue } from "./mirror.ts";
 import { RateLimiter, TokenBucket } from "./ratelimit.ts";
+import { compileUsage, DEFAULT_USAGE, type UsageSource } from "./payload.ts";
 import { parseBackend, type Backend } from "./upstream.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
@@ -75,7 +76,11 @@ export interface Rollout {
   payloadSchemaError: string | undefined;
   rules: CompiledRules | undefined;
   rulesError: string | undefined;
+  /** Identity of spec.shadow.compare (its JSON): shadow workers compile rules once per key. */
+  rulesKey: string;
   masks: RegExp[];
+  /** Where backends report tokens and cost (spec.traffic.usage). */
+  usage: UsageSource;
   /** Seed of the consistent hash: a new candidate draws a new cohort of sticky keys. */
   seed: string;
   timeoutMs: number;
@@ -169,7 +174,9 @@ export function compileRollout(obj: AIRollout, previous: Rollout | undefined, me
     payloadSchemaError: undefined,
     rules: undefined,
     rulesError: undefined,
+    rulesKey: "",
     masks: [],
+    usage: DEFAULT_USAGE,
     seed: key,
     timeoutMs: durationMs(traffic.timeout, 30_000),
     shadowTimeoutMs: durationMs(shadow.timeout, 10_000),
@@ -252,8 +259,16 @@ export function compileRollout(obj: AIRollout, previous: Rollout | undefined, me
       problems.push({ field: "spec.traffic.payloadSchema", message: base.payloadSchemaError });
     }
   }
+  if (traffic.usage) {
+    try {
+      base.usage = compileUsage(traffic.usage);
+    } catch (err) {
+      problems.push({ field: "spec.traffic.usage", message: `${(err as Error).message}; the defaults are used` });
+    }
+  }
   try {
     base.rules = compileRules(shadow.compare ?? {});
+    base.rulesKey = JSON.stringify(shadow.compare ?? {});
   } catch (err) {
     base.rulesError = `spec.shadow.compare does not compile: ${(err as Error).message}`;
     problems.push({ field: "spec.shadow.compare", message: base.rulesError });
