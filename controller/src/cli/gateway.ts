@@ -2,7 +2,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Gateway } from "../gateway/gateway.ts";
+import { defaultShadowWorkers, Gateway } from "../gateway/gateway.ts";
 import { QuarantineStore, replay } from "../gateway/quarantine.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { createLogger } from "../telemetry/logger.ts";
@@ -33,23 +33,26 @@ export async function gatewayCommand(args: string[]): Promise<number> {
       "metrics-port": { type: "string" },
       "state-dir": { type: "string" },
       "quarantine-max-rows": { type: "string" },
+      "shadow-workers": { type: "string" },
     },
   });
   const listenPort = port("--port", values.port)!;
   const metricsPort = port("--metrics-port", values["metrics-port"]);
   const maxRows = values["quarantine-max-rows"] === undefined ? undefined : Number(values["quarantine-max-rows"]);
   if (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows > 0)) throw new UsageError(`--quarantine-max-rows: ${values["quarantine-max-rows"]} is not a positive integer`);
+  const shadowWorkers = values["shadow-workers"] === undefined ? undefined : Number(values["shadow-workers"]);
+  if (shadowWorkers !== undefined && !(Number.isInteger(shadowWorkers) && shadowWorkers >= 0 && shadowWorkers <= 64)) throw new UsageError(`--shadow-workers: ${values["shadow-workers"]} is not a whole number from 0 to 64`);
   const stateDir = values["state-dir"] ?? defaultStateDir();
 
   const log = createLogger("gateway");
   const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows });
+  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers });
   // A bug in one request's handling must not take every other request down with the process.
   process.on("unhandledRejection", (err) => log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, "unhandled rejection"));
   gateway.start();
   const { port: bound } = await gateway.listen(listenPort, values.host);
   const health = metricsPort === undefined ? undefined : await startHealthServer(gateway.metrics.registry, { live: () => true, ready: () => gateway.synced }, metricsPort, values.host);
-  log.info({ port: bound, metricsPort: health?.port, namespace: values.namespace ?? "(all)", server: client.server, stateDir }, "gateway started");
+  log.info({ port: bound, metricsPort: health?.port, namespace: values.namespace ?? "(all)", server: client.server, stateDir, shadowWorkers: shadowWorkers ?? defaultShadowWorkers() }, "gateway started");
 
   return new Promise<number>((resolve) => {
     let stopping = false;

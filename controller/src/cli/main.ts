@@ -34,6 +34,9 @@ commands:
       --host ADDR         listen address (default 0.0.0.0)
       --state-dir DIR     SQLite files: quarantine.db, idempotency.db
                           (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)
+      --shadow-workers N  worker threads for shadow copies and diffs (default: cores - 1, 1 to 4;
+                          0 = on the thread that answers webhooks)
+      --quarantine-max-rows N  rows kept in the quarantine (default 100000)
   quarantine list       refused webhooks: [--rollout NS/NAME] [--limit N] [--json] [--state-dir DIR]
   quarantine replay ID  re-send one through a gateway: --gateway URL (or $AIROLLOUT_GATEWAY_URL)
   dev up|down|status    the embedded local control plane (etcd, kube-apiserver, kube-controller-manager)

@@ -59,6 +59,8 @@ export interface GatewayOptions {
    * diffing). Default: the cores beyond the first, 1 to 4. 0 runs it on the main thread.
    */
   shadowWorkers?: number;
+  /** Nice steps the shadow worker threads run below the gateway on Linux (default 10; 0 = equal). */
+  shadowNice?: number;
 }
 
 /** The default number of shadow workers: the cores beyond the one serving requests, 1 to 4. */
@@ -198,7 +200,7 @@ export class Gateway {
     // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take
     // sockets the primary path needs.
     const workers = o.shadowWorkers ?? defaultShadowWorkers();
-    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }));
+    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }), { nice: o.shadowNice });
     this.#secrets = o.client ? new SecretCache(o.client, { ttlMs: o.secretTtlMs }) : undefined;
     this.#synced = !o.client;
     if (o.client) {

@@ -10,6 +10,8 @@ import type { ShadowJob, ShadowResult, ShadowRunner } from "./shadow.ts";
 import type { WorkerReply, WorkerRequest } from "./shadow-worker.ts";
 
 const WORKER_URL = new URL("./shadow-worker.ts", import.meta.url);
+/** Shadow threads run at this nice value on Linux: below the thread that answers webhooks. */
+export const DEFAULT_SHADOW_NICE = 10;
 /** Rules keys remembered per worker as sent; at most half the worker's cache, so never evicted there first. */
 const SENT_KEYS = 32;
 
@@ -35,16 +37,20 @@ export class ShadowWorkerPool implements ShadowRunner {
   #closed = false;
   #log: Logger;
 
-  constructor(size: number, log: Logger) {
+  /** Nice steps the worker threads go below the gateway's own priority (Linux); 0 leaves them equal. */
+  readonly nice: number;
+
+  constructor(size: number, log: Logger, options: { nice?: number } = {}) {
     if (!(Number.isInteger(size) && size >= 1)) throw new Error(`shadow worker count must be a positive integer, got ${size}`);
     this.size = size;
+    this.nice = options.nice ?? DEFAULT_SHADOW_NICE;
     this.#log = log;
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn(i));
   }
 
   #spawn(index: number): Slot {
     // Workers run the .ts sources by type stripping, like the main thread; no loader flags needed.
-    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: [] });
+    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: [], workerData: { nice: this.nice } });
     worker.unref();
     const slot: Slot = { worker, pending: new Map(), sent: new Set(), batch: [], transfer: [], flushing: false };
     worker.on("message", (replies: WorkerReply[]) => {

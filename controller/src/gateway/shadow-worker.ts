@@ -4,7 +4,9 @@
  * worker); out: batches of `{ id, result }`, one post per event-loop turn. Each worker has its
  * own keep-alive socket pools.
  */
-import { parentPort } from "node:worker_threads";
+import { readlinkSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
+import { parentPort, workerData } from "node:worker_threads";
 import type { CompareRulesInput } from "../diff/index.ts";
 import { RulesCache, runShadowJob, type ShadowJob, type ShadowResult } from "./shadow.ts";
 import { createAgents } from "./upstream.ts";
@@ -22,6 +24,24 @@ export interface WorkerReply {
 
 const port = parentPort;
 if (!port) throw new Error("shadow-worker.ts runs as a worker thread of the gateway");
+
+/**
+ * Shadow work is best effort: on Linux this thread lowers its own CPU priority by `nice` steps, so when
+ * the machine is busy the scheduler serves the thread answering webhooks first and shadow jobs
+ * queue up and are dropped (counted), rather than the primary's latency paying for them.
+ */
+function lowerPriority(nice: number): void {
+  if (nice <= 0 || process.platform !== "linux") return;
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    // setpriority(2) with a thread id applies to that thread only; the thread started with the
+    // nice value of the one that created it, and goes `nice` steps below it.
+    if (tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + nice));
+  } catch {
+    // Without /proc or permission the worker runs at normal priority.
+  }
+}
+lowerPriority(Number((workerData as { nice?: number } | undefined)?.nice ?? 0));
 const agents = createAgents(256);
 const rules = new RulesCache();
 

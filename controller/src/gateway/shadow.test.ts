@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -154,6 +155,23 @@ describe("shadow runners (real worker threads, loopback backend)", () => {
       expect((await pending).shadow).toMatchObject({ ok: false, reason: "error", detail: expect.stringContaining("exited") });
       // The replacement has no rules yet: the pool sends them again.
       expect((await pool.run(job("/ok"), rules)).shadow).toMatchObject({ ok: true, judged: { matched: true } });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it.runIf(process.platform === "linux")("runs the shadow threads at a lower CPU priority than the thread answering webhooks (Linux)", async () => {
+    const niceOf = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ")[16]);
+    const shadowThreads = () => readdirSync("/proc/self/task").filter((t) => readFileSync(`/proc/self/task/${t}/comm`, "utf8").startsWith("airollout-shado"));
+    const before = new Set(shadowThreads());
+    const pool = new ShadowWorkerPool(2, pino({ level: "silent" }), { nice: 7 });
+    try {
+      // A job answered proves the worker ran its start-up code.
+      await Promise.all([pool.run(job("/ok"), rules), pool.run(job("/ok"), rules)]);
+      const mine = shadowThreads().filter((t) => !before.has(t));
+      expect(mine).toHaveLength(2);
+      const main = niceOf(String(process.pid));
+      for (const t of mine) expect(niceOf(t)).toBe(Math.min(19, main + 7));
     } finally {
       await pool.close();
     }
