@@ -42,6 +42,8 @@ commands:
   dev up|down|status    the embedded local control plane (etcd, kube-apiserver, kube-controller-manager)
       --dir PATH          state directory (default: $AIROLLOUT_DEV_DIR or ~/.local/state/airollout/dev)
       --purge             (down) also delete the state directory
+      --node-simulator    (up) also start KWOK and kube-scheduler: one fake Node that marks Pods
+                          Running and Ready, so image versions' Deployments become Available
   status NAME           show a rollout's phase, steps, analysis and conditions
   promote NAME [--full] complete the current step (a pause, an inconclusive analysis); --full skips to promotion
   abort NAME            roll back now: weight 0, candidate environments torn down

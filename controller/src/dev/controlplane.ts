@@ -39,6 +39,8 @@ export interface ControlPlaneState {
   watchdogPid?: number;
   kubectl: string;
   startedAt: string;
+  /** KWOK and kube-scheduler when `dev up --node-simulator` started them. */
+  nodeSimulator?: { nodeName: string; pids: { kwok: number; kubeScheduler: number } };
 }
 
 export interface UpOptions {
@@ -378,6 +380,12 @@ export async function down(opts: { dir?: string; purge?: boolean; log?: (line: s
   const log = opts.log ?? (() => {});
   const state = readState(dir);
   if (state) {
+    // The simulator first: it talks to the API server until it stops.
+    for (const [name, pid] of Object.entries(state.nodeSimulator?.pids ?? {})) {
+      if (!alive(pid)) continue;
+      await stopPid(pid);
+      log(`stopped ${SIMULATOR_NAMES[name] ?? name} (pid ${pid}, node simulator)`);
+    }
     for (const c of [...ORDER].reverse()) {
       const rec = state.processes[c];
       if (rec && alive(rec.pid)) {
@@ -388,6 +396,7 @@ export async function down(opts: { dir?: string; purge?: boolean; log?: (line: s
     if (state.watchdogPid && alive(state.watchdogPid)) await stopPid(state.watchdogPid, 1000);
     state.processes = {};
     delete state.watchdogPid;
+    delete state.nodeSimulator;
     writeState(state);
   }
   if (opts.purge && existsSync(dir)) {
@@ -408,6 +417,17 @@ export async function restartComponent(c: Component, opts: { dir?: string; downt
   await startComponent(c, state, bins, opts.log ?? (() => {}));
 }
 
+const SIMULATOR_NAMES: Record<string, string> = { kwok: "kwok", kubeScheduler: "kube-scheduler" };
+
+/** Records (or forgets, with undefined) the node simulator started for this control plane. */
+export function recordNodeSimulator(dir: string, sim: ControlPlaneState["nodeSimulator"]): void {
+  const state = readState(dir);
+  if (!state) throw new Error(`no local control plane recorded in ${dir}`);
+  if (sim) state.nodeSimulator = sim;
+  else delete state.nodeSimulator;
+  writeState(state);
+}
+
 /** A one-line-per-component report for `airollout dev status`. */
 export async function statusReport(dir = defaultDevDir()): Promise<{ running: boolean; lines: string[] }> {
   const state = readState(dir);
@@ -419,6 +439,14 @@ export async function statusReport(dir = defaultDevDir()): Promise<{ running: bo
     const ok = alive(rec?.pid);
     all &&= ok;
     lines.push(`${c.padEnd(24)} ${ok ? `running (pid ${rec!.pid})` : "stopped"}`);
+  }
+  const sim = state.nodeSimulator;
+  if (sim) {
+    for (const [name, pid] of Object.entries(sim.pids)) {
+      const ok = alive(pid);
+      all &&= ok;
+      lines.push(`${(SIMULATOR_NAMES[name] ?? name).padEnd(24)} ${ok ? `running (pid ${pid})` : "stopped"} (node simulator, node ${sim.nodeName})`);
+    }
   }
   const ready = (await probe(`${state.server}/readyz`, state.token)).code === 200;
   lines.push(`/readyz ${ready ? "ok" : "not ready"}`);
