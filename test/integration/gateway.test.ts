@@ -14,6 +14,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Status } from "../../controller/src/api/schema.ts";
 import { Gateway } from "../../controller/src/gateway/gateway.ts";
+import { replay } from "../../controller/src/gateway/quarantine.ts";
 import { signGithub, signStripe } from "../../controller/src/gateway/signature.ts";
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
 import { startBackend, refusingUrl, type TestBackend } from "../support/backends.ts";
@@ -136,10 +137,43 @@ describe("routing", () => {
   it("answers 404 with a reason for an unknown rollout and for its diffs", async () => {
     const res = await post(hook("nope"), { a: 1 });
     expect(res.status).toBe(404);
-    expect(res.json).toMatchObject({ error: "unknown_rollout", message: `no AIRollout ${ns}/nope is watched by this gateway` });
+    expect(res.json).toMatchObject({ error: "unknown_rollout", message: expect.stringContaining(`no AIRollout ${ns}/nope is watched by this gateway`) });
     const diffs = await fetch(`${base}/api/rollouts/${ns}/nope/diffs`);
     expect(diffs.status).toBe(404);
     expect(await metric('airollout_rejected_total{rollout="(unknown)",namespace="(unknown)",reason="unknown_rollout",code="404"}')).toBeGreaterThanOrEqual(1);
+  });
+
+  it("quarantines a webhook sent before its AIRollout exists; replaying it once the rollout exists forwards it", async () => {
+    const res = await post(hook("late", "/orders?x=1"), { order: 42, email: "erin@example.com" }, { "x-request-id": "late-1" });
+    expect(res.status).toBe(404);
+    expect((res.json as { message: string }).message).toContain("quarantined for replay");
+    const row = gateway.quarantine.list({ namespace: ns, name: "late" })[0]!;
+    expect(row).toMatchObject({ reason: "unknown_rollout", path: "/orders?x=1", requestId: "late-1", truncated: false });
+    expect(JSON.parse(row.body.toString())).toEqual({ order: 42, email: "erin@example.com" });
+    // URL text never becomes a metric label.
+    expect(await metric('airollout_quarantined_total{rollout="(unknown)",namespace="(unknown)",reason="unknown_rollout"}')).toBeGreaterThanOrEqual(1);
+
+    const stable = await backend("late-stable");
+    const cand = await backend("late-cand");
+    applyRollout("late", stable.url, cand.url);
+    await seen("late");
+    const replayed = await replay(gateway.quarantine, row.id, base);
+    expect(replayed.status).toBe(200);
+    expect(stable.requests.at(-1)).toMatchObject({ url: "/orders?x=1", json: { order: 42, email: "erin@example.com" } });
+    expect(stable.requests.at(-1)!.headers["x-airollout-replay-of"]).toBe(String(row.id));
+  });
+
+  it("a flood of webhooks to made-up rollouts spends a bounded quarantine budget; the rest are answered and counted, not stored", async () => {
+    const before = gateway.quarantine.count();
+    const skippedBefore = await metric('airollout_quarantine_skipped_total{reason="unknown_rollout"}');
+    const answers = await load(150, 10, (i) => post(hook(`made-up-${i}`), { i }));
+    expect(answers.every((a) => a.status === 404)).toBe(true);
+    const stored = gateway.quarantine.count() - before;
+    const skipped = (await metric('airollout_quarantine_skipped_total{reason="unknown_rollout"}')) - skippedBefore;
+    // A burst of 100 minus what the earlier tests used, plus 5/s refill while this runs.
+    expect(stored).toBeLessThanOrEqual(100 + 5 * 10);
+    expect(skipped).toBeGreaterThan(0);
+    expect(stored + skipped).toBe(150);
   });
 
   it("image versions without environment URLs answer 503 naming the reason; a status URL makes them routable", async () => {

@@ -28,6 +28,7 @@ import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } fr
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { acceptRequestId, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
+import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
 import { parseHookUrl, type HookRoute } from "./route.ts";
 import { compileRollout, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
@@ -106,6 +107,11 @@ const MAX_FIELD_LABELS = 100;
 const OTHER_FIELD = "$(other)";
 const UNKNOWN = "(unknown)";
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Webhooks to unknown rollouts quarantined: a burst, then this many per second. */
+const UNKNOWN_QUARANTINE_BURST = 100;
+const UNKNOWN_QUARANTINE_PER_SECOND = 5;
+/** Body limit for webhooks to unknown rollouts (spec.traffic.maxBodyBytes's default). */
+const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 
 type BodyResult = { kind: "ok"; body: Buffer } | { kind: "too_large"; head: Buffer; size: number } | { kind: "aborted" };
 
@@ -187,6 +193,8 @@ export class Gateway {
   #sqliteIdempotency: SqliteIdempotencyStore | undefined;
   #redisIdempotency = new Map<string, RedisIdempotencyStore>();
   #problemsReported = new Map<string, string>();
+  /** Quarantine budget for webhooks to rollouts this gateway does not know. */
+  #unknownBudget = new TokenBucket(UNKNOWN_QUARANTINE_PER_SECOND, UNKNOWN_QUARANTINE_BURST, Date.now());
   #synced: boolean;
   #servers: Server[] = [];
   #stopping = false;
@@ -405,14 +413,20 @@ export class Gateway {
     this.#sendJson(res, status, { error: reason, message, requestId }, headers);
   }
 
-  #quarantine(r: Rollout, req: IncomingMessage, log: Logger, reason: QuarantineReason, detail: string, path: string, body: Buffer, bodySize: number, requestId: string): void {
+  /**
+   * Stores a refused webhook. `target` is the rollout the URL named; `labels` its metric labels
+   * ("(unknown)" for rollouts not watched: URL text never becomes a label). True when stored.
+   */
+  #quarantine(target: { namespace: string; name: string }, labels: { rollout: string; namespace: string }, req: IncomingMessage, log: Logger, reason: QuarantineReason, detail: string, path: string, body: Buffer, bodySize: number, requestId: string): boolean {
     try {
-      const id = this.quarantine.add({ namespace: r.namespace, name: r.name, reason, detail, method: req.method ?? "POST", path, headers: req.headers, body, bodySize, requestId });
-      this.metrics.quarantined.inc({ rollout: r.name, namespace: r.namespace, reason });
+      const id = this.quarantine.add({ namespace: target.namespace, name: target.name, reason, detail, method: req.method ?? "POST", path, headers: req.headers, body, bodySize, requestId });
+      this.metrics.quarantined.inc({ ...labels, reason });
       log.info({ quarantineId: id, reason }, "payload quarantined");
+      return true;
     } catch (err) {
       // The sender still gets its 4xx; the loss is loud, not silent.
       log.error({ err: (err as Error).message, reason }, "could not store a refused payload in the quarantine");
+      return false;
     }
   }
 
@@ -426,10 +440,28 @@ export class Gateway {
 
     const r = this.#rollouts.get(key);
     if (!r) {
-      req.resume();
       const unknown = { rollout: UNKNOWN, namespace: UNKNOWN };
-      if (!this.#synced) return this.#reject(res, undefined, unknown, log, 503, "not_synced", "the gateway has not listed AIRollouts yet; retry shortly", { "retry-after": "1" });
-      return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", `no AIRollout ${key} is watched by this gateway`);
+      if (!this.#synced) {
+        req.resume();
+        return this.#reject(res, undefined, unknown, log, 503, "not_synced", "the gateway has not listed AIRollouts yet; retry shortly", { "retry-after": "1" });
+      }
+      const message = `no AIRollout ${key} is watched by this gateway`;
+      // Most senders do not resend after a 4xx: the webhook (sent before its AIRollout was
+      // created, or to a renamed one) is kept for replay, within a budget so that a flood of
+      // made-up URLs cannot evict the payloads of real rollouts.
+      if (!this.#unknownBudget.take(Date.now()).allowed) {
+        req.resume();
+        this.metrics.quarantineSkipped.inc({ reason: "unknown_rollout" });
+        return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", message);
+      }
+      const read = await readBody(req, DEFAULT_MAX_BODY_BYTES);
+      if (read.kind === "aborted") return;
+      if (read.kind === "too_large") {
+        res.setHeader("connection", "close");
+        req.resume();
+      }
+      const stored = this.#quarantine({ namespace, name }, unknown, req, log, "unknown_rollout", message, path, read.kind === "ok" ? read.body : read.head, read.kind === "ok" ? read.body.length : read.size, requestId);
+      return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", stored ? `${message}; the payload was quarantined for replay (airollout quarantine list)` : message);
     }
     const labels = { rollout: r.name, namespace: r.namespace };
     if (r.error) {
@@ -448,7 +480,7 @@ export class Gateway {
     if (Number.isFinite(declared) && declared > t.maxBodyBytes) {
       res.setHeader("connection", "close");
       req.resume();
-      this.#quarantine(r, req, log, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${t.maxBodyBytes}`, path, Buffer.alloc(0), declared, requestId);
+      this.#quarantine(r, labels, req, log, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${t.maxBodyBytes}`, path, Buffer.alloc(0), declared, requestId);
       return this.#reject(res, r, labels, log, 413, "too_large", `body of ${declared} bytes exceeds the limit of ${t.maxBodyBytes} bytes (spec.traffic.maxBodyBytes)`);
     }
     const read = await readBody(req, t.maxBodyBytes);
@@ -460,7 +492,7 @@ export class Gateway {
     if (read.kind === "too_large") {
       res.setHeader("connection", "close");
       req.resume();
-      this.#quarantine(r, req, log, "too_large", `body exceeds maxBodyBytes ${t.maxBodyBytes}`, path, read.head, read.size, requestId);
+      this.#quarantine(r, labels, req, log, "too_large", `body exceeds maxBodyBytes ${t.maxBodyBytes}`, path, read.head, read.size, requestId);
       return this.#reject(res, r, labels, log, 413, "too_large", `body exceeds the limit of ${t.maxBodyBytes} bytes (spec.traffic.maxBodyBytes)`);
     }
     const body = read.body;
@@ -481,14 +513,14 @@ export class Gateway {
       const given = headerValue(req.headers, headerName);
       const v = sig.scheme === "github" ? verifyGithub(body, given, secret) : verifyStripe(body, given, secret, r.signatureToleranceSeconds, Date.now() / 1000);
       if (!v.ok) {
-        this.#quarantine(r, req, log, "signature", `${headerName}: ${v.reason}`, path, body, body.length, requestId);
+        this.#quarantine(r, labels, req, log, "signature", `${headerName}: ${v.reason}`, path, body, body.length, requestId);
         return this.#reject(res, r, labels, log, 401, "signature", `${headerName}: ${v.reason}`);
       }
     }
 
     const contentType = headerValue(req.headers, "content-type");
     if (!isJsonContentType(contentType)) {
-      this.#quarantine(r, req, log, "content_type", `content-type ${JSON.stringify(contentType ?? "")} is not JSON`, path, body, body.length, requestId);
+      this.#quarantine(r, labels, req, log, "content_type", `content-type ${JSON.stringify(contentType ?? "")} is not JSON`, path, body, body.length, requestId);
       return this.#reject(res, r, labels, log, 415, "content_type", `content-type must be application/json (or application/*+json), got ${JSON.stringify(contentType ?? "(none)")}`);
     }
     let payload: unknown;
@@ -496,7 +528,7 @@ export class Gateway {
       payload = JSON.parse(body.toString("utf8"));
     } catch (err) {
       const detail = body.length === 0 ? "empty body" : (err as Error).message;
-      this.#quarantine(r, req, log, "bad_json", detail, path, body, body.length, requestId);
+      this.#quarantine(r, labels, req, log, "bad_json", detail, path, body, body.length, requestId);
       return this.#reject(res, r, labels, log, 400, "bad_json", `body is not valid JSON: ${detail}`);
     }
     if (r.payloadSchemaError) return this.#reject(res, r, labels, log, 503, "schema_invalid", r.payloadSchemaError, { "retry-after": "30" });
@@ -504,7 +536,7 @@ export class Gateway {
       const errors = r.payloadSchema.validate(payload);
       if (errors.length > 0) {
         const detail = errors.join("; ");
-        this.#quarantine(r, req, log, "schema", detail, path, body, body.length, requestId);
+        this.#quarantine(r, labels, req, log, "schema", detail, path, body, body.length, requestId);
         return this.#reject(res, r, labels, log, 422, "schema", `payload does not match spec.traffic.payloadSchema: ${detail}`);
       }
     }

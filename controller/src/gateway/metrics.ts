@@ -19,6 +19,7 @@ export interface GatewayMetrics {
   tokens: Counter<RN | "version">;
   cost: Counter<RN | "version">;
   quarantined: Counter<RN | "reason">;
+  quarantineSkipped: Counter<"reason">;
   circuitState: Gauge<RN | "version">;
   rejected: Counter<RN | "reason" | "code">;
   idempotentReplays: Counter<RN>;
@@ -60,6 +61,12 @@ export function createGatewayMetrics(mirrorStats: () => Iterable<MirrorStats> = 
     tokens: new Counter({ name: "airollout_tokens_total", help: "Tokens reported by backends (x-airollout-tokens header or $.usage.total_tokens) on answered requests.", labelNames: ["rollout", "namespace", "version"], registers: r }),
     cost: new Counter({ name: "airollout_cost_total", help: "Cost reported by backends (x-airollout-cost header or $.usage.cost) on answered requests.", labelNames: ["rollout", "namespace", "version"], registers: r }),
     quarantined: new Counter({ name: "airollout_quarantined_total", help: "Webhooks refused and stored in the quarantine, by reason.", labelNames: ["rollout", "namespace", "reason"], registers: r }),
+    quarantineSkipped: new Counter({
+      name: "airollout_quarantine_skipped_total",
+      help: "Refused webhooks not stored because their reason's quarantine budget was spent (unknown_rollout: a flood of made-up URLs must not evict real payloads).",
+      labelNames: ["reason"],
+      registers: r,
+    }),
     circuitState: new Gauge({ name: "airollout_circuit_state", help: "Circuit breaker state per backend version: 0 closed, 1 half-open, 2 open.", labelNames: ["rollout", "namespace", "version"], registers: r }),
     rejected: new Counter({ name: "airollout_rejected_total", help: "Requests answered by the gateway itself with an error, by reason and status code.", labelNames: ["rollout", "namespace", "reason", "code"], registers: r }),
     idempotentReplays: new Counter({ name: "airollout_idempotent_replays_total", help: "Repeated idempotency keys answered from the store without forwarding.", labelNames: ["rollout", "namespace"], registers: r }),

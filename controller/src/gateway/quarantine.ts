@@ -11,7 +11,7 @@ import { maskPII } from "../diff/index.ts";
 import { HOP_BY_HOP } from "./upstream.ts";
 
 /** Why a payload was quarantined (the `reason` label of airollout_quarantined_total). */
-export type QuarantineReason = "bad_json" | "content_type" | "too_large" | "schema" | "signature";
+export type QuarantineReason = "bad_json" | "content_type" | "too_large" | "schema" | "signature" | "unknown_rollout";
 
 /** A refused webhook, as handed to add(). */
 export interface QuarantineInput {
