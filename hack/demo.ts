@@ -68,7 +68,6 @@ async function main(): Promise<void> {
   const env = { ...process.env, KUBECONFIG: cp.kubeconfig };
   const kubectl = (args: string[], input?: string) => execFileSync(cp.kubectl, args, { env, input, encoding: "utf8" });
   await installCRD(cp);
-  kubectl(["delete", "air", "triage-bot", "--ignore-not-found", "--wait=true"]);
   say(`  export KUBECONFIG=${cp.kubeconfig}`);
 
   step("Stand-in triage services on loopback: stable v1, a second stable v1 (noise baseline), candidate v2");
@@ -87,6 +86,16 @@ async function main(): Promise<void> {
   const prom = await startPrometheus({ targets: [`127.0.0.1:${ports.gatewayMetrics}`], scrapeIntervalSeconds: 1 });
   start("controller", [CLI, "controller", "--metrics-port", String(ports.controller), "--lease-namespace", "kube-system"], { KUBECONFIG: cp.kubeconfig });
   await waitHttp(`http://127.0.0.1:${ports.controller}/healthz`, "controller");
+  // The previous demo's rollout is kept for inspection (etcd data survives `dev down`/`up`). It
+  // carries the controller's finalizer, so it is deleted only now that a controller runs to
+  // finalize it; a controller that cannot within a minute leaves it to be released by hand.
+  try {
+    kubectl(["delete", "air", "triage-bot", "--ignore-not-found", "--wait=true", "--timeout=60s"]);
+  } catch {
+    say("  the previous demo's AIRollout was not finalized within 60 s; releasing its finalizer");
+    kubectl(["patch", "air", "triage-bot", "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+    kubectl(["delete", "air", "triage-bot", "--ignore-not-found", "--wait=true", "--timeout=30s"]);
+  }
   say(`  gateway http://127.0.0.1:${ports.gateway}/hooks/default/triage-bot/  metrics :${ports.gatewayMetrics}`);
   say(`  prometheus ${prom.url}   controller metrics :${ports.controller}   logs ${logs}/demo-*.log`);
 
@@ -145,7 +154,9 @@ async function main(): Promise<void> {
       const line = `${s.phase ?? "Pending"} step ${Math.min((s.currentStep ?? 0) + 1, s.stepCount ?? 0)}/${s.stepCount ?? "?"} weight ${s.canaryWeight ?? 0}% shadow mismatch ${s.shadow?.mismatchRate ?? "-"}  ${s.message ?? ""}`;
       if (line !== last) say(`  [${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}`);
       last = line;
-      if (until.includes(s.phase ?? "")) return o;
+      // Only a status written for the latest spec counts: right after an apply, the phase is
+      // still the previous revision's until the controller has seen the change.
+      if (until.includes(s.phase ?? "") && s.observedGeneration === o.metadata.generation) return o;
       if (Date.now() > deadline) throw new Error(`the rollout did not reach ${until.join("|")} in ${timeoutMs / 1000}s; see ${logs}`);
       await sleep(1000);
     }
@@ -173,7 +184,9 @@ async function main(): Promise<void> {
     await watch(["RolledBack", "Succeeded", "Paused"], 180_000);
   }
   step("kubectl get events");
-  say(kubectl(["get", "events", "--field-selector", "involvedObject.kind=AIRollout", "--sort-by=.lastTimestamp"]).trimEnd());
+  // This run's object only: a previous demo's rollout had the same name.
+  const uid = kubectl(["get", "air", "triage-bot", "-o", "jsonpath={.metadata.uid}"]).trim();
+  say(kubectl(["get", "events", "--field-selector", `involvedObject.kind=AIRollout,involvedObject.uid=${uid}`, "--sort-by=.lastTimestamp"]).trimEnd());
 
   sending = false;
   await traffic;
