@@ -1,0 +1,131 @@
+/**
+ * The Helm chart against the real API server: `helm lint`, the rendered manifests accepted by a
+ * server-side dry run (default and optional values), the chart's RBAC allowing every API call
+ * the controller and the gateway make (and not more than asked), and writable places for a
+ * controller whose root filesystem is read-only. helm is built from the Go module proxy like the
+ * other tools (hack/build-tool.sh helm).
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { cacheDir, PROJECT_ROOT, runBuild, toolVersions } from "../../controller/src/dev/tools.ts";
+import { createNamespace, kubeconfig, kubectl, kubectlOk } from "./helpers.ts";
+
+const CHART = join(PROJECT_ROOT, "charts", "airollout");
+let helm: string;
+let ns: string;
+
+function run(cmd: string, args: string[], input?: string) {
+  const r = spawnSync(cmd, args, { input, encoding: "utf8", env: { ...process.env, KUBECONFIG: kubeconfig(), HELM_CACHE_HOME: join(cacheDir(), "helm-home", "cache"), HELM_CONFIG_HOME: join(cacheDir(), "helm-home", "config"), HELM_DATA_HOME: join(cacheDir(), "helm-home", "data") }, timeout: 120_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function render(set: string[] = []): string {
+  const r = run(helm, ["template", "airollout", CHART, "--namespace", ns, ...set.flatMap((s) => ["--set", s])]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+interface Obj {
+  kind: string;
+  metadata: { name: string };
+  spec?: { template?: { spec?: PodSpec } };
+}
+interface PodSpec {
+  containers: { name: string; args?: string[]; env?: { name: string; value?: string }[]; volumeMounts?: { name: string; mountPath: string }[]; securityContext?: { readOnlyRootFilesystem?: boolean } }[];
+  volumes?: { name: string; emptyDir?: object; persistentVolumeClaim?: { claimName: string } }[];
+}
+
+/** The rendered objects. */
+function objects(text: string): Obj[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJSON() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+}
+
+beforeAll(async () => {
+  const dir = join(cacheDir(), "bin", `helm-${toolVersions().HELM_VERSION}`);
+  if (!existsSync(join(dir, "helm"))) await runBuild("helm", (l) => process.stderr.write(`${l}\n`));
+  helm = join(dir, "helm");
+  ns = createNamespace("chart");
+}, 1_200_000);
+
+describe("the Helm chart", () => {
+  it("passes helm lint (strict)", () => {
+    const r = run(helm, ["lint", "--strict", CHART]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain("0 chart(s) failed");
+  });
+
+  it.each([
+    ["default values", []],
+    ["one namespace, claims, a Pulumi backend, no gateway", ["watchNamespace=team-a", "persistence.claimName=airollout-state", "pulumi.backendUrl=s3://bucket/airollout", "gateway.enabled=false"]],
+    ["a gateway claim", ["gateway.persistence.claimName=gw-state", "replicas=1"]],
+  ])("renders manifests the API server accepts (server-side dry run): %s", (_name, set) => {
+    const r = kubectl(["apply", "--dry-run=server", "-n", ns, "-f", "-"], render(set));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("deployment.apps/airollout-controller created (server dry run)");
+  });
+
+  it("gives the controller writable state and /tmp under a read-only root filesystem, and passes the Pulumi backend", () => {
+    const withBackend = objects(render(["pulumi.backendUrl=s3://bucket/airollout", "persistence.claimName=airollout-state"]));
+    const deployment = withBackend.find((o) => o.kind === "Deployment" && o.metadata.name === "airollout-controller")!;
+    const pod = deployment.spec!.template!.spec!;
+    const c = pod.containers.find((x) => x.name === "controller")!;
+    expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const stateArg = c.args!.find((a) => a.startsWith("--state-dir="))!;
+    const mounts = new Map(c.volumeMounts!.map((m) => [m.mountPath, m.name]));
+    expect(mounts.get(stateArg.slice("--state-dir=".length))).toBe("state");
+    expect(mounts.has("/tmp")).toBe(true);
+    expect(pod.volumes!.find((v) => v.name === "state")!.persistentVolumeClaim?.claimName).toBe("airollout-state");
+    expect(c.env!.find((e) => e.name === "PULUMI_BACKEND_URL")?.value).toBe("s3://bucket/airollout");
+    const plain = objects(render()).find((o) => o.kind === "Deployment" && o.metadata.name === "airollout-controller")!;
+    expect(plain.spec!.template!.spec!.volumes!.find((v) => v.name === "state")!.emptyDir).toBeDefined();
+    expect(plain.spec!.template!.spec!.containers[0]!.env!.some((e) => e.name === "PULUMI_BACKEND_URL")).toBe(false);
+  });
+
+  it("grants the service account every API call the controller and the gateway make, and not secrets writes or pod creation", () => {
+    // The RBAC objects for real (the workloads would never run here: no kubelet).
+    const rbac = objects(render()).filter((o) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(o.kind));
+    kubectlOk(["apply", "-n", ns, "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: rbac }));
+    const as = `system:serviceaccount:${ns}:airollout-controller`;
+    const can = (verb: string, resource: string, namespace: string | undefined = ns) => {
+      const [type, sub] = resource.split("/");
+      const r = kubectl(["auth", "can-i", verb, type!, ...(sub ? ["--subresource", sub] : []), "--as", as, ...(namespace ? ["-n", namespace] : ["--all-namespaces"])]);
+      return r.stdout.trim();
+    };
+    const needed: [string, string, string | undefined][] = [
+      // informer (controller and gateway), status writes, finalizer and annotation patches
+      ["list", "airollouts.airollout.dev", undefined],
+      ["watch", "airollouts.airollout.dev", undefined],
+      ["get", "airollouts.airollout.dev", "team-x"],
+      ["patch", "airollouts.airollout.dev", "team-x"],
+      ["update", "airollouts.airollout.dev/status", "team-x"],
+      // Events with deterministic names
+      ["create", "events", "team-x"],
+      // prompts (promptRef), signature and passphrase Secrets
+      ["get", "configmaps", "team-x"],
+      ["get", "secrets", "team-x"],
+      // leader election in the release namespace
+      ["get", "leases.coordination.k8s.io", ns],
+      ["create", "leases.coordination.k8s.io", ns],
+      ["update", "leases.coordination.k8s.io", ns],
+      // environments through Pulumi, and its readiness checks
+      ["create", "deployments.apps", "team-x"],
+      ["delete", "deployments.apps", "team-x"],
+      ["patch", "services", "team-x"],
+      ["create", "configmaps", "team-x"],
+      ["watch", "replicasets.apps", "team-x"],
+      ["watch", "pods", "team-x"],
+      ["list", "endpoints", "team-x"],
+      ["list", "endpointslices.discovery.k8s.io", "team-x"],
+    ];
+    const refused = needed.filter(([verb, resource, namespace]) => can(verb, resource, namespace) !== "yes");
+    expect(refused).toEqual([]);
+    for (const [verb, resource] of [["create", "secrets"], ["delete", "secrets"], ["create", "pods"], ["create", "clusterrolebindings.rbac.authorization.k8s.io"]]) {
+      expect(can(verb!, resource!, "team-x"), `${verb} ${resource}`).toBe("no");
+    }
+  });
+});
