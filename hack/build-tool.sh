@@ -37,18 +37,22 @@ timed() { # timed <label> <cmd...>
   log "$label done in $(( $(date +%s) - t0 ))s"
 }
 
-build_etcd() {
-  local v=$ETCD_VERSION out="$CACHE/bin/etcd-$ETCD_VERSION"
-  if [ -x "$out/etcd" ]; then echo "$out"; return; fi
+# build_plain <tool> <version> <package> <binary> <ldflags> <time note>: one binary of a module
+# without replace lines, through a plain consumer module.
+build_plain() {
+  local tool=$1 v=$2 pkg=$3 bin=$4 ld=$5 note=$6 out="$CACHE/bin/$1-$2"
+  if [ -x "$out/$bin" ]; then echo "$out"; return; fi
   need_go
-  local src="$CACHE/src/etcd-$v"
-  consumer "$src" airollout.local/etcd
-  timed "etcd $v: resolving modules" bash -c "cd '$src' && go get -tool go.etcd.io/etcd/server/v3@$v"
+  local src="$CACHE/src/$tool-$v"
+  consumer "$src" "airollout.local/$tool"
+  timed "$tool $v: resolving modules" bash -c "cd '$src' && go get -tool $pkg@$v"
   mkdir -p "$out.tmp"
-  timed "etcd $v: compiling (about 1-3 min cold)" bash -c "cd '$src' && go build -ldflags '-s -w' -o '$out.tmp/etcd' go.etcd.io/etcd/server/v3"
+  timed "$tool $v: compiling ($note)" bash -c "cd '$src' && go build -ldflags '$ld' -o '$out.tmp/$bin.part' $pkg && mv '$out.tmp/$bin.part' '$out.tmp/$bin'"
   rm -rf "$out"; mv "$out.tmp" "$out"
   echo "$out"
 }
+
+build_etcd() { build_plain etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 etcd "-s -w" "about 1-3 min cold"; }
 
 build_kube() {
   local v=$KUBE_VERSION out="$CACHE/bin/kubernetes-$KUBE_VERSION"
@@ -161,20 +165,9 @@ build_kwok() {
   echo "$out"
 }
 
-# build_helm: the helm CLI (helm.sh/helm/v3 has no replace lines: a plain consumer module), used
-# by the tests to lint the chart and render it for a server-side dry run.
-build_helm() {
-  local v=$HELM_VERSION out="$CACHE/bin/helm-$HELM_VERSION"
-  if [ -x "$out/helm" ]; then echo "$out"; return; fi
-  need_go
-  local src="$CACHE/src/helm-$v"
-  consumer "$src" airollout.local/helm
-  timed "helm $v: resolving modules" bash -c "cd '$src' && go get -tool helm.sh/helm/v3/cmd/helm@$v"
-  mkdir -p "$out.tmp"
-  timed "helm $v: compiling (cold: 3-8 min on 2 cores)" bash -c "cd '$src' && go build -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$v' -o '$out.tmp/helm.part' helm.sh/helm/v3/cmd/helm && mv '$out.tmp/helm.part' '$out.tmp/helm'"
-  rm -rf "$out"; mv "$out.tmp" "$out"
-  echo "$out"
-}
+# build_helm: the helm CLI, used by the tests to lint the chart and render it for a server-side
+# dry run.
+build_helm() { build_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "cold: 3-8 min on 2 cores"; }
 
 # One build per tool at a time: concurrent callers (a test run and `make demo`, say) wait for
 # the first, then find its result in the cache.
