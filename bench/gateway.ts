@@ -1,6 +1,7 @@
 /**
- * Gateway benchmark, loopback only. One backend process; one autocannon driver (this process);
- * several ways to reach the backend:
+ * Gateway benchmark, loopback only. One backend process for the stable and one for the
+ * candidate (its canary share and the shadow copies, as its own pods would in a cluster); one
+ * autocannon driver (this process); several ways to reach the stable's backend:
  *   direct       autocannon -> backend
  *   passthrough  autocannon -> minimal node:http proxy (keep-alive agent, buffered) -> backend
  *   gateway      autocannon -> airollout gateway (split 20% to the candidate, every request
@@ -26,6 +27,7 @@
  *
  * Run: node_modules/.bin/node bench/gateway.ts [seconds-per-run]
  * Child roles (internal): bench/gateway.ts --role backend|passthrough|gateway --upstream URL
+ *   [--candidate URL] [--sample-rate R] [--shadow-workers N]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, request, Agent, type IncomingMessage, type ServerResponse } from "node:http";
@@ -116,7 +118,7 @@ async function runPassthrough(upstream: string): Promise<void> {
   announce(await listen(server));
 }
 
-async function runGateway(upstream: string, sampleRate: number, shadowWorkers: number | undefined): Promise<void> {
+async function runGateway(upstream: string, candidateUrl: string, sampleRate: number, shadowWorkers: number | undefined): Promise<void> {
   const { Gateway } = await import("../controller/src/gateway/gateway.ts");
   const stateDir = mkdtempSync(join(tmpdir(), "airollout-bench-gw-"));
   process.on("exit", () => rmSync(stateDir, { recursive: true, force: true }));
@@ -128,7 +130,7 @@ async function runGateway(upstream: string, sampleRate: number, shadowWorkers: n
     spec: {
       stable: { version: "v1", endpoint: upstream },
       // Same backend, distinct URL: split and shadow go through their own breakers and pools.
-      candidate: { version: "v2", endpoint: `${upstream}/` },
+      candidate: { version: "v2", endpoint: candidateUrl },
       strategy: { steps: [{ setWeight: 20 }] },
       traffic: { circuitBreaker: { consecutiveFailures: 50 } },
       shadow: {
@@ -269,16 +271,20 @@ async function orchestrate(seconds: number): Promise<void> {
   const children: Child[] = [];
   try {
     const backend = await start("backend");
+    // The candidate (its 20% and every shadow copy) on a backend process of its own, as in a
+    // cluster, where the candidate's canary and shadow environments have their own pods.
+    const candidateBackend = await start("backend");
+    children.push(candidateBackend);
     children.push(backend);
     const passthrough = await start("passthrough", backend.url);
     children.push(passthrough);
-    const gateway = await start("gateway", backend.url, ["--sample-rate", "1"]);
+    const gateway = await start("gateway", backend.url, ["--sample-rate", "1", "--candidate", candidateBackend.url]);
     children.push(gateway);
-    const inline = await start("gateway", backend.url, ["--sample-rate", "1", "--shadow-workers", "0"]);
+    const inline = await start("gateway", backend.url, ["--sample-rate", "1", "--shadow-workers", "0", "--candidate", candidateBackend.url]);
     children.push(inline);
-    const sampled = await start("gateway", backend.url, ["--sample-rate", "0.1"]);
+    const sampled = await start("gateway", backend.url, ["--sample-rate", "0.1", "--candidate", candidateBackend.url]);
     children.push(sampled);
-    const unmirrored = await start("gateway", backend.url, ["--sample-rate", "0"]);
+    const unmirrored = await start("gateway", backend.url, ["--sample-rate", "0", "--candidate", candidateBackend.url]);
     children.push(unmirrored);
     const targets: Record<string, Child> = { direct: backend, passthrough, gateway, gateway_inline_shadow: inline, gateway_mirror_10pct: sampled, gateway_no_mirror: unmirrored };
 
@@ -366,13 +372,14 @@ const argv = process.argv.slice(2);
 const role = argv[argv.indexOf("--role") + 1];
 const upstream = argv.includes("--upstream") ? argv[argv.indexOf("--upstream") + 1] : undefined;
 const sampleRate = argv.includes("--sample-rate") ? Number(argv[argv.indexOf("--sample-rate") + 1]) : 1;
+const candidate = argv.includes("--candidate") ? argv[argv.indexOf("--candidate") + 1] : undefined;
 const shadowWorkers = argv.includes("--shadow-workers") ? Number(argv[argv.indexOf("--shadow-workers") + 1]) : undefined;
 if (argv.includes("--role")) {
   // A clean exit on SIGTERM lets `--cpu-prof` write its profile when profiling a role.
   process.once("SIGTERM", () => process.exit(0));
   if (role === "backend") await runBackend();
   else if (role === "passthrough") await runPassthrough(upstream!);
-  else if (role === "gateway") await runGateway(upstream!, sampleRate, shadowWorkers);
+  else if (role === "gateway") await runGateway(upstream!, candidate ?? `${upstream}/`, sampleRate, shadowWorkers);
   else throw new Error(`unknown role ${role}`);
 } else {
   const seconds = Number(argv[0] ?? "2");
