@@ -26,12 +26,12 @@ import { Informer } from "../kube/informer.ts";
 import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
-import { acceptRequestId, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+import { acceptRequestId, extractUsage, fingerprint, headerValue, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
 import { parseHookUrl, type HookRoute } from "./route.ts";
-import { compileRollout, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
+import { compileRollout, DEFAULT_TRAFFIC, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
 import { InlineShadowRunner, type Mismatch, type ShadowRunner } from "./shadow.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
@@ -110,8 +110,6 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 /** Webhooks to unknown rollouts quarantined: a burst, then this many per second. */
 const UNKNOWN_QUARANTINE_BURST = 100;
 const UNKNOWN_QUARANTINE_PER_SECOND = 5;
-/** Body limit for webhooks to unknown rollouts (spec.traffic.maxBodyBytes's default). */
-const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 
 type BodyResult = { kind: "ok"; body: Buffer } | { kind: "too_large"; head: Buffer; size: number } | { kind: "aborted" };
 
@@ -143,11 +141,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       if (!req.complete) settle({ kind: "aborted" });
     });
   });
-}
-
-function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** The headers forwarded to a backend: the sender's, without hop-by-hop ones, plus the correlation id. */
@@ -454,7 +447,8 @@ export class Gateway {
         this.metrics.quarantineSkipped.inc({ reason: "unknown_rollout" });
         return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", message);
       }
-      const read = await readBody(req, DEFAULT_MAX_BODY_BYTES);
+      // An unknown rollout has no spec: the body limit is spec.traffic.maxBodyBytes's default.
+      const read = await readBody(req, DEFAULT_TRAFFIC.maxBodyBytes);
       if (read.kind === "aborted") return;
       if (read.kind === "too_large") {
         res.setHeader("connection", "close");
@@ -621,7 +615,7 @@ export class Gateway {
       if (res.writableFinished) mirror();
       else res.once("finish", mirror);
     }
-    const usage = extractUsage(answer.headers, answer.body, undefined, r.usage);
+    const usage = extractUsage(answer.headers, answer.body, r.usage);
     if (usage.tokens !== undefined) this.metrics.tokens.inc(vlabels, usage.tokens);
     if (usage.cost !== undefined) this.metrics.cost.inc(vlabels, usage.cost);
     if (claim) {

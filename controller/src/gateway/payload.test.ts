@@ -49,7 +49,7 @@ describe("payload helpers", () => {
     ["an index picks one", { tokensPath: "$.choices[1].tokens" }, json, '{"choices":[{"tokens":3},{"tokens":4}]}', { tokens: 4, cost: undefined }],
     ["a body without the first key is not parsed", { tokensPath: "$.meta.tokens" }, json, '{"usage":{"total_tokens":5}} not even JSON', { tokens: undefined, cost: undefined }],
   ])("reads usage where spec.traffic.usage says: %s", (_n, spec, headers, body, want) => {
-    expect(extractUsage(headers, Buffer.from(body), undefined, compileUsage(spec))).toEqual(want);
+    expect(extractUsage(headers, Buffer.from(body), compileUsage(spec))).toEqual(want);
   });
 
   it("rejects a usage path the schema would reject", () => {

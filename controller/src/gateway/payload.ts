@@ -72,7 +72,8 @@ function nonNegative(v: unknown): number | undefined {
   return typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
-function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+/** The first value of a header (names lower-case, as Node gives them). */
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -108,23 +109,20 @@ function numberAt(value: unknown, path: readonly PathSegment[]): number | undefi
 
 /**
  * Usage of one answer: the tokens/cost response headers win; else the configured paths of a JSON
- * body. `parsed` is the decoded body when the caller already has it. Negative, non-numeric and
- * non-finite values are ignored.
+ * body. Negative, non-numeric and non-finite values are ignored.
  */
-export function extractUsage(headers: IncomingHttpHeaders, body: Buffer, parsed?: unknown, source: UsageSource = DEFAULT_USAGE): Usage {
-  let tokens = nonNegative(header(headers, source.tokensHeader));
-  let cost = nonNegative(header(headers, source.costHeader));
+export function extractUsage(headers: IncomingHttpHeaders, body: Buffer, source: UsageSource = DEFAULT_USAGE): Usage {
+  let tokens = nonNegative(headerValue(headers, source.tokensHeader));
+  let cost = nonNegative(headerValue(headers, source.costHeader));
   if (tokens !== undefined && cost !== undefined) return { tokens, cost };
-  let value = parsed;
-  if (value === undefined) {
-    // Parsing every answer to look for usage would double the JSON work; only bodies that
-    // mention a path's first key are parsed.
-    if (!isJsonContentType(header(headers, "content-type")) || !source.needles.some((n) => body.indexOf(n) >= 0)) return { tokens, cost };
-    try {
-      value = JSON.parse(body.toString("utf8"));
-    } catch {
-      return { tokens, cost };
-    }
+  // Parsing every answer to look for usage would double the JSON work; only bodies that mention a
+  // path's first key are parsed.
+  if (!isJsonContentType(headerValue(headers, "content-type")) || !source.needles.some((n) => body.indexOf(n) >= 0)) return { tokens, cost };
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch {
+    return { tokens, cost };
   }
   tokens ??= numberAt(value, source.tokensPath);
   cost ??= numberAt(value, source.costPath);

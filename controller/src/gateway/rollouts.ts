@@ -19,7 +19,7 @@ import type { GatewayMetrics } from "./metrics.ts";
 export type Traffic = z.output<typeof TrafficSchema>;
 export type Shadow = z.output<typeof ShadowSchema>;
 
-const DEFAULT_TRAFFIC: Traffic = TrafficSchema.parse({});
+export const DEFAULT_TRAFFIC: Traffic = TrafficSchema.parse({});
 const DEFAULT_SHADOW: Shadow = ShadowSchema.parse({});
 
 /** A version as a request target: its backend, or why it has none. */

@@ -12,7 +12,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { compare, compileRules, type CompareRulesInput, type CompiledRules, type DiffResponse, type FieldRule } from "../diff/index.ts";
-import { decodeBody } from "./payload.ts";
+import { decodeBody, headerValue } from "./payload.ts";
 import { forward, UpstreamError, type Agents, type Backend } from "./upstream.ts";
 
 /** Longest body text returned for a sample (characters, before masking). */
@@ -96,11 +96,6 @@ export function sampleText(body: unknown): string {
   return text.length <= MAX_SAMPLE_BODY ? text : `${text.slice(0, MAX_SAMPLE_BODY)}... (${text.length - MAX_SAMPLE_BODY} more characters)`;
 }
 
-function header(h: IncomingHttpHeaders, name: string): string | undefined {
-  const v = h[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
@@ -129,13 +124,13 @@ export class RulesCache {
  * never (a failed copy is an Outcome).
  */
 export async function runShadowJob(job: ShadowJob, rules: CompiledRules, agents: Agents): Promise<ShadowResult> {
-  const primary: DiffResponse = { status: job.primary.status, headers: job.primary.headers, body: decodeBody(asBuffer(job.primary.body), header(job.primary.headers, "content-type")) };
+  const primary: DiffResponse = { status: job.primary.status, headers: job.primary.headers, body: decodeBody(asBuffer(job.primary.body), headerValue(job.primary.headers, "content-type")) };
   const body = asBuffer(job.body);
   const send = async (backend: Backend | undefined, withText: boolean): Promise<Outcome | undefined> => {
     if (!backend) return undefined;
     try {
       const res = await forward({ backend, method: job.method, path: job.path, headers: job.headers, body, timeoutMs: job.timeoutMs, maxResponseBytes: job.maxResponseBytes, agents });
-      const answer: DiffResponse = { status: res.status, headers: res.headers, body: decodeBody(res.body, header(res.headers, "content-type")) };
+      const answer: DiffResponse = { status: res.status, headers: res.headers, body: decodeBody(res.body, headerValue(res.headers, "content-type")) };
       const judged = judge(primary, answer, rules);
       return { ok: true, status: res.status, judged, text: withText && !judged.matched ? sampleText(answer.body) : undefined };
     } catch (err) {
