@@ -147,7 +147,8 @@ export function tailFile(file: string, lines = 15): string {
   }
 }
 
-function startProcess(command: string, args: string[], log: string): ProcessRecord {
+/** Starts a detached process (its own process group) logging to `log`. */
+export function startProcess(command: string, args: string[], log: string): ProcessRecord {
   const fd = openSync(log, "a");
   // detached: its own process group, so `down` can signal the whole group and the process
   // outlives `airollout dev up`.

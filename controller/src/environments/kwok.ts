@@ -10,9 +10,9 @@
  * checks image references itself (infra/environment.ts).
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { alive, stopPid, tailFile } from "../dev/controlplane.ts";
+import { alive, startProcess, stopPid, tailFile } from "../dev/controlplane.ts";
 import { cacheDir, runBuild, toolVersions } from "../dev/tools.ts";
 import { ApiError, KubeClient, loadKubeConfig } from "../kube/client.ts";
 
@@ -69,16 +69,8 @@ export interface NodeSimulator {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-
-function start(command: string, args: string[], logFile: string): number {
-  const fd = openSync(logFile, "a");
-  // Own process group: stop() and the watchdog signal the whole group.
-  const child = spawn(command, args, { detached: true, stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  child.unref();
-  if (!child.pid) throw new Error(`could not start ${command}`);
-  return child.pid;
-}
+/** Own process group: stop() and the watchdog signal the whole group. */
+const start = (command: string, args: string[], logFile: string): number => startProcess(command, args, logFile).pid;
 
 
 
