@@ -9,7 +9,7 @@
 import type { z } from "zod";
 import type { CompareRulesSchema } from "../api/schema.ts";
 import { CompiledSchema, compileJsonSchema } from "./json-schema.ts";
-import { canonicalJSON, formatNumber, kindOf, preview, roundSignificant } from "./json.ts";
+import { canonicalJSON, formatNumber, kindOf, preview, roundSignificant, UnparsedBody } from "./json.ts";
 import type { Budget } from "./json.ts";
 import { ROOT_PATH, keySegment, parseFieldPath } from "./path.ts";
 import { jaccardSimilarity, levenshteinDistance, maxDistanceFor } from "./similarity.ts";
@@ -219,6 +219,12 @@ export function compare(primary: DiffResponse, shadow: DiffResponse, rules?: Com
     w.push("$status", "$status", same, "status", same ? `both ${primary.status}` : `${primary.status} vs ${shadow.status}`);
   }
   if (r.headers.length > 0) compareHeaders(w, r.headers, primary.headers, shadow.headers);
+  // A body the decoder refused (too deep to walk) cannot be judged: one limit mismatch, never a match.
+  const unparsed = [primary.body instanceof UnparsedBody ? `primary answer ${primary.body.reason}` : "", shadow.body instanceof UnparsedBody ? `shadow answer ${shadow.body.reason}` : ""].filter((s) => s !== "");
+  if (unparsed.length > 0) {
+    w.push(ROOT_PATH, ROOT_PATH, false, "limit", unparsed.join("; "));
+    return { fields: w.out, summary: w.summary() };
+  }
   w.node(primary.body, shadow.body, ROOT_PATH, ROOT_PATH, [r.root], 0);
   if (r.schema) compareSchema(w, r.schema, primary.body, shadow.body);
   return { fields: w.out, summary: w.summary() };

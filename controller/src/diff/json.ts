@@ -127,3 +127,148 @@ export function roundSignificant(n: number, digits: number): number {
   const f = POW10[decimals];
   return f === undefined ? Number(n.toPrecision(digits)) : Math.round(n * f) / f;
 }
+
+/**
+ * The deepest nesting of arrays and objects in JSON text, found by scanning characters (brackets
+ * outside strings count) without parsing or recursion. Stops at the first container deeper than
+ * `limit` and returns limit + 1, so measuring a hostile body costs one pass at most. Malformed text
+ * is measured as far as it goes; JSON.parse judges it afterwards.
+ */
+export function jsonNestingDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return limit + 1;
+      }
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return deepest;
+}
+
+/**
+ * The nesting depth of a parsed value (a scalar is 0, `[]` is 1), measured with an explicit stack
+ * rather than recursion. Returns undefined when the value is deeper than `maxDepth` or has more
+ * than `maxNodes` values, so a caller can refuse it before handing it to a recursive routine.
+ */
+export function valueDepth(value: unknown, maxDepth: number, maxNodes: number): number | undefined {
+  const stack: { v: unknown; d: number }[] = [{ v: value, d: 0 }];
+  let deepest = 0;
+  let nodes = 0;
+  while (stack.length > 0) {
+    const { v, d } = stack.pop()!;
+    if (++nodes > maxNodes) return undefined;
+    if (v === null || typeof v !== "object") continue;
+    const depth = d + 1;
+    if (depth > maxDepth) return undefined;
+    if (depth > deepest) deepest = depth;
+    const children = Array.isArray(v) ? v : Object.values(v as object);
+    // Pushing more children than the node budget allows can only end in refusal.
+    if (nodes + stack.length + children.length > maxNodes) return undefined;
+    for (const c of children) stack.push({ v: c, d: depth });
+  }
+  return deepest;
+}
+
+/** Bounds of boundedJSON. */
+export interface SerializeLimits {
+  /** Containers nested deeper than this are written as `[…]` or `{…}`. */
+  maxDepth: number;
+  /** Characters written before the text is cut (the result may run a few characters over). */
+  maxChars: number;
+}
+
+/**
+ * JSON text of a value for humans (diff samples), in the value's own key order, bounded in depth
+ * and length: JSON.stringify recurses without limit and overflows the stack on a deeply nested
+ * answer, and serialises megabytes only to have them cut. `truncated` tells whether anything was
+ * left out (containers past maxDepth, or text past maxChars).
+ */
+export function boundedJSON(value: unknown, limits: SerializeLimits): { text: string; truncated: boolean } {
+  const out: string[] = [];
+  // `cut`: the length ran out and writing stopped; `elided`: deep containers were summarised.
+  const state = { chars: 0, cut: false, elided: false };
+  const write = (s: string): boolean => {
+    out.push(s);
+    state.chars += s.length;
+    if (state.chars > limits.maxChars) state.cut = true;
+    return !state.cut;
+  };
+  const walk = (v: unknown, depth: number): boolean => {
+    switch (kindOf(v)) {
+      case "string": {
+        // Only the part that can fit is escaped: a 10 MB string costs no more than a short one.
+        const str = v as string;
+        return write(JSON.stringify(str.length > limits.maxChars ? str.slice(0, limits.maxChars + 1) : str));
+      }
+      case "number":
+        return write(Number.isFinite(v) ? String(v) : "null");
+      case "boolean":
+      case "null":
+        return write(String(v));
+      case "array": {
+        if (depth >= limits.maxDepth) {
+          state.elided = true;
+          return write("[…]");
+        }
+        const arr = v as readonly unknown[];
+        if (!write("[")) return false;
+        for (let i = 0; i < arr.length; i++) {
+          if (i > 0 && !write(",")) return false;
+          if (!walk(arr[i], depth + 1)) return false;
+        }
+        return write("]");
+      }
+      case "object": {
+        if (depth >= limits.maxDepth) {
+          state.elided = true;
+          return write("{…}");
+        }
+        const obj = v as Readonly<Record<string, unknown>>;
+        if (!write("{")) return false;
+        let first = true;
+        for (const k of Object.keys(obj)) {
+          if (obj[k] === undefined) continue;
+          if (!first && !write(",")) return false;
+          first = false;
+          if (!write(`${JSON.stringify(k)}:`) || !walk(obj[k], depth + 1)) return false;
+        }
+        return write("}");
+      }
+      default:
+        // undefined, functions, symbols, bigints: never produced by JSON.parse.
+        return write("null");
+    }
+  };
+  walk(value, 0);
+  const text = out.join("");
+  return { text: text.length > limits.maxChars ? text.slice(0, limits.maxChars) : text, truncated: state.cut || state.elided };
+}
+
+/**
+ * A JSON body that was deliberately not parsed because it is nested deeper than any routine here
+ * may walk. The diff engine compares it as a `limit` mismatch (never a match, never a crash) and
+ * samples show its text.
+ */
+export class UnparsedBody {
+  /** Why it was not parsed, e.g. `nested deeper than 1000 levels`. */
+  readonly reason: string;
+  /** The raw text, for samples. */
+  readonly text: string;
+
+  constructor(reason: string, text: string) {
+    this.reason = reason;
+    this.text = text;
+  }
+}

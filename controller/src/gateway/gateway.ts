@@ -32,7 +32,7 @@ import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
 import { parseHookUrl, type HookRoute } from "./route.ts";
 import { compileRollout, DEFAULT_TRAFFIC, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
-import { InlineShadowRunner, type Mismatch, type ShadowRunner } from "./shadow.ts";
+import { backendVerdict, InlineShadowRunner, type Mismatch, type ShadowRunner } from "./shadow.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
@@ -747,8 +747,11 @@ export class Gateway {
     );
     const { shadow, noise } = result;
     if (shadow && permit) {
-      if (!shadow.ok || shadow.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
-      else target.breaker?.onSuccess(permit.probe);
+      // The breaker hears about the backend only: a diff-side failure reports the answer's status.
+      const verdict = backendVerdict(shadow);
+      if (verdict === "failure") target.breaker?.onFailure(Date.now(), permit.probe);
+      else if (verdict === "success") target.breaker?.onSuccess(permit.probe);
+      else target.breaker?.release(permit.probe);
     }
     const tracker = r.state.tracker;
     if (noise) {

@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
-import { parseFieldPath, type PathSegment } from "../diff/index.ts";
+import { jsonNestingDepth, parseFieldPath, UnparsedBody, type PathSegment } from "../diff/index.ts";
 
 /** application/json, or a structured +json type (application/vnd.github+json), any parameters. */
 export function isJsonContentType(value: string | undefined): boolean {
@@ -24,10 +24,23 @@ export function acceptRequestId(header: string | string[] | undefined): string {
   return v !== undefined && REQUEST_ID.test(v) ? v : randomUUID();
 }
 
-/** A backend's answer body for diffing: parsed JSON when it is JSON, its text otherwise. */
+/**
+ * Deepest JSON nesting decoded for diffing. JSON.parse itself copes with any depth, but everything
+ * that walks the result (diff, schema, samples) recurses; past this depth the body stays text. Far
+ * above any real answer's nesting and far below what overflows a thread's stack.
+ */
+export const MAX_DECODE_DEPTH = 1000;
+
+/**
+ * A backend's answer body for diffing: parsed JSON when it is JSON, its text otherwise, and an
+ * UnparsedBody (compared as a limit mismatch) when it nests deeper than MAX_DECODE_DEPTH.
+ */
 export function decodeBody(body: Buffer, contentType: string | undefined): unknown {
   const text = body.toString("utf8");
   if (isJsonContentType(contentType) || (contentType === undefined && /^\s*[[{]/.test(text))) {
+    // Measured before parsing, by a scan without recursion: a parsed 100,000-deep value is already
+    // a trap for the first recursive walker that meets it.
+    if (jsonNestingDepth(text, MAX_DECODE_DEPTH) > MAX_DECODE_DEPTH) return new UnparsedBody(`nested deeper than ${MAX_DECODE_DEPTH} levels`, text);
     try {
       return JSON.parse(text);
     } catch {

@@ -6,7 +6,7 @@
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { CompareRulesInput } from "../diff/index.ts";
-import type { ShadowJob, ShadowResult, ShadowRunner } from "./shadow.ts";
+import { runnerFailed, type ShadowJob, type ShadowResult, type ShadowRunner } from "./shadow.ts";
 import type { WorkerReply, WorkerRequest } from "./shadow-worker.ts";
 
 const WORKER_URL = new URL("./shadow-worker.ts", import.meta.url);
@@ -25,8 +25,9 @@ interface Slot {
   flushing: boolean;
 }
 
+/** A job the pool could not see through: nothing is known about the backend (see Outcome). */
 function failed(detail: string): ShadowResult {
-  return { shadow: { ok: false, reason: "error", detail }, noise: undefined, primaryText: undefined };
+  return runnerFailed("worker_error", detail);
 }
 
 export class ShadowWorkerPool implements ShadowRunner {

@@ -8,7 +8,7 @@ import { readlinkSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import type { CompareRulesInput } from "../diff/index.ts";
-import { RulesCache, runShadowJob, type ShadowJob, type ShadowResult } from "./shadow.ts";
+import { RulesCache, runnerFailed, runShadowJob, type ShadowJob, type ShadowResult } from "./shadow.ts";
 import { createAgents } from "./upstream.ts";
 
 export interface WorkerRequest {
@@ -58,9 +58,6 @@ function reply(r: WorkerReply): void {
   }
 }
 
-function failed(id: number, detail: string): WorkerReply {
-  return { id, result: { shadow: { ok: false, reason: "error", detail }, noise: undefined, primaryText: undefined } };
-}
 
 port.on("message", (batch: WorkerRequest[]) => {
   for (const m of batch) {
@@ -68,11 +65,15 @@ port.on("message", (batch: WorkerRequest[]) => {
     try {
       compiled = rules.get(m.job.rulesKey, m.rules);
     } catch (err) {
-      reply(failed(m.id, `spec.shadow.compare does not compile: ${(err as Error).message}`));
+      reply({ id: m.id, result: runnerFailed("rules_invalid", `spec.shadow.compare does not compile: ${(err as Error).message}`) });
       continue;
     }
     // The pool sends rules with the first job of a key; a missing entry is a pool bug, reported, not hidden.
-    if (!compiled) reply(failed(m.id, `shadow worker has no rules for key ${m.job.rulesKey.slice(0, 80)}`));
-    else void runShadowJob(m.job, compiled, agents).then((result) => reply({ id: m.id, result }));
+    if (!compiled) reply({ id: m.id, result: runnerFailed("worker_error", `shadow worker has no rules for key ${m.job.rulesKey.slice(0, 80)}`) });
+    // runShadowJob never rejects; the catch is a last guard so a job is always answered, never left pending.
+    else void runShadowJob(m.job, compiled, agents).then(
+      (result) => reply({ id: m.id, result }),
+      (err: unknown) => reply({ id: m.id, result: runnerFailed("worker_error", `shadow job failed: ${String(err)}`) }),
+    );
   }
 });

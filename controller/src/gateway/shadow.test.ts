@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compare, compileRules, NoiseTracker, type CompareRulesInput, type DiffResponse } from "../diff/index.ts";
-import { InlineShadowRunner, judge, MAX_SAMPLE_BODY, MAX_SAMPLE_MISMATCHES, RulesCache, sampleText, type ShadowJob } from "./shadow.ts";
+import { compare, compileRules, CompiledRules, NoiseTracker, UnparsedBody, type CompareRulesInput, type DiffResponse } from "../diff/index.ts";
+import { backendVerdict, InlineShadowRunner, judge, MAX_SAMPLE_BODY, MAX_SAMPLE_MISMATCHES, RulesCache, runShadowJob, sampleText, type Outcome, type ShadowJob } from "./shadow.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { createAgents, parseBackend } from "./upstream.ts";
 
@@ -61,6 +61,51 @@ describe("sampleText", () => {
     expect(long.startsWith("x".repeat(MAX_SAMPLE_BODY))).toBe(true);
     expect(long.endsWith("... (10 more characters)")).toBe(true);
   });
+
+  it("serialises a 100,000-deep array or object without overflowing the stack, bounded in depth and length", () => {
+    let arr: unknown = [];
+    let obj: unknown = {};
+    for (let i = 0; i < 100_000; i++) {
+      arr = [arr];
+      obj = { a: obj };
+    }
+    // JSON.stringify throws RangeError on both: the bug this guards against.
+    expect(() => JSON.stringify(arr)).toThrow(RangeError);
+    const a = sampleText(arr);
+    expect(a.startsWith("[[[[")).toBe(true);
+    expect(a).toContain("[…]");
+    expect(a.length).toBeLessThanOrEqual(MAX_SAMPLE_BODY + 20);
+    expect(sampleText(obj)).toContain('{"a":{"a":');
+    expect(sampleText(obj)).toContain("{…}");
+  });
+
+  it("cuts long JSON at MAX_SAMPLE_BODY characters and says so", () => {
+    const t = sampleText({ xs: Array.from({ length: 5000 }, (_, i) => i) });
+    expect(t.startsWith('{"xs":[0,1,2')).toBe(true);
+    expect(t.endsWith("... (truncated)")).toBe(true);
+    expect(t.length).toBe(MAX_SAMPLE_BODY + "... (truncated)".length);
+  });
+
+  it("shows an unparsed body's text and why it was not parsed", () => {
+    expect(sampleText(new UnparsedBody("nested deeper than 1000 levels", "[[[1]]]"))).toBe("[[[1]]] (not parsed: nested deeper than 1000 levels)");
+  });
+});
+
+describe("backendVerdict", () => {
+  const judged = { matched: true, compared: [], mismatched: [], mismatches: [] };
+  it.each<[string, Outcome, string]>([
+    ["an answer", { ok: true, status: 200, judged, text: undefined }, "success"],
+    ["a 5xx answer", { ok: true, status: 503, judged, text: undefined }, "failure"],
+    ["a timeout", { ok: false, stage: "exchange", reason: "timeout", detail: "" }, "failure"],
+    ["a refused connection", { ok: false, stage: "exchange", reason: "error", detail: "" }, "failure"],
+    ["an answer too large", { ok: false, stage: "exchange", reason: "too_large", detail: "" }, "failure"],
+    ["a diff error on a 200", { ok: false, stage: "diff", reason: "diff_error", status: 200, detail: "RangeError" }, "success"],
+    ["a diff error on a 500", { ok: false, stage: "diff", reason: "diff_error", status: 500, detail: "RangeError" }, "failure"],
+    ["a worker crash", { ok: false, stage: "runner", reason: "worker_error", detail: "exited" }, "unknown"],
+    ["rules that do not compile", { ok: false, stage: "runner", reason: "rules_invalid", detail: "" }, "unknown"],
+  ])("%s is %s for the breaker", (_name, outcome, verdict) => {
+    expect(backendVerdict(outcome)).toBe(verdict);
+  });
 });
 
 describe("RulesCache", () => {
@@ -75,7 +120,10 @@ describe("RulesCache", () => {
   });
 });
 
-/** A loopback backend answering a fixed JSON body per path; /hang never answers. */
+const DEEP_ARRAY = `${"[".repeat(100_000)}1${"]".repeat(100_000)}`;
+const DEEP_OBJECT = `${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}`;
+
+/** A loopback backend answering a fixed JSON body per path; /hang never answers; /deep-* nest 100,000 levels. */
 let server: Server;
 let base: string;
 beforeAll(async () => {
@@ -83,6 +131,11 @@ beforeAll(async () => {
     req.resume();
     req.on("end", () => {
       if (req.url === "/hang") return;
+      if (req.url === "/deep-array" || req.url === "/deep-object") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(req.url === "/deep-array" ? DEEP_ARRAY : DEEP_OBJECT);
+        return;
+      }
       const body = JSON.stringify(req.url === "/regressed" ? { id: 9, intent: "billing", score: 0.5, mark: req.headers["x-airollout-shadow"] } : { id: 7, intent: "refund", score: 0.81, mark: req.headers["x-airollout-shadow"] });
       res.writeHead(200, { "content-type": "application/json" });
       res.end(body);
@@ -140,7 +193,7 @@ describe("shadow runners (real worker threads, loopback backend)", () => {
     try {
       expect((await pool.run(job("/hang", { timeoutMs: 200 }), rules)).shadow).toMatchObject({ ok: false, reason: "timeout" });
       const bad = await pool.run(job("/ok", { rulesKey: "bad" }), { ignore: ["not a path"] });
-      expect(bad.shadow).toMatchObject({ ok: false, reason: "error", detail: expect.stringContaining("spec.shadow.compare does not compile") });
+      expect(bad.shadow).toMatchObject({ ok: false, stage: "runner", reason: "rules_invalid", detail: expect.stringContaining("spec.shadow.compare does not compile") });
     } finally {
       await pool.close();
     }
@@ -152,7 +205,7 @@ describe("shadow runners (real worker threads, loopback backend)", () => {
       const pending = pool.run(job("/hang", { timeoutMs: 30_000 }), rules);
       await new Promise((r) => setTimeout(r, 100));
       await pool.terminateWorker(0);
-      expect((await pending).shadow).toMatchObject({ ok: false, reason: "error", detail: expect.stringContaining("exited") });
+      expect((await pending).shadow).toMatchObject({ ok: false, stage: "runner", reason: "worker_error", detail: expect.stringContaining("exited") });
       // The replacement has no rules yet: the pool sends them again.
       expect((await pool.run(job("/ok"), rules)).shadow).toMatchObject({ ok: true, judged: { matched: true } });
     } finally {
@@ -180,6 +233,45 @@ describe("shadow runners (real worker threads, loopback backend)", () => {
   it("answers jobs after close with an error outcome", async () => {
     const pool = new ShadowWorkerPool(1, pino({ level: "silent" }));
     await pool.close();
-    expect((await pool.run(job("/ok"), rules)).shadow).toMatchObject({ ok: false, reason: "error" });
+    expect((await pool.run(job("/ok"), rules)).shadow).toMatchObject({ ok: false, stage: "runner", reason: "worker_error" });
+  });
+
+  it("judges 100,000-deep answers (shadow's and primary's) as a limit mismatch on a worker, never an error", async () => {
+    const pool = new ShadowWorkerPool(1, pino({ level: "silent" }));
+    try {
+      for (const path of ["/deep-array", "/deep-object"]) {
+        const r = await pool.run(job(path), rules);
+        expect(r.shadow).toMatchObject({ ok: true, status: 200, judged: { matched: false, mismatched: ["$"], mismatches: [{ rule: "limit", reason: "shadow answer nested deeper than 1000 levels" }] } });
+        expect(r.shadow?.ok && r.shadow.text).toMatch(/^\[\[\[|^\{"a":/);
+        expect(backendVerdict(r.shadow!)).toBe("success");
+      }
+      const deepPrimary = job("/ok", { primary: { status: 200, headers: { "content-type": "application/json" }, body: new Uint8Array(Buffer.from(DEEP_OBJECT)) } });
+      const r = await pool.run(deepPrimary, rules);
+      expect(r.shadow).toMatchObject({ ok: true, judged: { matched: false, mismatches: [{ rule: "limit", reason: "primary answer nested deeper than 1000 levels" }] } });
+      expect(r.primaryText).toContain("(not parsed: nested deeper than 1000 levels)");
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("reports a failure of the diff as a diff_error carrying the backend's status, not as an exchange failure", async () => {
+    // Rules whose every use throws stand in for any bug on the diff side.
+    const overflow = {
+      get: () => {
+        throw new RangeError("Maximum call stack size exceeded");
+      },
+    };
+    const broken = Object.create(CompiledRules.prototype, { status: overflow, limits: overflow }) as CompiledRules;
+    const agents = createAgents(2);
+    try {
+      const r = await runShadowJob(job("/ok"), broken, agents);
+      expect(r.shadow).toEqual({ ok: false, stage: "diff", reason: "diff_error", status: 200, detail: expect.stringContaining("Maximum call stack") });
+      expect(backendVerdict(r.shadow!)).toBe("success");
+      const refused = await runShadowJob(job("/ok", { shadow: parseBackend("http://127.0.0.1:1") }), broken, agents);
+      expect(refused.shadow).toMatchObject({ ok: false, stage: "exchange", reason: "error" });
+    } finally {
+      agents.http.destroy();
+      agents.https.destroy();
+    }
   });
 });

@@ -11,7 +11,7 @@
  * metrics, circuit breakers and samples stay on the main thread.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import { compare, compileRules, type CompareRulesInput, type CompiledRules, type DiffResponse, type FieldRule } from "../diff/index.ts";
+import { boundedJSON, compare, compileRules, UnparsedBody, type CompareRulesInput, type CompiledRules, type DiffResponse, type FieldRule } from "../diff/index.ts";
 import { decodeBody, headerValue } from "./payload.ts";
 import { forward, UpstreamError, type Agents, type Backend } from "./upstream.ts";
 
@@ -56,10 +56,38 @@ export interface Judged {
   mismatches: Mismatch[];
 }
 
-/** How one copy went. `status` is the backend's answer status when there was one. */
+/**
+ * How one copy went. Only the backend's own behaviour is evidence about the backend, so a failed
+ * copy says which side failed:
+ * - `exchange`: the backend did not answer usably (timeout, refused or reset, answer too large);
+ *   the circuit breaker counts it as a failure.
+ * - `diff`: the backend answered `status`, but decoding, judging or sampling the answer failed
+ *   here; the breaker sees only `status`, the drop is counted as `diff_error`.
+ * - `runner`: the job never completed here (worker crash, rules that do not compile, the gateway
+ *   stopping); nothing is known about the backend.
+ */
 export type Outcome =
   | { ok: true; status: number; judged: Judged; text: string | undefined }
-  | { ok: false; reason: "timeout" | "error"; detail: string };
+  | { ok: false; stage: "exchange"; reason: "timeout" | "too_large" | "error"; detail: string }
+  | { ok: false; stage: "diff"; reason: "diff_error"; status: number; detail: string }
+  | { ok: false; stage: "runner"; reason: "worker_error" | "rules_invalid"; detail: string };
+
+/** What a copy's outcome tells the candidate's circuit breaker. */
+export type BackendVerdict = "success" | "failure" | "unknown";
+
+/**
+ * The breaker's view of an outcome: an answer's status when the backend answered (whatever the
+ * diff made of it), a failure when the exchange failed, nothing when the job itself failed here.
+ */
+export function backendVerdict(o: Outcome): BackendVerdict {
+  if (o.ok || o.stage === "diff") return o.status >= 500 ? "failure" : "success";
+  return o.stage === "exchange" ? "failure" : "unknown";
+}
+
+/** A ShadowResult for a job that failed on this side before any outcome was known. */
+export function runnerFailed(reason: "worker_error" | "rules_invalid", detail: string): ShadowResult {
+  return { shadow: { ok: false, stage: "runner", reason, detail }, noise: undefined, primaryText: undefined };
+}
 
 export interface ShadowResult {
   shadow: Outcome | undefined;
@@ -90,10 +118,24 @@ export function judge(primary: DiffResponse, other: DiffResponse, rules: Compile
   return { matched: c.summary.matched, compared, mismatched: c.summary.mismatchedPaths, mismatches };
 }
 
-/** A decoded body as sample text (JSON re-serialised), truncated. */
+/** Containers nested deeper than this are summarised in sample text (`[…]`, `{…}`). */
+export const MAX_SAMPLE_DEPTH = 64;
+
+/**
+ * A decoded body as sample text (JSON re-serialised, bounded in depth and length), truncated to
+ * MAX_SAMPLE_BODY characters. Never throws: JSON.stringify would overflow the stack on a deeply
+ * nested answer and serialise megabytes only to cut them.
+ */
 export function sampleText(body: unknown): string {
-  const text = typeof body === "string" ? body : (JSON.stringify(body) ?? "");
-  return text.length <= MAX_SAMPLE_BODY ? text : `${text.slice(0, MAX_SAMPLE_BODY)}... (${text.length - MAX_SAMPLE_BODY} more characters)`;
+  if (body instanceof UnparsedBody) return truncated(body.text, `(not parsed: ${body.reason})`);
+  if (typeof body === "string") return truncated(body, "");
+  const { text, truncated: cut } = boundedJSON(body, { maxDepth: MAX_SAMPLE_DEPTH, maxChars: MAX_SAMPLE_BODY });
+  return cut && text.length >= MAX_SAMPLE_BODY ? `${text}... (truncated)` : text;
+}
+
+function truncated(text: string, note: string): string {
+  const suffix = note === "" ? "" : ` ${note}`;
+  return text.length <= MAX_SAMPLE_BODY ? `${text}${suffix}` : `${text.slice(0, MAX_SAMPLE_BODY)}... (${text.length - MAX_SAMPLE_BODY} more characters)${suffix}`;
 }
 
 function asBuffer(u: Uint8Array): Buffer {
@@ -121,25 +163,45 @@ export class RulesCache {
 
 /**
  * Sends the copies, decodes the answers and judges them. Bounded by the job's timeout; rejects
- * never (a failed copy is an Outcome).
+ * never (a failed copy is an Outcome saying whether the exchange or the diff failed).
  */
 export async function runShadowJob(job: ShadowJob, rules: CompiledRules, agents: Agents): Promise<ShadowResult> {
-  const primary: DiffResponse = { status: job.primary.status, headers: job.primary.headers, body: decodeBody(asBuffer(job.primary.body), headerValue(job.primary.headers, "content-type")) };
+  let primary: DiffResponse;
+  try {
+    primary = { status: job.primary.status, headers: job.primary.headers, body: decodeBody(asBuffer(job.primary.body), headerValue(job.primary.headers, "content-type")) };
+  } catch (err) {
+    // Nothing to judge against; the copies are not sent, so no backend is blamed either.
+    const detail = `decoding the primary's answer: ${String(err)}`;
+    const unjudged = (backend: Backend | undefined): Outcome | undefined => (backend ? { ok: false, stage: "runner", reason: "worker_error", detail } : undefined);
+    return { shadow: unjudged(job.shadow), noise: unjudged(job.noise), primaryText: undefined };
+  }
   const body = asBuffer(job.body);
   const send = async (backend: Backend | undefined, withText: boolean): Promise<Outcome | undefined> => {
     if (!backend) return undefined;
+    let res;
     try {
-      const res = await forward({ backend, method: job.method, path: job.path, headers: job.headers, body, timeoutMs: job.timeoutMs, maxResponseBytes: job.maxResponseBytes, agents });
+      res = await forward({ backend, method: job.method, path: job.path, headers: job.headers, body, timeoutMs: job.timeoutMs, maxResponseBytes: job.maxResponseBytes, agents });
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : new UpstreamError("connect", String(err));
+      return { ok: false, stage: "exchange", reason: e.kind === "timeout" ? "timeout" : e.kind === "too_large" ? "too_large" : "error", detail: e.message };
+    }
+    // From here on the backend has answered: a failure is ours, not the backend's.
+    try {
       const answer: DiffResponse = { status: res.status, headers: res.headers, body: decodeBody(res.body, headerValue(res.headers, "content-type")) };
       const judged = judge(primary, answer, rules);
       return { ok: true, status: res.status, judged, text: withText && !judged.matched ? sampleText(answer.body) : undefined };
     } catch (err) {
-      const e = err instanceof UpstreamError ? err : new UpstreamError("connect", String(err));
-      return { ok: false, reason: e.kind === "timeout" ? "timeout" : "error", detail: e.message };
+      return { ok: false, stage: "diff", reason: "diff_error", status: res.status, detail: String(err) };
     }
   };
   const [shadow, noise] = await Promise.all([send(job.shadow, true), send(job.noise, false)]);
-  const primaryText = shadow?.ok && !shadow.judged.matched ? sampleText(primary.body) : undefined;
+  let primaryText: string | undefined;
+  try {
+    primaryText = shadow?.ok && !shadow.judged.matched ? sampleText(primary.body) : undefined;
+  } catch {
+    // sampleText is bounded and should not throw; a sample without the primary's text still counts.
+    primaryText = undefined;
+  }
   return { shadow, noise, primaryText };
 }
 
@@ -153,7 +215,13 @@ export class InlineShadowRunner implements ShadowRunner {
   }
 
   run(job: ShadowJob, rules: CompareRulesInput): Promise<ShadowResult> {
-    return runShadowJob(job, this.#rules.get(job.rulesKey, rules)!, this.#agents);
+    let compiled: CompiledRules;
+    try {
+      compiled = this.#rules.get(job.rulesKey, rules)!;
+    } catch (err) {
+      return Promise.resolve(runnerFailed("rules_invalid", `spec.shadow.compare does not compile: ${(err as Error).message}`));
+    }
+    return runShadowJob(job, compiled, this.#agents);
   }
 
   async close(): Promise<void> {
