@@ -169,6 +169,38 @@ build_kwok() {
 # dry run.
 build_helm() { build_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "cold: 3-8 min on 2 cores"; }
 
+# health_key: the cache key of airollout-health, a digest of every file in hack/health (its
+# source, go.mod and go.sum), so an edit there builds a new binary. controller/src/dev/tools.ts
+# (healthKey) computes the same digest: NUL after each file name and after each file's content.
+health_key() {
+  local f
+  (cd "$HERE/health" && for f in $(LC_ALL=C ls -1); do
+    [ -f "$f" ] || continue
+    printf '%s\0' "$f"; cat "$f"; printf '\0'
+  done) | sha256sum | cut -c1-12
+}
+
+# build_health: airollout-health (hack/health), which runs the real health consumers on live
+# objects in the tests: kstatus from sigs.k8s.io/cli-utils and Argo CD's Lua VM (gopher-lua).
+# The committed go.mod and go.sum pin every module (-mod=readonly: no resolution at build time).
+build_health() {
+  local key; key=$(health_key)
+  local out="$CACHE/bin/health-$key"
+  if [ -x "$out/airollout-health" ]; then echo "$out"; return; fi
+  need_go
+  local m
+  for m in "sigs.k8s.io/cli-utils $KSTATUS_VERSION" "github.com/yuin/gopher-lua $GOPHER_LUA_VERSION"; do
+    grep -q "^[[:space:]]*$m\$" "$HERE/health/go.mod" || { log "hack/health/go.mod does not require $m (hack/versions.env)"; exit 1; }
+  done
+  local src="$CACHE/src/health-$key"
+  rm -rf "$src"; mkdir -p "$src"
+  cp "$HERE"/health/* "$src/"
+  mkdir -p "$out.tmp"
+  timed "airollout-health $key: compiling (kstatus $KSTATUS_VERSION, gopher-lua $GOPHER_LUA_VERSION; cold: 1-4 min)" bash -c "cd '$src' && go build -mod=readonly -trimpath -ldflags '-s -w' -o '$out.tmp/airollout-health.part' . && mv '$out.tmp/airollout-health.part' '$out.tmp/airollout-health'"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  echo "$out"
+}
+
 # One build per tool at a time: concurrent callers (a test run and `make demo`, say) wait for
 # the first, then find its result in the cache.
 mkdir -p "$CACHE"
@@ -184,7 +216,8 @@ case "${1:-}" in
   pulumi-kubernetes) build_pulumi_kubernetes ;;
   kwok) build_kwok ;;
   helm) build_helm ;;
+  health) build_health ;;
   controlplane) build_etcd >/dev/null; build_kube >/dev/null; echo "$CACHE/bin" ;;
-  all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; build_kwok >/dev/null; build_helm >/dev/null; echo "$CACHE/bin" ;;
-  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|kwok|helm|controlplane|all" >&2; exit 2 ;;
+  all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; build_kwok >/dev/null; build_helm >/dev/null; build_health >/dev/null; echo "$CACHE/bin" ;;
+  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|kwok|helm|health|controlplane|all" >&2; exit 2 ;;
 esac

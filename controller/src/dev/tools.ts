@@ -6,7 +6,8 @@
  * reuses them. Users who already have envtest assets can point KUBEBUILDER_ASSETS at them.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -114,4 +115,36 @@ export function systemBinary(name: string, envVar: string): string {
   const installed = find();
   if (!installed) throw new Error(`hack/ensure-system.sh ran but no ${name} binary was found`);
   return installed;
+}
+
+/**
+ * The cache key of airollout-health: a digest of every file in hack/health, computed as
+ * hack/build-tool.sh's health_key does (file names in byte order, a NUL after each name and
+ * after each content), so an edit of its source or go.mod builds a new binary.
+ */
+export function healthKey(): string {
+  const dir = join(PROJECT_ROOT, "hack", "health");
+  const hash = createHash("sha256");
+  const names = readdirSync(dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  for (const name of names) {
+    const path = join(dir, name);
+    if (!statSync(path).isFile()) continue;
+    hash.update(`${name}\0`).update(readFileSync(path)).update("\0");
+  }
+  return hash.digest("hex").slice(0, 12);
+}
+
+/**
+ * The path of airollout-health (hack/health: kstatus and Argo CD's Lua health VM, run on live
+ * objects by the tests), building it from the Go module proxy when it is not cached yet
+ * (1-4 min cold).
+ */
+export async function ensureHealthBinary(log: (line: string) => void = () => {}): Promise<string> {
+  const bin = join(cacheDir(), "bin", `health-${healthKey()}`, "airollout-health");
+  if (!existsSync(bin)) {
+    log(`airollout-health is not built yet: building it from the Go module proxy into ${cacheDir()} (1-4 min cold)`);
+    await runBuild("health", log);
+  }
+  if (!existsSync(bin)) throw new Error(`hack/build-tool.sh health ran but ${bin} is missing: hack/health changed during the build?`);
+  return bin;
 }
