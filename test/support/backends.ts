@@ -145,3 +145,41 @@ export async function startBackend(name: string, respond: Responder = echoRespon
 export async function refusingUrl(): Promise<string> {
   return `http://127.0.0.1:${await freePort()}`;
 }
+
+/** The intents a {@link classifierResponder} answers, chosen by the request's `id`. */
+export const INTENTS = ["billing", "bug", "question"] as const;
+
+/** How a {@link classifierResponder} behaves; every choice depends only on the request body or its arrival number. */
+export interface ClassifierOptions {
+  /** Request ids (the body's numeric `id`) this version labels `other` instead of the usual intent. */
+  drift?: (id: number) => boolean;
+  /** Answers 500 to the n-th request this backend received (1-based) when true. */
+  failOn?: (n: number) => boolean;
+  /** Tokens reported per answer in the x-airollout-tokens header. */
+  tokens?: number;
+  /** Cost reported per answer in the x-airollout-cost header. */
+  cost?: number;
+  /** Answers after this many milliseconds. */
+  delayMs?: number;
+}
+
+/**
+ * A stand-in for an AI classifier: the answer depends only on the request body's `id` (intent,
+ * confidence, summary), so two copies of the same version give identical answers and a version
+ * that drifts differs on exactly the ids `drift` names. Usage is reported in the gateway's default
+ * headers, so airollout_tokens_total and airollout_cost_total grow by known amounts per answer.
+ */
+export function classifierResponder(o: ClassifierOptions = {}): Responder {
+  return async (req, n) => {
+    if (o.delayMs) await new Promise((resolve) => setTimeout(resolve, o.delayMs));
+    const headers: Record<string, string> = {};
+    if (o.tokens !== undefined) headers["x-airollout-tokens"] = String(o.tokens);
+    if (o.cost !== undefined) headers["x-airollout-cost"] = String(o.cost);
+    if (o.failOn?.(n)) return { status: 500, headers, body: { error: "model unavailable" } };
+    const raw = (req.json as { id?: unknown } | undefined)?.id;
+    const id = typeof raw === "number" && Number.isInteger(raw) && raw >= 0 ? raw : -1;
+    if (id < 0) return { status: 400, body: { error: "the body needs a whole-number id" } };
+    const intent = o.drift?.(id) ? "other" : INTENTS[id % INTENTS.length];
+    return { headers, body: { intent, confidence: 0.5 + (id % 5) / 10, summary: `ticket ${id}` } };
+  };
+}
