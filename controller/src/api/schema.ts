@@ -8,6 +8,7 @@
  * refinements so the controller and the API server agree.
  */
 import { z } from "zod";
+import { compileJsonSchema } from "../diff/json-schema.ts";
 
 export const GROUP = "airollout.dev";
 export const VERSION = "v1alpha1";
@@ -64,6 +65,24 @@ const secretKeyRef = (description: string) =>
 
 const freeForm = (description: string) =>
   z.looseObject({}).describe(description);
+
+/**
+ * A JSON Schema field: free-form in the CRD, compiled whenever the spec is read, so a schema the
+ * validator would not enforce as written (unknown keyword, unknown format, remote $ref, bad
+ * pattern) is an invalid spec naming the field, not a gateway log line. The refinement is
+ * invisible to the CRD generator.
+ */
+const jsonSchemaField = (description: string) =>
+  z
+    .looseObject({})
+    .superRefine((schema, ctx) => {
+      try {
+        compileJsonSchema(schema);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: `invalid JSON Schema: ${(err as Error).message}` });
+      }
+    })
+    .describe(description);
 
 // ---------------------------------------------------------------------------------------------
 // Versions
@@ -124,7 +143,7 @@ export const TrafficSchema = z
       .regex(/^(header:[A-Za-z0-9-]+|json:\$(\.[A-Za-z0-9_-]+)+)$/, { message: "must be header:<name> or json:$.<path>" })
       .optional()
       .describe("Key that keeps one tenant on one version while the weight holds: header:<name> or json:$.<path>. Consistent hashing; without it requests are split at random."),
-    payloadSchema: freeForm("JSON Schema every incoming webhook body must satisfy. Invalid payloads are answered 422 and quarantined.").optional(),
+    payloadSchema: jsonSchemaField("JSON Schema every incoming webhook body must satisfy. Invalid payloads are answered 422 and quarantined.").optional(),
     maxBodyBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1_048_576).describe("Largest accepted webhook body in bytes; larger bodies are answered 413 and quarantined."),
     timeout: duration("Timeout of a primary (stable or candidate) request.").default("30s"),
     signature: z
@@ -215,7 +234,7 @@ export const CompareRulesSchema = z
       .optional()
       .describe("Free-text fields compared by similarity."),
     unorderedArrays: z.array(fieldPath("Array field path.")).max(128).optional().describe("Arrays compared as sets rather than in order."),
-    outputSchema: freeForm("JSON Schema both response bodies must satisfy; a body failing it is a mismatch of field `$schema`.").optional(),
+    outputSchema: jsonSchemaField("JSON Schema both response bodies must satisfy; a body failing it is a mismatch of field `$schema`.").optional(),
   })
   .describe("Rules that judge a candidate's answer against the stable's, field by field. Fields without a rule are compared for equality.");
 

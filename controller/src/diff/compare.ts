@@ -155,9 +155,7 @@ export class CompiledRules {
     for (const p of rules.labels ?? []) this.#at(p).label = true;
     for (const t of rules.text ?? []) this.#at(t.path).text = { minSimilarity: t.minSimilarity, method: t.method ?? "jaccard" };
     for (const p of rules.unorderedArrays ?? []) this.#at(p).unordered = true;
-    this.schema = rules.outputSchema
-      ? compileJsonSchema(rules.outputSchema, { maxDepth: this.limits.maxDepth, maxNodes: this.limits.maxNodes, maxErrors: this.limits.maxSchemaErrors })
-      : undefined;
+    this.schema = rules.outputSchema ? compileOutputSchema(rules.outputSchema, this.limits) : undefined;
   }
 
   #at(path: string): RuleNode {
@@ -178,6 +176,15 @@ export class CompiledRules {
       }
     }
     return node;
+  }
+}
+
+/** Compiles the output schema under the comparison's bounds; errors name the field. */
+function compileOutputSchema(schema: unknown, limits: Readonly<CompareLimits>): CompiledSchema {
+  try {
+    return compileJsonSchema(schema, { maxDepth: limits.maxDepth, maxNodes: limits.maxNodes, maxErrors: limits.maxSchemaErrors });
+  } catch (err) {
+    throw new Error(`outputSchema ${(err as Error).message}`, { cause: err });
   }
 }
 

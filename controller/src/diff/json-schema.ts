@@ -1,134 +1,248 @@
 /**
- * A small JSON Schema validator for response bodies: the subset AI output contracts need, with no
- * dependency and no code generation (so nothing from a schema is ever evaluated).
+ * JSON Schema for webhook payloads (spec.traffic.payloadSchema) and answers
+ * (spec.shadow.compare.outputSchema), validated by @cfworker/json-schema: drafts 4, 6, 7, 2019-09
+ * and 2020-12, no code generation, so nothing from a schema is ever evaluated as code.
  *
- * Supported keywords: type (string or list, with integer), properties, required,
- * additionalProperties (false or a schema), items (a schema), enum, const, minimum, maximum,
- * exclusiveMinimum, exclusiveMaximum (numbers), minLength, maxLength (code points), pattern,
- * minItems, maxItems, and boolean schemas. Other keywords are ignored, as JSON Schema itself
- * ignores unknown keywords, and listed in `unsupported` so the gateway can warn about them.
+ * What this module adds around the validator:
+ * - Strictness. A schema is only as strong as what is enforced, so every keyword must belong to
+ *   its draft's vocabulary and be enforced by the validator: an unknown or unsupported keyword, a
+ *   `format` the validator does not check, a `$ref` that is not a local `#...` reference or does
+ *   not resolve, a malformed keyword value are compile errors naming the keyword and the schema
+ *   location (`#/properties/a: ...`), never silently ignored. Annotations (title, description,
+ *   default, examples, $comment, deprecated, readOnly, writeOnly) are accepted: they assert nothing.
+ * - Bounds. The validator recurses over the value; values are measured first without recursion,
+ *   and one nested deeper than maxDepth or with more than maxNodes values is an error, never a
+ *   stack overflow. A schema that recurses without descending into the value (`{"$ref": "#"}`) is
+ *   refused at compile time.
+ * - Errors as `$.path: message`, at most maxErrors, the innermost failures first.
  */
-import { canonicalJSON, kindOf } from "./json.ts";
-import type { Budget } from "./json.ts";
+import { dereference, validate, type OutputUnit, type Schema, type SchemaDraft } from "@cfworker/json-schema";
+import { kindOf, measureValue } from "./json.ts";
 import { keySegment } from "./path.ts";
 
 /** Bounds that keep validation of hostile bodies cheap. */
 export interface SchemaLimits {
-  /** Deepest schema nesting accepted at compile time, and deepest value compared by enum/const. */
+  /** Deepest value nesting validated (a deeper value is invalid). */
   maxDepth: number;
-  /** Values visited per validation before giving up with an error. */
+  /** Values per validated body (a larger body is invalid). */
   maxNodes: number;
-  /** Errors collected before validation stops. */
+  /** Errors reported per validation. */
   maxErrors: number;
 }
 
 export const DEFAULT_SCHEMA_LIMITS: SchemaLimits = { maxDepth: 64, maxNodes: 100_000, maxErrors: 5 };
 
-const KNOWN = new Set([
-  "type",
-  "properties",
-  "required",
-  "additionalProperties",
-  "items",
-  "enum",
-  "const",
-  "minimum",
-  "maximum",
-  "exclusiveMinimum",
-  "exclusiveMaximum",
-  "minLength",
-  "maxLength",
-  "pattern",
-  "minItems",
-  "maxItems",
-  // Annotations: no effect on validity.
-  "$schema",
-  "$id",
-  "title",
-  "description",
-  "default",
-  "examples",
-  "$comment",
+/** Deepest nesting of a schema document itself (objects and arrays). */
+const MAX_SCHEMA_DEPTH = 256;
+/** Most values in a schema document. */
+const MAX_SCHEMA_NODES = 100_000;
+/** uniqueItems compares every pair of elements: longer arrays are refused rather than compared. */
+export const MAX_UNIQUE_ITEMS = 2_000;
+
+/** The drafts understood, by $schema URI (without scheme and trailing `#`). */
+const DRAFTS: Readonly<Record<string, Draft>> = {
+  "json-schema.org/draft-04/schema": "4",
+  "json-schema.org/draft-06/schema": "6",
+  "json-schema.org/draft-07/schema": "7",
+  "json-schema.org/draft/2019-09/schema": "2019-09",
+  "json-schema.org/draft/2020-12/schema": "2020-12",
+};
+type Draft = "4" | "6" | "7" | "2019-09" | "2020-12";
+/** A schema without $schema is read as this draft. */
+export const DEFAULT_DRAFT = "2020-12";
+
+/** How a keyword's value is checked, and whether it holds subschemas to walk. */
+type Shape =
+  | "any"
+  | "schema"
+  | "schemas"
+  | "schemaMap"
+  | "patternMap"
+  | "schemaOrSchemas"
+  | "schemaOrStringsMap"
+  | "types"
+  | "array"
+  | "number"
+  | "positive"
+  | "count"
+  | "boolean"
+  | "strings"
+  | "stringsMap"
+  | "pattern"
+  | "format"
+  | "string"
+  | "ref"
+  | "recursiveRef";
+
+const ANNOTATIONS: Readonly<Record<string, Shape>> = { title: "any", description: "any", default: "any", examples: "any", $comment: "any", deprecated: "any", readOnly: "any", writeOnly: "any" };
+
+const DRAFT4: Readonly<Record<string, Shape>> = {
+  ...ANNOTATIONS,
+  id: "string",
+  $schema: "string",
+  $ref: "ref",
+  definitions: "schemaMap",
+  type: "types",
+  enum: "array",
+  multipleOf: "positive",
+  maximum: "number",
+  exclusiveMaximum: "boolean",
+  minimum: "number",
+  exclusiveMinimum: "boolean",
+  maxLength: "count",
+  minLength: "count",
+  pattern: "pattern",
+  format: "format",
+  items: "schemaOrSchemas",
+  additionalItems: "schema",
+  maxItems: "count",
+  minItems: "count",
+  uniqueItems: "boolean",
+  maxProperties: "count",
+  minProperties: "count",
+  required: "strings",
+  properties: "schemaMap",
+  patternProperties: "patternMap",
+  additionalProperties: "schema",
+  dependencies: "schemaOrStringsMap",
+  allOf: "schemas",
+  anyOf: "schemas",
+  oneOf: "schemas",
+  not: "schema",
+};
+
+function without(base: Readonly<Record<string, Shape>>, ...keys: string[]): Record<string, Shape> {
+  const out = { ...base };
+  for (const k of keys) delete out[k];
+  return out;
+}
+
+const DRAFT6 = { ...without(DRAFT4, "id"), $id: "string", exclusiveMaximum: "number", exclusiveMinimum: "number", const: "any", contains: "schema", propertyNames: "schema" } as const satisfies Record<string, Shape>;
+const DRAFT7 = { ...DRAFT6, if: "schema", then: "schema", else: "schema" } as const satisfies Record<string, Shape>;
+const DRAFT2019 = {
+  ...without(DRAFT7, "dependencies"),
+  $anchor: "string",
+  $defs: "schemaMap",
+  $recursiveRef: "recursiveRef",
+  $recursiveAnchor: "boolean",
+  dependentRequired: "stringsMap",
+  dependentSchemas: "schemaMap",
+  maxContains: "count",
+  minContains: "count",
+  unevaluatedItems: "schema",
+  unevaluatedProperties: "schema",
+} as const satisfies Record<string, Shape>;
+const DRAFT2020 = { ...without(DRAFT2019, "$recursiveRef", "$recursiveAnchor", "additionalItems"), items: "schema", prefixItems: "schemas" } as const satisfies Record<string, Shape>;
+
+const VOCABULARY: Readonly<Record<Draft, Readonly<Record<string, Shape>>>> = { "4": DRAFT4, "6": DRAFT6, "7": DRAFT7, "2019-09": DRAFT2019, "2020-12": DRAFT2020 };
+
+/** Keywords of some draft that the validator does not enforce: named as such rather than "unknown". */
+const NOT_ENFORCED: Readonly<Record<string, string>> = {
+  $dynamicRef: "$dynamicRef is not supported by the validator",
+  $dynamicAnchor: "$dynamicAnchor is not supported by the validator",
+  $vocabulary: "$vocabulary (custom meta-schemas) is not supported",
+  contentEncoding: "contentEncoding is an annotation the validator does not enforce",
+  contentMediaType: "contentMediaType is an annotation the validator does not enforce",
+  contentSchema: "contentSchema is an annotation the validator does not enforce",
+};
+
+/**
+ * Formats the validator checks. `url` is left out on purpose: its matcher backtracks
+ * exponentially on hostile strings (use `uri`).
+ */
+const FORMATS = new Set([
+  "date",
+  "time",
+  "date-time",
+  "duration",
+  "uri",
+  "uri-reference",
+  "uri-template",
+  "email",
+  "hostname",
+  "ipv4",
+  "ipv6",
+  "regex",
+  "uuid",
+  "json-pointer",
+  "json-pointer-uri-fragment",
+  "relative-json-pointer",
 ]);
 
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
-
-interface Node {
-  /** Boolean schema `false`: nothing is valid. */
-  never: boolean;
-  types: ReadonlySet<string> | undefined;
-  properties: ReadonlyMap<string, Node> | undefined;
-  required: readonly string[] | undefined;
-  /** undefined: anything goes; false: no extra keys; Node: extra keys must match. */
-  additional: false | Node | undefined;
-  items: Node | undefined;
-  enumValues: ReadonlySet<string> | undefined;
-  constValue: string | undefined;
-  minimum: number | undefined;
-  maximum: number | undefined;
-  exclusiveMinimum: number | undefined;
-  exclusiveMaximum: number | undefined;
-  minLength: number | undefined;
-  maxLength: number | undefined;
-  pattern: RegExp | undefined;
-  patternSource: string | undefined;
-  minItems: number | undefined;
-  maxItems: number | undefined;
-}
-
-const ANY: Node = {
-  never: false,
-  types: undefined,
-  properties: undefined,
-  required: undefined,
-  additional: undefined,
-  items: undefined,
-  enumValues: undefined,
-  constValue: undefined,
-  minimum: undefined,
-  maximum: undefined,
-  exclusiveMinimum: undefined,
-  exclusiveMaximum: undefined,
-  minLength: undefined,
-  maxLength: undefined,
-  pattern: undefined,
-  patternSource: undefined,
-  minItems: undefined,
-  maxItems: undefined,
-};
-const NEVER: Node = { ...ANY, never: true };
+/** Keywords that may stand next to $ref in drafts 4-7, where $ref makes its siblings ignored. */
+const REF_SIBLINGS_OK = new Set([...Object.keys(ANNOTATIONS), "$schema", "$id", "id", "definitions", "$defs"]);
 
 /** A compiled schema; validate() returns human readable errors, empty when the value is valid. */
 export class CompiledSchema {
-  /** Keywords found in the schema that this validator ignores, as `#/pointer: keyword`. */
-  readonly unsupported: readonly string[];
+  /** Always empty: unsupported keywords are compile errors. Kept for callers that report them. */
+  readonly unsupported: readonly string[] = [];
   readonly limits: SchemaLimits;
-  readonly #root: Node;
+  /** The draft the schema was read as. */
+  readonly draft: Draft;
+  readonly #schema: Schema | boolean;
+  readonly #lookup: Record<string, Schema | boolean>;
+  readonly #engineDraft: SchemaDraft;
+  readonly #uniqueItems: boolean;
 
-  constructor(root: Node, unsupported: readonly string[], limits: SchemaLimits) {
-    this.#root = root;
-    this.unsupported = unsupported;
-    this.limits = limits;
+  /** @internal Use compileJsonSchema. */
+  constructor(c: { schema: Schema | boolean; lookup: Record<string, Schema | boolean>; draft: Draft; uniqueItems: boolean; limits: SchemaLimits }) {
+    this.#schema = c.schema;
+    this.#lookup = c.lookup;
+    this.draft = c.draft;
+    // The validator has no draft 6 mode; draft 7 is draft 6 plus if/then/else, which the
+    // vocabulary check refuses in a draft 6 schema.
+    this.#engineDraft = c.draft === "6" ? "7" : c.draft;
+    this.#uniqueItems = c.uniqueItems;
+    this.limits = c.limits;
   }
 
-  /** Validates a value; returns at most limits.maxErrors messages such as `$.score: 1.2 > maximum 1`. */
+  /** Validates a value; returns at most limits.maxErrors messages such as `$.score: 1.2 is greater than 1.`. */
   validate(value: unknown): string[] {
-    const ctx: ValidationContext = { errors: [], exhausted: false, budget: { nodes: this.limits.maxNodes }, limits: this.limits, stack: [] };
-    check(this.#root, value, ctx);
-    return ctx.errors;
+    const size = measureValue(value, this.limits.maxDepth, this.limits.maxNodes);
+    if (size === undefined) return [`$: nested deeper than ${this.limits.maxDepth} levels or more than ${this.limits.maxNodes} values: too large to validate`];
+    if (this.#uniqueItems && size.longestArray > MAX_UNIQUE_ITEMS) return [`$: an array of ${size.longestArray} elements is too long to check uniqueItems (at most ${MAX_UNIQUE_ITEMS})`];
+    let units: OutputUnit[];
+    try {
+      const r = validate(value, this.#schema, this.#engineDraft, this.#lookup, true);
+      if (r.valid) return [];
+      units = r.errors;
+    } catch (err) {
+      // Fail closed: a value the validator could not judge is not valid.
+      return [`$: could not be validated: ${(err as Error).message.split("\n", 1)[0]}`];
+    }
+    return innermost(units)
+      .slice(0, this.limits.maxErrors)
+      .map((u) => `${jsonPath(value, u.instanceLocation)}: ${u.error}`);
   }
 }
 
 /**
- * Compiles a JSON Schema (a plain object from the rollout spec). Throws with the schema location on
- * a malformed keyword (for example an invalid pattern), so a bad spec is reported once instead of
- * failing every comparison.
+ * Compiles a JSON Schema (a plain object or boolean from the rollout spec). Throws an Error whose
+ * message names the schema location and what is wrong (`#/properties/a: unknown keyword "foo"`)
+ * on anything the validator would not enforce as written.
  */
 export function compileJsonSchema(schema: unknown, limits: Partial<SchemaLimits> = {}): CompiledSchema {
   const full: SchemaLimits = { ...DEFAULT_SCHEMA_LIMITS, ...limits };
-  const unsupported: string[] = [];
-  const root = compileNode(schema, "#", 0, full, unsupported);
-  return new CompiledSchema(root, unsupported, full);
+  if (measureValue(schema, MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES) === undefined) throw new Error(`#: the schema is nested deeper than ${MAX_SCHEMA_DEPTH} levels or has more than ${MAX_SCHEMA_NODES} values`);
+  // The validator annotates schema objects in place: work on a copy, never on the spec object.
+  const copy = structuredClone(schema);
+  const draft = draftOf(copy);
+  const walk: SchemaWalk = { draft, vocabulary: VOCABULARY[draft], refs: [], uniqueItems: false };
+  checkSchema(copy, "#", walk, true);
+  let lookup: Record<string, Schema | boolean>;
+  try {
+    lookup = dereference(copy as Schema | boolean);
+  } catch (err) {
+    throw new Error(`#: ${(err as Error).message}`, { cause: err });
+  }
+  for (const r of walk.refs) {
+    const target = (r.node as { __absolute_ref__?: string }).__absolute_ref__;
+    if (target === undefined || lookup[target] === undefined) throw new Error(`${r.at}: $ref ${JSON.stringify(r.node.$ref)} does not resolve to a schema in this document`);
+  }
+  const compiled = new CompiledSchema({ schema: copy as Schema | boolean, lookup, draft, uniqueItems: walk.uniqueItems, limits: full });
+  refuseEndlessRecursion(compiled);
+  return compiled;
 }
 
 /** Convenience for one-off checks: compiles and validates. */
@@ -136,242 +250,208 @@ export function validateJsonSchema(schema: unknown, value: unknown): string[] {
   return compileJsonSchema(schema).validate(value);
 }
 
+function draftOf(schema: unknown): Draft {
+  if (kindOf(schema) !== "object" || !Object.hasOwn(schema as object, "$schema")) return DEFAULT_DRAFT;
+  const uri = (schema as { $schema: unknown }).$schema;
+  const key = typeof uri === "string" ? uri.replace(/^https?:\/\//, "").replace(/#$/, "") : undefined;
+  const draft = key === undefined ? undefined : DRAFTS[key];
+  if (!draft) throw new Error(`#: $schema ${JSON.stringify(uri)} is not a known draft (use https://json-schema.org/draft/2020-12/schema, 2019-09, draft-07, draft-06 or draft-04)`);
+  return draft;
+}
+
+interface SchemaWalk {
+  draft: Draft;
+  vocabulary: Readonly<Record<string, Shape>>;
+  /** Schema objects with a $ref, checked once the document's references are known. */
+  refs: { at: string; node: { $ref: string } }[];
+  /** uniqueItems appears somewhere: bounds array lengths at validation. */
+  uniqueItems: boolean;
+}
+
 function fail(at: string, message: string): never {
-  throw new Error(`outputSchema ${at}: ${message}`);
+  throw new Error(`${at}: ${message}`);
 }
 
-function optNumber(obj: Readonly<Record<string, unknown>>, key: string, at: string): number | undefined {
-  if (!Object.hasOwn(obj, key)) return undefined;
-  const v = obj[key];
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(at, `${key} must be a number`);
-  return v;
+/** JSON Pointer escaping of one schema location token. */
+function token(key: string): string {
+  return key.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 
-function optCount(obj: Readonly<Record<string, unknown>>, key: string, at: string): number | undefined {
-  const v = optNumber(obj, key, at);
-  if (v !== undefined && (!Number.isInteger(v) || v < 0)) fail(at, `${key} must be a non-negative integer`);
-  return v;
-}
-
-function canonicalConfig(value: unknown, at: string, limits: SchemaLimits): string {
-  const c = canonicalJSON(value, limits.maxDepth, { nodes: limits.maxNodes });
-  if (c === undefined) fail(at, "enum/const value too large or too deep");
-  return c;
-}
-
-function compileNode(schema: unknown, at: string, depth: number, limits: SchemaLimits, unsupported: string[]): Node {
-  if (schema === true) return ANY;
-  if (schema === false) return NEVER;
-  if (kindOf(schema) !== "object") fail(at, "a schema must be an object or a boolean");
-  if (depth > limits.maxDepth) fail(at, `nested deeper than ${limits.maxDepth} levels`);
+/** Checks one (sub)schema against the draft's vocabulary and walks its subschemas. */
+function checkSchema(schema: unknown, at: string, walk: SchemaWalk, root: boolean): void {
+  if (typeof schema === "boolean") {
+    if (walk.draft === "4") fail(at, "boolean schemas need draft 6 or later");
+    return;
+  }
+  if (kindOf(schema) !== "object") fail(at, `a schema must be an object${walk.draft === "4" ? "" : " or a boolean"}, got ${kindOf(schema)}`);
   const s = schema as Readonly<Record<string, unknown>>;
-  for (const key of Object.keys(s)) if (!KNOWN.has(key)) unsupported.push(`${at}: ${key}`);
-  const node: Node = { ...ANY };
-
-  if (Object.hasOwn(s, "type")) {
-    const t = s.type;
-    const list = typeof t === "string" ? [t] : Array.isArray(t) ? t : undefined;
-    if (!list || list.length === 0 || !list.every((x) => typeof x === "string" && TYPES.has(x))) {
-      fail(at, "type must be one of object, array, string, number, integer, boolean, null (or a list)");
+  for (const key of Object.keys(s)) {
+    const shape = walk.vocabulary[key];
+    const where = `${at}/${token(key)}`;
+    if (shape === undefined) {
+      const why = NOT_ENFORCED[key] ?? `unknown keyword ${JSON.stringify(key)} in draft ${walk.draft}`;
+      fail(at, `${why}; a keyword that is not enforced would make the schema weaker than written`);
     }
-    node.types = new Set(list as string[]);
+    if (!root && (key === "$schema" || key === "$id" || key === "id")) fail(where, `${key} is only supported at the schema's root`);
+    checkValue(s[key], shape, key, where, walk);
   }
-  if (Object.hasOwn(s, "properties")) {
-    const p = s.properties;
-    if (kindOf(p) !== "object") fail(at, "properties must be an object");
-    const props = new Map<string, Node>();
-    const pobj = p as Readonly<Record<string, unknown>>;
-    for (const k of Object.keys(pobj)) {
-      props.set(k, compileNode(pobj[k], `${at}/properties/${k}`, depth + 1, limits, unsupported));
-    }
-    node.properties = props;
-  }
-  if (Object.hasOwn(s, "required")) {
-    const r = s.required;
-    if (!Array.isArray(r) || !r.every((x) => typeof x === "string")) fail(at, "required must be a list of strings");
-    node.required = r as string[];
-  }
-  if (Object.hasOwn(s, "additionalProperties")) {
-    const a = s.additionalProperties;
-    node.additional = a === false ? false : a === true ? undefined : compileNode(a, `${at}/additionalProperties`, depth + 1, limits, unsupported);
-  }
-  if (Object.hasOwn(s, "items")) {
-    if (Array.isArray(s.items)) {
-      unsupported.push(`${at}: items (tuple form)`);
-    } else {
-      node.items = compileNode(s.items, `${at}/items`, depth + 1, limits, unsupported);
+  if (Object.hasOwn(s, "$ref")) {
+    walk.refs.push({ at: `${at}/$ref`, node: s as { $ref: string } });
+    if (walk.draft === "4" || walk.draft === "6" || walk.draft === "7") {
+      const ignored = Object.keys(s).filter((k) => k !== "$ref" && !REF_SIBLINGS_OK.has(k));
+      if (ignored.length > 0) fail(at, `${ignored.join(", ")} next to $ref would be ignored in draft ${walk.draft}; put the $ref and them in an allOf`);
     }
   }
-  if (Object.hasOwn(s, "enum")) {
-    if (!Array.isArray(s.enum)) fail(at, "enum must be a list");
-    node.enumValues = new Set((s.enum as unknown[]).map((v) => canonicalConfig(v, at, limits)));
+  if (s.uniqueItems === true) walk.uniqueItems = true;
+  if (walk.draft === "4" && (typeof s.exclusiveMaximum === "boolean" || typeof s.exclusiveMinimum === "boolean")) {
+    if (s.exclusiveMaximum === true && s.maximum === undefined) fail(at, "exclusiveMaximum needs maximum in draft 4");
+    if (s.exclusiveMinimum === true && s.minimum === undefined) fail(at, "exclusiveMinimum needs minimum in draft 4");
   }
-  if (Object.hasOwn(s, "const")) node.constValue = canonicalConfig(s.const, at, limits);
-  node.minimum = optNumber(s, "minimum", at);
-  node.maximum = optNumber(s, "maximum", at);
-  // Draft 4's boolean exclusiveMinimum/Maximum is not supported; only the numeric (draft 6+) form.
-  if (typeof s.exclusiveMinimum === "boolean" || typeof s.exclusiveMaximum === "boolean") {
-    unsupported.push(`${at}: boolean exclusiveMinimum/exclusiveMaximum (draft 4)`);
-  } else {
-    node.exclusiveMinimum = optNumber(s, "exclusiveMinimum", at);
-    node.exclusiveMaximum = optNumber(s, "exclusiveMaximum", at);
-  }
-  node.minLength = optCount(s, "minLength", at);
-  node.maxLength = optCount(s, "maxLength", at);
-  node.minItems = optCount(s, "minItems", at);
-  node.maxItems = optCount(s, "maxItems", at);
-  if (Object.hasOwn(s, "pattern")) {
-    if (typeof s.pattern !== "string") fail(at, "pattern must be a string");
-    try {
-      // The pattern comes from the rollout spec (configuration), never from a response body.
-      node.pattern = new RegExp(s.pattern, "u");
-    } catch (err) {
-      fail(at, `invalid pattern: ${(err as Error).message}`);
-    }
-    node.patternSource = s.pattern;
-  }
-  return node;
 }
 
-interface ValidationContext {
-  errors: string[];
-  exhausted: boolean;
-  budget: Budget;
-  limits: SchemaLimits;
-  /** Keys and indices from the root to the value being checked; turned into a path only for an error. */
-  stack: (string | number)[];
+function isCount(v: unknown): boolean {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0;
 }
 
-function here(ctx: ValidationContext): string {
+function compilePattern(p: unknown, where: string): void {
+  if (typeof p !== "string") fail(where, "must be a regular expression string");
+  try {
+    // Compiled as the validator does (Unicode mode); from configuration, never from a body.
+    new RegExp(p, "u");
+  } catch (err) {
+    fail(where, `invalid pattern: ${(err as Error).message}`);
+  }
+}
+
+/** Checks a keyword's value has the shape the draft requires; walks the subschemas it holds. */
+function checkValue(v: unknown, shape: Shape, key: string, where: string, walk: SchemaWalk): void {
+  const entries = (): [string, unknown][] => {
+    if (kindOf(v) !== "object") fail(where, `${key} must be an object`);
+    return Object.entries(v as Record<string, unknown>);
+  };
+  switch (shape) {
+    case "any":
+      return;
+    case "schema":
+      return checkSchema(v, where, walk, false);
+    case "schemas":
+      if (!Array.isArray(v) || v.length === 0) fail(where, `${key} must be a non-empty list of schemas`);
+      v.forEach((s, i) => checkSchema(s, `${where}/${i}`, walk, false));
+      return;
+    case "schemaOrSchemas":
+      if (Array.isArray(v)) v.forEach((s, i) => checkSchema(s, `${where}/${i}`, walk, false));
+      else checkSchema(v, where, walk, false);
+      return;
+    case "schemaMap":
+      for (const [k, s] of entries()) checkSchema(s, `${where}/${token(k)}`, walk, false);
+      return;
+    case "patternMap":
+      for (const [k, s] of entries()) {
+        compilePattern(k, `${where}/${token(k)}`);
+        checkSchema(s, `${where}/${token(k)}`, walk, false);
+      }
+      return;
+    case "schemaOrStringsMap":
+      for (const [k, s] of entries()) {
+        if (Array.isArray(s)) {
+          if (!s.every((x) => typeof x === "string")) fail(`${where}/${token(k)}`, "must be a schema or a list of property names");
+        } else checkSchema(s, `${where}/${token(k)}`, walk, false);
+      }
+      return;
+    case "stringsMap":
+      for (const [k, s] of entries()) if (!Array.isArray(s) || !s.every((x) => typeof x === "string")) fail(`${where}/${token(k)}`, "must be a list of property names");
+      return;
+    case "types": {
+      const list = typeof v === "string" ? [v] : Array.isArray(v) ? v : undefined;
+      if (!list || list.length === 0 || !list.every((t) => typeof t === "string" && TYPES.has(t))) fail(where, "type must be one of object, array, string, number, integer, boolean, null (or a list of them)");
+      return;
+    }
+    case "array":
+      if (!Array.isArray(v)) fail(where, `${key} must be a list`);
+      return;
+    case "number":
+      if (typeof v !== "number" || !Number.isFinite(v)) fail(where, `${key} must be a number`);
+      return;
+    case "positive":
+      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) fail(where, `${key} must be a number greater than 0`);
+      return;
+    case "count":
+      if (!isCount(v)) fail(where, `${key} must be a non-negative integer`);
+      return;
+    case "boolean":
+      if (typeof v !== "boolean") fail(where, `${key} must be true or false`);
+      return;
+    case "strings":
+      if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) fail(where, `${key} must be a list of strings`);
+      return;
+    case "pattern":
+      return compilePattern(v, where);
+    case "format":
+      if (typeof v !== "string" || !FORMATS.has(v)) fail(where, `format ${JSON.stringify(v)} is not checked by the validator (known: ${[...FORMATS].join(", ")})`);
+      return;
+    case "string":
+      if (typeof v !== "string") fail(where, `${key} must be a string`);
+      return;
+    case "ref":
+      if (typeof v !== "string") fail(where, "$ref must be a string");
+      if (!v.startsWith("#")) fail(where, `$ref ${JSON.stringify(v)} is not a local reference: only #... references within this schema are supported (remote schemas are never fetched)`);
+      return;
+    case "recursiveRef":
+      if (v !== "#") fail(where, '$recursiveRef must be "#"');
+      return;
+  }
+}
+
+/**
+ * A reference cycle that never descends into the value (`{"$ref": "#"}`, an allOf back to the
+ * root) would recurse until the stack overflows on every value. Validating one value of each
+ * type exposes it once, at compile time.
+ */
+function refuseEndlessRecursion(c: CompiledSchema): void {
+  for (const probe of [null, true, 0, "", [], {}]) {
+    const errors = c.validate(probe);
+    if (errors.some((e) => /call stack/i.test(e))) fail("#", "$ref cycle that never descends into the value: validation would recurse without end");
+  }
+}
+
+/**
+ * The failures worth showing: those no other failure lies beneath (the validator reports
+ * "a subschema had errors" for each enclosing keyword as well).
+ */
+function innermost(units: readonly OutputUnit[]): OutputUnit[] {
+  // A `false` subschema's failure carries no schema location of its own; the keyword that led to
+  // it (properties, additionalProperties, items) already names the value.
+  const located = units.length > 1 ? units.filter((u) => u.keyword !== "false") : units;
+  return located.filter((u) => !located.some((o) => o !== u && o.keywordLocation.startsWith(`${u.keywordLocation}/`)));
+}
+
+/**
+ * `$.items[1].score` for the validator's `#/items/1/score`. Tokens are matched against the value
+ * itself, so an object key "1" is `["1"]`-style only where the value holds an object.
+ */
+function jsonPath(value: unknown, pointer: string): string {
+  if (pointer === "#" || pointer === "") return "$";
   let out = "$";
-  for (const seg of ctx.stack) out += typeof seg === "number" ? `[${seg}]` : keySegment(seg);
+  let v = value;
+  for (const raw of pointer.replace(/^#\//, "").split("/")) {
+    const tok = decodeToken(raw);
+    if (Array.isArray(v) && /^\d+$/.test(tok)) {
+      out += `[${tok}]`;
+      v = v[Number(tok)];
+    } else {
+      out += keySegment(tok);
+      v = kindOf(v) === "object" && Object.hasOwn(v as object, tok) ? (v as Record<string, unknown>)[tok] : undefined;
+    }
+  }
   return out;
 }
 
-function typeMatches(types: ReadonlySet<string>, value: unknown): boolean {
-  const k = kindOf(value);
-  if (k === "number") return types.has("number") || (types.has("integer") && Number.isInteger(value));
-  return types.has(k);
-}
-
-function codePoints(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    // A high surrogate followed by a low one is one code point.
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) i++;
-    }
-    n++;
+function decodeToken(t: string): string {
+  let s = t;
+  try {
+    s = decodeURIComponent(t);
+  } catch {
+    // Not percent-encoded after all: keep it as is.
   }
-  return n;
-}
-
-function addError(ctx: ValidationContext, message: string): boolean {
-  if (ctx.errors.length < ctx.limits.maxErrors) ctx.errors.push(message);
-  return ctx.errors.length < ctx.limits.maxErrors;
-}
-
-/** Returns false when validation should stop (error cap or budget reached). */
-function check(node: Node, value: unknown, ctx: ValidationContext): boolean {
-  if (--ctx.budget.nodes < 0) {
-    // Report once: a body cut short must never look valid.
-    if (!ctx.exhausted) addError(ctx, `${here(ctx)}: body too large to validate (more than ${ctx.limits.maxNodes} values)`);
-    ctx.exhausted = true;
-    return false;
-  }
-  if (node === ANY) return true;
-  if (node.never) return addError(ctx, `${here(ctx)}: not allowed by the schema`);
-  if (node.types && !typeMatches(node.types, value)) {
-    return addError(ctx, `${here(ctx)}: expected ${[...node.types].join(" or ")}, got ${kindOf(value)}`);
-  }
-  if (node.enumValues || node.constValue !== undefined) {
-    const c = canonicalJSON(value, ctx.limits.maxDepth, ctx.budget);
-    if (c === undefined) return addError(ctx, `${here(ctx)}: value too large or too deep to compare with enum/const`);
-    const shown = c.length > 60 ? `${c.slice(0, 60)}…` : c;
-    if (node.enumValues && !node.enumValues.has(c) && !addError(ctx, `${here(ctx)}: ${shown} is not one of the allowed values`)) return false;
-    if (node.constValue !== undefined && c !== node.constValue && !addError(ctx, `${here(ctx)}: ${shown} is not the required constant`)) return false;
-  }
-  switch (kindOf(value)) {
-    case "number":
-      return checkNumber(node, value as number, ctx);
-    case "string":
-      return checkString(node, value as string, ctx);
-    case "array":
-      return checkArray(node, value as readonly unknown[], ctx);
-    case "object":
-      return checkObject(node, value as Readonly<Record<string, unknown>>, ctx);
-    default:
-      return true;
-  }
-}
-
-function checkNumber(node: Node, v: number, ctx: ValidationContext): boolean {
-  if (node.minimum !== undefined && v < node.minimum && !addError(ctx, `${here(ctx)}: ${v} < minimum ${node.minimum}`)) return false;
-  if (node.maximum !== undefined && v > node.maximum && !addError(ctx, `${here(ctx)}: ${v} > maximum ${node.maximum}`)) return false;
-  if (node.exclusiveMinimum !== undefined && v <= node.exclusiveMinimum && !addError(ctx, `${here(ctx)}: ${v} <= exclusiveMinimum ${node.exclusiveMinimum}`)) return false;
-  if (node.exclusiveMaximum !== undefined && v >= node.exclusiveMaximum && !addError(ctx, `${here(ctx)}: ${v} >= exclusiveMaximum ${node.exclusiveMaximum}`)) return false;
-  return true;
-}
-
-function checkString(node: Node, v: string, ctx: ValidationContext): boolean {
-  // A string has between length / 2 and length code points: count only when that range straddles a bound.
-  const undecided =
-    (node.minLength !== undefined && Math.ceil(v.length / 2) < node.minLength) || (node.maxLength !== undefined && v.length > node.maxLength);
-  if (undecided) {
-    const len = codePoints(v);
-    if (node.minLength !== undefined && len < node.minLength && !addError(ctx, `${here(ctx)}: length ${len} < minLength ${node.minLength}`)) return false;
-    if (node.maxLength !== undefined && len > node.maxLength && !addError(ctx, `${here(ctx)}: length ${len} > maxLength ${node.maxLength}`)) return false;
-  }
-  if (node.pattern && !node.pattern.test(v) && !addError(ctx, `${here(ctx)}: does not match pattern ${JSON.stringify(node.patternSource)}`)) return false;
-  return true;
-}
-
-function checkArray(node: Node, v: readonly unknown[], ctx: ValidationContext): boolean {
-  if (node.minItems !== undefined && v.length < node.minItems && !addError(ctx, `${here(ctx)}: ${v.length} items < minItems ${node.minItems}`)) return false;
-  if (node.maxItems !== undefined && v.length > node.maxItems && !addError(ctx, `${here(ctx)}: ${v.length} items > maxItems ${node.maxItems}`)) return false;
-  if (node.items && node.items !== ANY) {
-    for (let i = 0; i < v.length; i++) {
-      ctx.stack.push(i);
-      const go = check(node.items, v[i], ctx);
-      ctx.stack.pop();
-      if (!go) return false;
-    }
-  }
-  return true;
-}
-
-function checkObject(node: Node, v: Readonly<Record<string, unknown>>, ctx: ValidationContext): boolean {
-  if (node.required) {
-    for (const k of node.required) {
-      if (Object.hasOwn(v, k)) continue;
-      ctx.stack.push(k);
-      const go = addError(ctx, `${here(ctx)}: required property is missing`);
-      ctx.stack.pop();
-      if (!go) return false;
-    }
-  }
-  if (node.additional === undefined) {
-    // No constraint on other keys: walking the schema's properties is cheaper than the body's keys.
-    if (node.properties) {
-      for (const [k, sub] of node.properties) {
-        if (!Object.hasOwn(v, k)) continue;
-        ctx.stack.push(k);
-        const go = check(sub, v[k], ctx);
-        ctx.stack.pop();
-        if (!go) return false;
-      }
-    }
-  } else {
-    for (const k of Object.keys(v)) {
-      // Map lookup, not properties[k]: a body key like "constructor" must not find Object.prototype members.
-      const sub = node.properties?.get(k) ?? node.additional;
-      ctx.stack.push(k);
-      const go = sub === false ? addError(ctx, `${here(ctx)}: additional property not allowed`) : check(sub, v[k], ctx);
-      ctx.stack.pop();
-      if (!go) return false;
-    }
-  }
-  return true;
+  return s.replace(/~1/g, "/").replace(/~0/g, "~");
 }

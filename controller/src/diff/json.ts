@@ -157,28 +157,38 @@ export function jsonNestingDepth(text: string, limit: number): number {
   return deepest;
 }
 
+/** The size of a parsed value, as measured by measureValue. */
+export interface ValueSize {
+  /** Nesting of containers: a scalar is 0, `[]` and `{"a": 1}` are 1. */
+  depth: number;
+  /** Values, containers included. */
+  nodes: number;
+  /** Elements of the longest array. */
+  longestArray: number;
+}
+
 /**
- * The nesting depth of a parsed value (a scalar is 0, `[]` is 1), measured with an explicit stack
- * rather than recursion. Returns undefined when the value is deeper than `maxDepth` or has more
- * than `maxNodes` values, so a caller can refuse it before handing it to a recursive routine.
+ * Measures a parsed value with an explicit stack rather than recursion. Returns undefined when the
+ * value is deeper than `maxDepth` or has more than `maxNodes` values, so a caller can refuse it
+ * before handing it to a recursive routine.
  */
-export function valueDepth(value: unknown, maxDepth: number, maxNodes: number): number | undefined {
+export function measureValue(value: unknown, maxDepth: number, maxNodes: number): ValueSize | undefined {
   const stack: { v: unknown; d: number }[] = [{ v: value, d: 0 }];
-  let deepest = 0;
-  let nodes = 0;
+  const size: ValueSize = { depth: 0, nodes: 0, longestArray: 0 };
   while (stack.length > 0) {
     const { v, d } = stack.pop()!;
-    if (++nodes > maxNodes) return undefined;
+    if (++size.nodes > maxNodes) return undefined;
     if (v === null || typeof v !== "object") continue;
     const depth = d + 1;
     if (depth > maxDepth) return undefined;
-    if (depth > deepest) deepest = depth;
+    if (depth > size.depth) size.depth = depth;
     const children = Array.isArray(v) ? v : Object.values(v as object);
-    // Pushing more children than the node budget allows can only end in refusal.
-    if (nodes + stack.length + children.length > maxNodes) return undefined;
+    if (Array.isArray(v) && v.length > size.longestArray) size.longestArray = v.length;
+    // More children than the node budget allows can only end in refusal: no need to push them.
+    if (size.nodes + stack.length + children.length > maxNodes) return undefined;
     for (const c of children) stack.push({ v: c, d: depth });
   }
-  return deepest;
+  return size;
 }
 
 /** Bounds of boundedJSON. */

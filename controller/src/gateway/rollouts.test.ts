@@ -44,13 +44,17 @@ describe("compileRollout", () => {
 
   it("reports spec problems once per compile and keeps traffic flowing where it can", () => {
     const problems: CompileProblem[] = [];
-    const r = compileRollout(obj({ shadow: { noiseBaseline: { enabled: true } }, traffic: { payloadSchema: { type: "object", properties: { a: { type: "string", pattern: "(" } } } } }), undefined, metrics, problems);
+    const r = compileRollout(obj({ shadow: { noiseBaseline: { enabled: true } }, traffic: { stickyBy: "header:x-tenant" } }), undefined, metrics, problems);
     expect(r.error).toBeUndefined();
     expect(r.noise).toBeUndefined();
-    expect(r.payloadSchemaError).toMatch(/payloadSchema does not compile/);
-    expect(problems.map((p) => p.field).sort()).toEqual(["spec.shadow.noiseBaseline.endpoint", "spec.traffic.payloadSchema"]);
+    expect(r.sticky).toEqual({ kind: "header", name: "x-tenant" });
+    expect(problems.map((p) => p.field).sort()).toEqual(["spec.shadow.noiseBaseline.endpoint"]);
     const invalid = compileRollout(obj({ strategy: { steps: [] } }), undefined, metrics);
     expect(invalid.error).toMatch(/invalid spec: spec.strategy.steps/);
+    // A payloadSchema that does not compile fails the spec itself: every request is answered 503
+    // spec_invalid naming the field, as the controller reports the rollout Degraded/InvalidSpec.
+    const badSchema = compileRollout(obj({ traffic: { payloadSchema: { type: "object", properties: { a: { type: "string", pattern: "(" } } } } }), undefined, metrics);
+    expect(badSchema.error).toMatch(/invalid spec: spec\.traffic\.payloadSchema: invalid JSON Schema: #\/properties\/a\/pattern: invalid pattern/);
   });
 
   it("keeps noise statistics and limiter buckets across status updates, resets them when their meaning changes", () => {

@@ -115,6 +115,19 @@ describe("reconcile", () => {
     expect(plan.backoff).toBe(false);
   });
 
+  it.each([
+    ["an unknown keyword", { traffic: { payloadSchema: { type: "object", properties: { ticket: { typ: "string" } } } } }, "spec.traffic.payloadSchema", 'unknown keyword "typ"'],
+    ["an unknown format", { traffic: { payloadSchema: { properties: { at: { format: "datetime" } } } } }, "spec.traffic.payloadSchema", 'format "datetime" is not checked'],
+    ["a remote $ref", { shadow: { compare: { outputSchema: { $ref: "https://example.com/s.json" } } } }, "spec.shadow.compare.outputSchema", "is not a local reference"],
+  ])("reports a JSON Schema with %s as Degraded/InvalidSpec naming the field", (_name, extra, field, why) => {
+    const plan = reconcile({ object: rollout({ ...base, ...extra }), world: noWorld, now });
+    expect(plan.status).toMatchObject({ phase: "Degraded" });
+    const degraded = plan.status!.conditions!.find((c) => c.type === "Degraded")!;
+    expect(degraded).toMatchObject({ status: "True", reason: "InvalidSpec" });
+    expect(degraded.message).toContain(`${field}: invalid JSON Schema`);
+    expect(degraded.message).toContain(why);
+  });
+
   it("reports a missing Secret as Degraded/MissingReference naming the field, and backs off", () => {
     const spec = { ...base, traffic: { signature: { scheme: "github", secretRef: { name: "hook-secret", key: "hmac" } } } };
     const plan = reconcile({ object: rollout(spec), world: noWorld, now });
