@@ -107,6 +107,33 @@ export const ModelConfigSchema = z
   })
   .describe("Model and prompt configuration of a version: the named, tracked dimensions of an AI rollout.");
 
+const keyRef = (kind: "Secret" | "ConfigMap") =>
+  z
+    .object({
+      name: z.string().min(1).max(253).describe(`Name of the ${kind}, in the AIRollout's namespace.`),
+      key: z.string().min(1).max(253).describe(`Key within the ${kind}'s data.`),
+    })
+    .describe(`A key of a ${kind}. Its content is hashed into the revision, so editing it starts a new rollout.`);
+
+/** An environment variable of a version's container: a literal value or a Secret/ConfigMap key, as in a Pod spec. */
+export const EnvVarSchema = z
+  .object({
+    name: z.string().min(1).max(253).describe("Variable name."),
+    value: z.string().max(32_768).optional().describe("Variable value. Exactly one of value and valueFrom is set."),
+    valueFrom: z
+      .object({
+        secretKeyRef: keyRef("Secret").optional(),
+        configMapKeyRef: keyRef("ConfigMap").optional(),
+      })
+      .describe("Where the value comes from: exactly one of secretKeyRef and configMapKeyRef.")
+      .meta({ "x-kubernetes-validations": [cel("has(self.secretKeyRef) != has(self.configMapKeyRef)", "exactly one of secretKeyRef and configMapKeyRef must be set")] })
+      .refine((f) => (f.secretKeyRef === undefined) !== (f.configMapKeyRef === undefined), { message: "exactly one of secretKeyRef and configMapKeyRef must be set" })
+      .optional(),
+  })
+  .describe("An environment variable.")
+  .meta({ "x-kubernetes-validations": [cel("has(self.value) != has(self.valueFrom)", "exactly one of value and valueFrom must be set")] })
+  .refine((e) => (e.value === undefined) !== (e.valueFrom === undefined), { message: "exactly one of value and valueFrom must be set" });
+
 export const VersionSchema = z
   .object({
     version: z.string().min(1).max(63).regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, { message: "must be a label-safe name such as v2 or 2024-06-01" }).describe("Version name, used as the `version` label on metrics, resources and stacks."),
@@ -115,7 +142,7 @@ export const VersionSchema = z
     port: z.number().int().min(1).max(65535).default(8080).describe("Container port the service listens on (image versions)."),
     replicas: z.number().int().min(0).max(1000).default(1).describe("Replicas of the version's Deployment (image versions)."),
     env: z
-      .array(z.object({ name: z.string().min(1).max(253).describe("Variable name."), value: z.string().max(32_768).describe("Variable value.") }).describe("An environment variable."))
+      .array(EnvVarSchema)
       .max(128)
       .optional()
       .describe("Extra environment variables of the version's container."),
@@ -505,7 +532,11 @@ export const StatusSchema = z
     phase: PhaseSchema.optional(),
     message: z.string().optional().describe("Human readable summary of the phase."),
     observedGeneration: z.number().int().optional().describe("The spec generation this status describes."),
-    revision: z.string().optional().describe("Hash of the candidate (image/endpoint, model, prompt, config): a change restarts the rollout."),
+    revision: z.string().optional().describe("Hash of the candidate (image/endpoint, model, prompt, config, env, and the content of the ConfigMap/Secret keys it refers to): a change restarts the rollout."),
+    revisionInputs: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("Digest (sha256, 16 hex) of each input of the revision, by spec field, e.g. spec.candidate.config.promptRef for the prompt's content; a new revision's Event names the inputs that changed. Secret values are never shown, only a keyed digest."),
     currentStep: z.number().int().optional().describe("Index of the step in progress; equals the number of steps when all are done."),
     stepCount: z.number().int().optional().describe("Number of steps."),
     steps: z.array(ResolvedStepSchema).optional().describe("Steps as resolved from the spec."),

@@ -6,12 +6,13 @@ import type { Logger } from "pino";
 import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type AIRollout, type Status } from "../api/schema.ts";
 import { forRollout } from "../telemetry/logger.ts";
 import type { ControllerMetrics } from "../telemetry/metrics.ts";
-import { reconcile, references, referenceKey, validateSpec } from "../reconcile/reconcile.ts";
+import { reconcile, references, validateSpec } from "../reconcile/reconcile.ts";
 import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MetricsPort } from "../reconcile/ports.ts";
 import type { EnsureRequest, EnvironmentOutcome, Plan, World } from "../reconcile/types.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
+import { ReferenceIndex, ReferenceInformers, fetchReference, observeReferences, type ReferenceCache } from "./references.ts";
 import { WorkQueue, type WorkResult } from "./queue.ts";
 
 export interface ControllerOptions {
@@ -43,6 +44,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class Controller {
   private readonly o: ControllerOptions;
   private readonly informer: Informer<AIRollout>;
+  /** ConfigMaps and Secrets, metadata and digests only; observeWorld reads them through `cache`. */
+  private readonly referenceInformers: ReferenceInformers;
+  private readonly cache: ReferenceCache;
+  private readonly index = new ReferenceIndex();
   private readonly queue: WorkQueue;
   private readonly events: EventRecorder;
   private resyncTimer?: NodeJS.Timeout;
@@ -62,12 +67,36 @@ export class Controller {
       o.client,
       rolloutsPath(o.namespace),
       {
-        onUpsert: (obj) => this.queue.add(keyOf(obj)),
-        onDelete: (obj) => this.queue.forget(keyOf(obj)),
+        onUpsert: (obj) => {
+          this.indexReferences(obj);
+          this.queue.add(keyOf(obj));
+        },
+        onDelete: (obj) => {
+          this.index.remove(keyOf(obj));
+          this.queue.forget(keyOf(obj));
+        },
       },
       o.log.child({ informer: PLURAL }),
       { onRestart: (reason) => o.metrics.watchRestarts.inc({ reason }) },
     );
+    // An edit of a referenced ConfigMap or Secret (a prompt, an env value) reconciles the
+    // rollouts that refer to it: their revision may have changed.
+    this.referenceInformers = new ReferenceInformers({
+      client: o.client,
+      ...(o.namespace ? { namespace: o.namespace } : {}),
+      onChange: (namespace, kind, name) => {
+        for (const key of this.index.rolloutsFor(namespace, kind, name)) this.queue.add(key);
+      },
+      log: o.log,
+      onRestart: (reason) => o.metrics.watchRestarts.inc({ reason }),
+    });
+    this.cache = this.referenceInformers;
+  }
+
+  /** Rebuilds the index entry of a rollout: the objects its (valid) spec refers to. */
+  private indexReferences(obj: AIRollout): void {
+    const parsed = validateSpec(obj.spec);
+    this.index.set(keyOf(obj), obj.metadata.namespace, parsed.ok ? references(parsed.spec) : []);
   }
 
   get synced(): boolean {
@@ -78,6 +107,7 @@ export class Controller {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.referenceInformers.start();
     this.informer.start();
     const resync = this.o.resyncMs ?? 5 * 60_000;
     this.resyncTimer = setInterval(() => {
@@ -90,7 +120,7 @@ export class Controller {
   async stop(): Promise<void> {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     await this.queue.shutdown();
-    await this.informer.stop();
+    await Promise.all([this.informer.stop(), this.referenceInformers.stop()]);
   }
 
   private async observeWorld(obj: AIRollout): Promise<World> {
@@ -98,16 +128,9 @@ export class Controller {
     const parsed = validateSpec(obj.spec);
     if (!parsed.ok) return world;
     const ns = obj.metadata.namespace;
-    for (const r of references(parsed.spec)) {
-      const path = r.kind === "Secret" ? `/api/v1/namespaces/${ns}/secrets/${r.name}` : `/api/v1/namespaces/${ns}/configmaps/${r.name}`;
-      try {
-        const o = await this.o.client.get<{ data?: Record<string, string> }>(path);
-        world.references[referenceKey(r)] = { exists: true, keys: Object.keys(o.data ?? {}) };
-      } catch (err) {
-        if (err instanceof ApiError && err.notFound) world.references[referenceKey(r)] = { exists: false, keys: [] };
-        else throw new Error(`reading ${r.kind} ${r.name} for ${r.field}`, { cause: err });
-      }
-    }
+    // From the caches once they have synced; until then (or without list/watch rights) one GET
+    // per reference, as the same summary: the revision must not depend on where it was read.
+    world.references = await observeReferences(references(parsed.spec), ns, this.cache, (r) => fetchReference(this.o.client, ns, r));
     return world;
   }
 

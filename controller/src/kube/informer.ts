@@ -20,11 +20,27 @@ export interface InformerHandlers<T> {
   onSync?(): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T> {
   /** Server-side watch timeout; the watch is renewed after it. */
   watchTimeoutSeconds?: number;
   maxBackoffMs?: number;
   onRestart?: (reason: "closed" | "error" | "gone") => void;
+  /**
+   * Turns each listed or watched object into what the store keeps, before handlers see it: a
+   * cache of Secrets keeps metadata and digests, never the data (memory, and no secret values
+   * lying around in the heap).
+   */
+  transform?: (obj: unknown) => T;
+  /** Objects per list page (limit/continue), so a first list of thousands is not one huge body. */
+  pageSize?: number;
+}
+
+/** The read-only view of an informer's cache that consumers depend on. */
+export interface ReadonlyStore<T> {
+  /** Whether the first list has completed: before that, absence means nothing. */
+  readonly hasSynced: boolean;
+  /** The cached object under `namespace/name` (or `name` when cluster-scoped). */
+  get(key: string): T | undefined;
 }
 
 /** The cache key of an object: namespace/name. */
@@ -46,12 +62,12 @@ function newer(a: string, b: string): boolean {
   return a !== b;
 }
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
   private readonly client: KubeClient;
   private readonly path: string;
   private readonly handlers: InformerHandlers<T>;
   private readonly log: Logger;
-  private readonly opts: Required<Omit<InformerOptions, "onRestart">> & Pick<InformerOptions, "onRestart">;
+  private readonly opts: Required<Pick<InformerOptions<T>, "watchTimeoutSeconds" | "maxBackoffMs" | "pageSize">> & Pick<InformerOptions<T>, "onRestart" | "transform">;
   private readonly store = new Map<string, T>();
   private resourceVersion = "";
   private synced = false;
@@ -59,12 +75,12 @@ export class Informer<T extends KubeObject> {
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
 
-  constructor(client: KubeClient, path: string, handlers: InformerHandlers<T>, log: Logger, opts: InformerOptions = {}) {
+  constructor(client: KubeClient, path: string, handlers: InformerHandlers<T>, log: Logger, opts: InformerOptions<T> = {}) {
     this.client = client;
     this.path = path;
     this.handlers = handlers;
     this.log = log;
-    this.opts = { watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 240, maxBackoffMs: opts.maxBackoffMs ?? 5000, onRestart: opts.onRestart };
+    this.opts = { watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 240, maxBackoffMs: opts.maxBackoffMs ?? 5000, pageSize: opts.pageSize ?? 500, onRestart: opts.onRestart, transform: opts.transform };
   }
 
   /** Whether the first list has completed. */
@@ -142,14 +158,23 @@ export class Informer<T extends KubeObject> {
   }
 
   private async list(): Promise<void> {
-    const res = await this.client.get<{ metadata: { resourceVersion: string }; items: T[] }>(this.path);
     const seen = new Set<string>();
-    for (const item of res.items) {
-      const key = keyOf(item);
-      seen.add(key);
-      this.store.set(key, item);
-      this.handlers.onUpsert(item);
-    }
+    let res: { metadata: { resourceVersion: string; continue?: string }; items: unknown[] };
+    let token: string | undefined;
+    // Page by page: every page is read at the first page's snapshot, and an expired continue
+    // token is a 410 that starts the list over (run()).
+    do {
+      res = await this.client.get(this.path, { limit: this.opts.pageSize, ...(token ? { continue: token } : {}) });
+      for (const raw of res.items) {
+        const item = this.shape(raw);
+        const key = keyOf(item);
+        seen.add(key);
+        this.store.set(key, item);
+        this.handlers.onUpsert(item);
+      }
+      token = res.metadata.continue || undefined;
+    } while (token && !this.abort.signal.aborted);
+    if (token) return; // stopped half way: a partial list must not delete the rest
     for (const [key, old] of this.store) {
       if (!seen.has(key)) {
         this.store.delete(key);
@@ -209,15 +234,20 @@ export class Informer<T extends KubeObject> {
     });
   }
 
+  private shape(raw: unknown): T {
+    return this.opts.transform ? this.opts.transform(raw) : (raw as T);
+  }
+
   private onEvent(type: string, obj: unknown): void {
     if (type === "ERROR") {
       const status = obj as { code?: number; message?: string };
       if (status.code === 410) throw new GoneError(status.message ?? "gone");
       throw new Error(`watch error: ${status.code ?? ""} ${status.message ?? JSON.stringify(obj)}`);
     }
-    const o = obj as T;
-    if (o?.metadata?.resourceVersion) this.resourceVersion = o.metadata.resourceVersion;
+    const rv = (obj as KubeObject | undefined)?.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
     if (type === "BOOKMARK") return;
+    const o = this.shape(obj);
     const key = keyOf(o);
     if (type === "DELETED") {
       this.store.delete(key);

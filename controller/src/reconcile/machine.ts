@@ -31,7 +31,8 @@ import {
 import { formatDuration, parseDuration } from "../api/duration.ts";
 import { setCondition } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
-import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan } from "./types.ts";
+import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./types.ts";
+import { referenceDigest, versionReferences } from "./references.ts";
 import type { EnvironmentRole, EnvironmentStatus } from "./ports.ts";
 import { createHash } from "node:crypto";
 
@@ -333,10 +334,16 @@ function candidateRoles(spec: Spec): EnvironmentRole[] {
   return spec.strategy.steps.some((st) => st.shadow) ? ["canary", "shadow"] : ["canary"];
 }
 
-/** A hash of what the stable environment deploys, so an edit to it updates the stack. */
-export function stableRevision(spec: Spec): string {
+/**
+ * A hash of what the stable environment deploys, so an edit to it updates the stack: the spec,
+ * and the content of the ConfigMap/Secret keys it refers to (its prompt, env valueFrom).
+ */
+export function stableRevision(spec: Spec, world: Pick<World, "references"> = { references: {} }): string {
   const v = spec.stable;
-  return createHash("sha256").update(JSON.stringify({ version: v.version, image: v.image, config: v.config ?? null, env: v.env ?? null, replicas: v.replicas, port: v.port })).digest("hex").slice(0, 16);
+  const refs = versionReferences(spec, "stable").map((r) => [r.field, referenceDigest(world, r) ?? null]);
+  // refs only when there are any: stable revisions without references stay as they were.
+  const material = { version: v.version, image: v.image, config: v.config ?? null, env: v.env ?? null, replicas: v.replicas, port: v.port, ...(refs.length > 0 ? { refs } : {}) };
+  return createHash("sha256").update(JSON.stringify(material)).digest("hex").slice(0, 16);
 }
 
 type EnvNeed = { role: EnvironmentRole; version: "stable" | "candidate"; revision: string };
@@ -398,7 +405,7 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
 /** What must run before the steps start: the stable and the candidate's environments. */
 function startNeeds(ctx: Ctx): EnvNeed[] {
   const needs: EnvNeed[] = [];
-  if (ctx.spec.stable.image) needs.push({ role: "stable", version: "stable", revision: stableRevision(ctx.spec) });
+  if (ctx.spec.stable.image) needs.push({ role: "stable", version: "stable", revision: stableRevision(ctx.spec, ctx.obs.world) });
   for (const role of candidateRoles(ctx.spec)) needs.push({ role, version: "candidate", revision: ctx.status.revision ?? "" });
   return needs;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FINALIZER, type AIRollout } from "../api/schema.ts";
-import { reconcile, resolveSteps, validateSpec, candidateRevision } from "./reconcile.ts";
+import { reconcile, resolveSteps, validateSpec, candidateRevision, candidateInputs, describeRevisionChange, references } from "./reconcile.ts";
+import { stableRevision } from "./machine.ts";
 import type { World } from "./types.ts";
 
 const now = new Date("2026-03-01T12:00:00Z");
@@ -167,5 +168,131 @@ describe("reconcile", () => {
     if (!a.ok || !b.ok || !c.ok) throw new Error("invalid");
     expect(candidateRevision(a.spec)).toBe(candidateRevision(b.spec));
     expect(candidateRevision(a.spec)).not.toBe(candidateRevision(c.spec));
+  });
+});
+
+describe("revisions with referenced ConfigMaps and Secrets", () => {
+  // Endpoint versions: no environments to stand up, so a pass decides on the spec and the world.
+  const refSpec = {
+    stable: { version: "v1", endpoint: "http://stable.local", config: { model: "small", promptRef: { configMap: "stable-prompts", key: "triage.txt" } } },
+    candidate: {
+      version: "v2",
+      endpoint: "http://candidate.local",
+      config: { model: "large", promptRef: { configMap: "prompts", key: "triage.txt" } },
+      env: [{ name: "MODE", value: "strict" }, { name: "TOKEN", valueFrom: { secretKeyRef: { name: "llm", key: "token" } } }, { name: "INDEX", valueFrom: { configMapKeyRef: { name: "retrieval", key: "index" } } }],
+    },
+    strategy: { steps: [{ setWeight: 10 }, { pause: {} }] },
+  };
+  const parsed = () => {
+    const res = validateSpec(refSpec);
+    if (!res.ok) throw new Error(res.message);
+    return res.spec;
+  };
+  const world = (over: { prompt?: string; token?: string; stablePrompt?: string; index?: string } = {}): World => ({
+    references: {
+      "ConfigMap/prompts": { exists: true, keys: ["triage.txt", "other.txt"], digests: { "triage.txt": over.prompt ?? "p1p1p1p1p1p1p1p1", "other.txt": "o1o1o1o1o1o1o1o1" } },
+      "ConfigMap/stable-prompts": { exists: true, keys: ["triage.txt"], digests: { "triage.txt": over.stablePrompt ?? "s1s1s1s1s1s1s1s1" } },
+      "Secret/llm": { exists: true, keys: ["token"], digests: { token: over.token ?? "t1t1t1t1t1t1t1t1" } },
+      "ConfigMap/retrieval": { exists: true, keys: ["index"], digests: { index: over.index ?? "i1i1i1i1i1i1i1i1" } },
+    },
+  });
+
+  it("references() names each env valueFrom by its field, for stable and candidate", () => {
+    const refs = references(parsed());
+    expect(refs.map((r) => [r.kind, r.name, r.key, r.field])).toEqual([
+      ["ConfigMap", "stable-prompts", "triage.txt", "spec.stable.config.promptRef"],
+      ["ConfigMap", "prompts", "triage.txt", "spec.candidate.config.promptRef"],
+      ["Secret", "llm", "token", "spec.candidate.env[1].valueFrom.secretKeyRef"],
+      ["ConfigMap", "retrieval", "index", "spec.candidate.env[2].valueFrom.configMapKeyRef"],
+    ]);
+  });
+
+  it("a missing env Secret is Degraded/MissingReference naming the env field", () => {
+    const w = world();
+    delete w.references["Secret/llm"];
+    const plan = reconcile({ object: rollout(refSpec), world: w, now });
+    expect(plan.status!.phase).toBe("Degraded");
+    expect(plan.status!.message).toBe('spec.candidate.env[1].valueFrom.secretKeyRef: Secret "llm" not found in namespace "team"');
+  });
+
+  it("candidateRevision changes with the prompt's and the env references' content, not with an unrelated key", () => {
+    const spec = parsed();
+    const r = candidateRevision(spec, world());
+    expect(candidateRevision(spec, world())).toBe(r);
+    expect(candidateRevision(spec, world({ prompt: "p2p2p2p2p2p2p2p2" }))).not.toBe(r);
+    expect(candidateRevision(spec, world({ token: "t2t2t2t2t2t2t2t2" }))).not.toBe(r);
+    expect(candidateRevision(spec, world({ index: "i2i2i2i2i2i2i2i2" }))).not.toBe(r);
+    const unrelated = world();
+    unrelated.references["ConfigMap/prompts"]!.digests!["other.txt"] = "o2o2o2o2o2o2o2o2";
+    expect(candidateRevision(spec, unrelated)).toBe(r);
+  });
+
+  it("a stable-side reference changes the stable environment's revision, not the candidate's", () => {
+    const spec = parsed();
+    const edited = world({ stablePrompt: "s2s2s2s2s2s2s2s2" });
+    expect(candidateRevision(spec, edited)).toBe(candidateRevision(spec, world()));
+    expect(stableRevision(spec, edited)).not.toBe(stableRevision(spec, world()));
+    const first = reconcile({ object: rollout(refSpec), world: world(), now });
+    const again = reconcile({ object: rollout(refSpec, { status: { ...first.status!, phase: "Paused", currentStep: 1, canaryWeight: 10 } }), world: edited, now });
+    expect(again.status!.revision).toBe(first.status!.revision);
+    expect(again.events.map((e) => e.reason)).not.toContain("NewRevision");
+  });
+
+  it("keeps the revision of a candidate without references as before (an upgrade restarts nothing)", () => {
+    const res = validateSpec(base);
+    if (!res.ok) throw new Error(res.message);
+    expect(candidateRevision(res.spec, world())).toBe(candidateRevision(res.spec));
+  });
+
+  it("records the inputs' digests in status, never a value, and a NewRevision Event names what changed", () => {
+    const first = reconcile({ object: rollout(refSpec), world: world(), now });
+    expect(first.status!.revisionInputs).toEqual({
+      "spec.candidate.version": expect.stringMatching(/^[0-9a-f]{16}$/),
+      "spec.candidate.endpoint": expect.stringMatching(/^[0-9a-f]{16}$/),
+      "spec.candidate.config": expect.stringMatching(/^[0-9a-f]{16}$/),
+      "spec.candidate.env": expect.stringMatching(/^[0-9a-f]{16}$/),
+      "spec.candidate.config.promptRef": "p1p1p1p1p1p1p1p1",
+      "spec.candidate.env[1].valueFrom.secretKeyRef": "t1t1t1t1t1t1t1t1",
+      "spec.candidate.env[2].valueFrom.configMapKeyRef": "i1i1i1i1i1i1i1i1",
+    });
+    const paused = { ...first.status!, phase: "Paused" as const, currentStep: 1, canaryWeight: 10 };
+
+    const promptEdit = reconcile({ object: rollout(refSpec, { status: paused }), world: world({ prompt: "p2p2p2p2p2p2p2p2" }), now });
+    expect(promptEdit.status).toMatchObject({ phase: "Initialized", currentStep: 0, canaryWeight: 0 });
+    expect(promptEdit.status!.revision).not.toBe(first.status!.revision);
+    const ev = promptEdit.events.find((e) => e.reason === "NewRevision")!;
+    expect(ev.message).toContain("(ConfigMap prompts key triage.txt (spec.candidate.config.promptRef) changed)");
+    expect(ev.message).not.toContain("spec.candidate.env");
+
+    const secretEdit = reconcile({ object: rollout(refSpec, { status: paused }), world: world({ token: "t2t2t2t2t2t2t2t2" }), now });
+    expect(secretEdit.events.find((e) => e.reason === "NewRevision")!.message).toContain("(Secret llm key token (spec.candidate.env[1].valueFrom.secretKeyRef) changed)");
+
+    const modelEdit = reconcile({ object: rollout({ ...refSpec, candidate: { ...refSpec.candidate, config: { ...refSpec.candidate.config, model: "larger" } } }, { status: paused }), world: world(), now });
+    expect(modelEdit.events.find((e) => e.reason === "NewRevision")!.message).toContain("(spec.candidate.config changed)");
+  });
+
+  it("describes added and removed inputs, bounds a long list, and says nothing without the previous inputs", () => {
+    const spec = parsed();
+    const next = candidateInputs(spec, world());
+    expect(describeRevisionChange(undefined, next, spec)).toBe("");
+    const prev = { ...next, "spec.candidate.image": "x" };
+    delete (prev as Record<string, string>)["spec.candidate.env[2].valueFrom.configMapKeyRef"];
+    expect(describeRevisionChange(prev, next, spec)).toBe("ConfigMap retrieval key index (spec.candidate.env[2].valueFrom.configMapKeyRef) added, spec.candidate.image removed");
+    const many = Object.fromEntries(Object.keys(next).map((k) => [k, "changed"]));
+    expect(describeRevisionChange(many, next, spec)).toMatch(/, spec\.candidate\.env\[2\]\.valueFrom\.configMapKeyRef changed$|and 1 more$/);
+    expect(describeRevisionChange(many, next, spec)).toMatch(/and 1 more$/);
+  });
+});
+
+describe("env entries", () => {
+  it.each([
+    ["both value and valueFrom", [{ name: "A", value: "x", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }], "exactly one of value and valueFrom"],
+    ["neither value nor valueFrom", [{ name: "A" }], "exactly one of value and valueFrom"],
+    ["both secretKeyRef and configMapKeyRef", [{ name: "A", valueFrom: { secretKeyRef: { name: "s", key: "k" }, configMapKeyRef: { name: "c", key: "k" } } }], "spec.candidate.env[0].valueFrom: exactly one of secretKeyRef and configMapKeyRef"],
+    ["a secretKeyRef without key", [{ name: "A", valueFrom: { secretKeyRef: { name: "s" } } }], "spec.candidate.env[0].valueFrom.secretKeyRef.key"],
+  ])("rejects %s, naming the field", (_what, env, expected) => {
+    const res = validateSpec({ ...base, candidate: { ...base.candidate, env } });
+    expect(res.ok).toBe(false);
+    if (!res.ok) expect(res.message).toContain(expected);
   });
 });

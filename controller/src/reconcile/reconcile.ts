@@ -12,6 +12,9 @@ import { setCondition } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import { advance, resolveRolloutAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./types.ts";
+import { referenceDigest, referenceKey, versionReferences } from "./references.ts";
+
+export { referenceDigest, referenceKey, versionReferences };
 
 /** Formats zod issues as `spec.<path>: <message>` lines, naming the field. */
 export function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
@@ -37,16 +40,8 @@ export function references(spec: Spec): Reference[] {
   if (sig) refs.push({ kind: "Secret", name: sig.secretRef.name, key: sig.secretRef.key, field: "spec.traffic.signature.secretRef" });
   const pass = spec.environments?.pulumi.passphraseSecretRef;
   if (pass) refs.push({ kind: "Secret", name: pass.name, key: pass.key, field: "spec.environments.pulumi.passphraseSecretRef" });
-  for (const role of ["stable", "candidate"] as const) {
-    const p = spec[role].config?.promptRef;
-    if (p) refs.push({ kind: "ConfigMap", name: p.configMap, key: p.key, field: `spec.${role}.config.promptRef` });
-  }
+  for (const role of ["stable", "candidate"] as const) refs.push(...versionReferences(spec, role));
   return refs;
-}
-
-/** The key a reference is looked up by in World.references. */
-export function referenceKey(r: Pick<Reference, "kind" | "name">): string {
-  return `${r.kind}/${r.name}`;
 }
 
 /** Problems with references: missing objects or keys, each naming the spec field. */
@@ -80,20 +75,74 @@ export function resolveSteps(spec: Spec): ResolvedStep[] {
 
 /**
  * The candidate's revision: a hash of everything that changes what the candidate answers
- * (image or endpoint, model, prompt, config, env). A new revision restarts the rollout, the way
- * Flagger restarts analysis when a referenced ConfigMap changes.
+ * (image or endpoint, model, prompt, config, env, and the content of the ConfigMap/Secret keys
+ * it refers to). A new revision restarts the rollout, the way Flagger restarts analysis when a
+ * referenced ConfigMap changes. Referenced content the world has not observed hashes as null;
+ * reconcile only computes a revision once referenceProblems() found every reference.
  */
-export function candidateRevision(spec: Spec, promptDigests: Record<string, string> = {}): string {
+export function candidateRevision(spec: Spec, world: Pick<World, "references"> = { references: {} }): string {
   const c = spec.candidate;
+  const refs = versionReferences(spec, "candidate");
+  const prompt = refs.find((r) => r.field === "spec.candidate.config.promptRef");
+  const envRefs = refs.filter((r) => r !== prompt).map((r) => [r.field, referenceDigest(world, r) ?? null]);
   const material = JSON.stringify({
     version: c.version,
     image: c.image ?? null,
     endpoint: c.endpoint ?? null,
     config: c.config ?? null,
     env: c.env ?? null,
-    prompt: c.config?.promptRef ? (promptDigests[`${c.config.promptRef.configMap}/${c.config.promptRef.key}`] ?? null) : null,
+    prompt: prompt ? (referenceDigest(world, prompt) ?? null) : null,
+    // Only when there are any: the revisions of candidates without env references stay what
+    // earlier controllers computed, so an upgrade does not restart their rollouts.
+    ...(envRefs.length > 0 ? { envRefs } : {}),
   });
+  return digest(material);
+}
+
+function digest(material: string): string {
   return createHash("sha256").update(material).digest("hex").slice(0, 16);
+}
+
+/**
+ * A digest of each input of the candidate's revision, by spec field (status.revisionInputs):
+ * what a NewRevision Event compares to say what changed. Reference fields carry the content
+ * digest of the referenced key, never the content.
+ */
+export function candidateInputs(spec: Spec, world: Pick<World, "references">): Record<string, string> {
+  const c = spec.candidate;
+  const inputs: Record<string, string> = { "spec.candidate.version": digest(JSON.stringify(c.version)) };
+  if (c.image !== undefined) inputs["spec.candidate.image"] = digest(JSON.stringify(c.image));
+  if (c.endpoint !== undefined) inputs["spec.candidate.endpoint"] = digest(JSON.stringify(c.endpoint));
+  if (c.config !== undefined) inputs["spec.candidate.config"] = digest(JSON.stringify(c.config));
+  if (c.env !== undefined) inputs["spec.candidate.env"] = digest(JSON.stringify(c.env));
+  for (const r of versionReferences(spec, "candidate")) inputs[r.field] = referenceDigest(world, r) ?? "unobserved";
+  return inputs;
+}
+
+/**
+ * Which inputs differ between the previous revision's and this one's, in words, e.g.
+ * `ConfigMap prompts key triage.txt (spec.candidate.config.promptRef) changed`. Empty when the
+ * previous inputs are unknown (a status written before revisionInputs existed).
+ */
+export function describeRevisionChange(prev: Record<string, string> | undefined, next: Record<string, string>, spec: Spec): string {
+  if (!prev) return "";
+  const refs = new Map(versionReferences(spec, "candidate").map((r) => [r.field, r]));
+  const name = (field: string) => {
+    const r = refs.get(field);
+    return r ? `${r.kind} ${r.name} key ${r.key} (${field})` : field;
+  };
+  const out: string[] = [];
+  for (const [field, d] of Object.entries(next)) {
+    if (!(field in prev)) out.push(`${name(field)} added`);
+    else if (prev[field] !== d) out.push(`${name(field)} changed`);
+  }
+  for (const field of Object.keys(prev)) if (!(field in next)) out.push(`${field} removed`);
+  // Bounded: an Event message is no place for a list of 128 env entries.
+  return out.length > 6 ? `${out.slice(0, 6).join(", ")} and ${out.length - 6} more` : out.join(", ");
+}
+
+function newRevisionMessage(revision: string, changed: string, initialized: string): string {
+  return `New candidate revision ${revision}${changed ? ` (${changed})` : ""}: rollout restarts from step 1. ${initialized}`;
 }
 
 function describeVersion(v: Spec["candidate"]): string {
@@ -141,7 +190,8 @@ export function reconcile(obs: Observed): Plan {
   if (analysis.errors.length > 0) return degrade(Reason.InvalidAnalysis, analysis.errors.map((e) => e.message).join("; "), false);
 
   const steps = resolveSteps(spec);
-  const revision = candidateRevision(spec);
+  const revision = candidateRevision(spec, obs.world);
+  const revisionInputs = candidateInputs(spec, obs.world);
   const fresh = prev.revision !== revision || prevPhase === "Pending" || prevPhase === "Degraded";
   if (!fresh) {
     const base: Status = { ...prev, observedGeneration: generation, steps, stepCount: steps.length, candidateVersion: spec.candidate.version };
@@ -156,6 +206,7 @@ export function reconcile(obs: Observed): Plan {
     message: `Initialized: ${steps.length} steps; stable ${describeVersion(spec.stable)}, candidate ${describeVersion(spec.candidate)}`,
     observedGeneration: generation,
     revision,
+    revisionInputs,
     attempt: 0,
     currentStep: 0,
     stepCount: steps.length,
@@ -173,7 +224,7 @@ export function reconcile(obs: Observed): Plan {
   events.push({
     type: "Normal",
     reason: restarted ? Reason.NewRevision : Reason.Initialized,
-    message: restarted ? `New candidate revision ${revision}: rollout restarts from step 1. ${status.message}` : status.message!,
+    message: restarted ? newRevisionMessage(revision, describeRevisionChange(prev.revisionInputs, revisionInputs, spec), status.message!) : status.message!,
     dedupeKey: `g${generation}/${prevPhase}->Initialized/${revision}`,
   });
   let conditions = setCondition(prev.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" }, obs.now, generation);

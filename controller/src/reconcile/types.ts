@@ -12,10 +12,22 @@ export interface Reference {
   field: string;
 }
 
+/** A referenced Secret or ConfigMap as observed: never its values, only their digests. */
+export interface ObservedReference {
+  exists: boolean;
+  keys: string[];
+  /**
+   * Content digest of each key's value (16 hex digits of a sha256; for Secrets an HMAC keyed by
+   * the Secret's uid, so a short secret cannot be guessed offline from status). Folded into the
+   * revisions, so an edit of a referenced key starts a new rollout.
+   */
+  digests?: Record<string, string>;
+}
+
 /** What adapters observed about the world outside the AIRollout object. */
 export interface World {
-  /** Referenced objects, keyed `${kind}/${name}`: whether they exist, and the key in them. */
-  references: Record<string, { exists: boolean; keys: string[] }>;
+  /** Referenced objects, keyed `${kind}/${name}`: whether they exist, and the keys in them. */
+  references: Record<string, ObservedReference>;
   /** Outcomes of the queries a first pass asked for (Plan.measure), keyed by request key. */
   measurements?: Record<string, QueryOutcome>;
   /** Outcomes of the environment updates a first pass asked for (Plan.ensure), by role. */

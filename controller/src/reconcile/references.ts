@@ -1,0 +1,34 @@
+/**
+ * The ConfigMaps and Secrets a version refers to, and how their observed content is looked up.
+ * Shared by the candidate's revision (reconcile.ts) and the stable environment's (machine.ts).
+ */
+import type { Spec } from "../api/schema.ts";
+import type { Reference, World } from "./types.ts";
+
+/**
+ * The ConfigMap and Secret keys one version's answers depend on: its prompt (promptRef) and the
+ * env entries with valueFrom. Their content goes into that version's revision.
+ */
+export function versionReferences(spec: Spec, role: "stable" | "candidate"): Reference[] {
+  const v = spec[role];
+  const refs: Reference[] = [];
+  const p = v.config?.promptRef;
+  if (p) refs.push({ kind: "ConfigMap", name: p.configMap, key: p.key, field: `spec.${role}.config.promptRef` });
+  (v.env ?? []).forEach((e, i) => {
+    const s = e.valueFrom?.secretKeyRef;
+    if (s) refs.push({ kind: "Secret", name: s.name, key: s.key, field: `spec.${role}.env[${i}].valueFrom.secretKeyRef` });
+    const c = e.valueFrom?.configMapKeyRef;
+    if (c) refs.push({ kind: "ConfigMap", name: c.name, key: c.key, field: `spec.${role}.env[${i}].valueFrom.configMapKeyRef` });
+  });
+  return refs;
+}
+
+/** The key a reference is looked up by in World.references. */
+export function referenceKey(r: Pick<Reference, "kind" | "name">): string {
+  return `${r.kind}/${r.name}`;
+}
+
+/** The observed content digest of a reference's key; undefined when it was not observed. */
+export function referenceDigest(world: Pick<World, "references">, r: Reference): string | undefined {
+  return world.references[referenceKey(r)]?.digests?.[r.key];
+}
