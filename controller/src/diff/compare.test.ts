@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CompareRulesSchema } from "../api/schema.ts";
 import { compare, compileRules, DEFAULT_LIMITS } from "./compare.ts";
+import { UnparsedBody } from "./json.ts";
 import type { CompareRulesInput, DiffResponse, FieldResult } from "./compare.ts";
 
 const res = (body: unknown, status = 200, headers: DiffResponse["headers"] = {}): DiffResponse => ({ status, headers, body });
@@ -401,6 +402,19 @@ describe("hostile JSON", () => {
     const r = compare(res({ [key]: 1 }), res({ [key]: 2 }), { status: false });
     expect(r.fields[0]!.path.length).toBeLessThan(100);
     expect(r.fields[0]!.path).toBe(`$["${"k".repeat(64)}…(10000 chars)"]`);
+  });
+
+  it("a body the decoder left unparsed (too deep) is one limit mismatch, even against an identical one", () => {
+    const deep = new UnparsedBody("nested deeper than 1000 levels", "[[[[...");
+    for (const [a, b, reason] of [
+      [deep, { a: 1 }, "primary answer nested deeper than 1000 levels"],
+      [{ a: 1 }, deep, "shadow answer nested deeper than 1000 levels"],
+      [deep, deep, "primary answer nested deeper than 1000 levels; shadow answer nested deeper than 1000 levels"],
+    ] as const) {
+      const r = compare(res(a), res(b), { outputSchema: { type: "object" } });
+      expect(r.summary.matched).toBe(false);
+      expect(r.fields.filter((f) => f.path !== "$status")).toEqual([{ path: "$", concretePath: "$", match: false, rule: "limit", reason }]);
+    }
   });
 
   it("schema validation of a deep body is bounded", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalJSON, formatNumber, kindOf, preview, roundSignificant } from "./json.ts";
+import { boundedJSON, canonicalJSON, formatNumber, jsonNestingDepth, kindOf, measureValue, preview, roundSignificant } from "./json.ts";
 
 describe("kindOf", () => {
   it.each([
@@ -67,5 +67,60 @@ describe("preview", () => {
     { v: 0.1 + 0.2, p: "0.3" },
   ])("$p", ({ v, p }) => {
     expect(preview(v)).toBe(p);
+  });
+});
+
+function deep(n: number, wrap: (v: unknown) => unknown): unknown {
+  let v: unknown = 1;
+  for (let i = 0; i < n; i++) v = wrap(v);
+  return v;
+}
+
+describe("jsonNestingDepth", () => {
+  it.each([
+    { text: "1", depth: 0 },
+    { text: "[]", depth: 1 },
+    { text: '{"a":[1,{"b":[]}]}', depth: 4 },
+    { text: '["[[[[", "\\"{{"]', depth: 1 },
+    { text: '{"a\\\\":[[]]}', depth: 3 },
+  ])("$text nests $depth deep", ({ text, depth }) => {
+    expect(jsonNestingDepth(text, 100)).toBe(depth);
+  });
+
+  it("stops at limit + 1 on a 100,000-deep text", () => {
+    expect(jsonNestingDepth("[".repeat(100_000) + "]".repeat(100_000), 1000)).toBe(1001);
+  });
+});
+
+describe("measureValue", () => {
+  it("measures depth, values and the longest array without recursion", () => {
+    expect(measureValue({ a: [1, 2, 3], b: { c: [] } }, 10, 100)).toEqual({ depth: 3, nodes: 7, longestArray: 3 });
+    expect(measureValue("x", 0, 1)).toEqual({ depth: 0, nodes: 1, longestArray: 0 });
+  });
+
+  it("refuses values deeper or larger than asked, including 100,000-deep ones", () => {
+    expect(measureValue(deep(100_000, (v) => [v]), 64, 1_000_000)).toBeUndefined();
+    expect(measureValue(deep(100_000, (v) => ({ a: v })), 64, 1_000_000)).toBeUndefined();
+    expect(measureValue(deep(64, (v) => [v]), 64, 1000)).toEqual({ depth: 64, nodes: 65, longestArray: 1 });
+    expect(measureValue(new Array(200).fill(0), 64, 100)).toBeUndefined();
+  });
+});
+
+describe("boundedJSON", () => {
+  it("writes JSON.stringify's text for ordinary values", () => {
+    const v = { b: [1, "x", null, true, { c: -0.5 }], a: "q\"uote", skip: undefined };
+    expect(boundedJSON(v, { maxDepth: 10, maxChars: 1000 })).toEqual({ text: JSON.stringify(v), truncated: false });
+  });
+
+  it("summarises containers past maxDepth and keeps going", () => {
+    expect(boundedJSON({ a: [[1]], b: 2 }, { maxDepth: 2, maxChars: 1000 })).toEqual({ text: '{"a":[[…]],"b":2}', truncated: true });
+    expect(boundedJSON(deep(100_000, (v) => ({ k: v })), { maxDepth: 3, maxChars: 1000 }).text).toBe('{"k":{"k":{"k":{…}}}}');
+  });
+
+  it("stops at maxChars, also inside a huge string", () => {
+    const r = boundedJSON({ s: "x".repeat(10_000_000), after: 1 }, { maxDepth: 10, maxChars: 100 });
+    expect(r.text).toHaveLength(100);
+    expect(r.truncated).toBe(true);
+    expect(boundedJSON(new Array(1000).fill(12345), { maxDepth: 10, maxChars: 50 }).text).toHaveLength(50);
   });
 });

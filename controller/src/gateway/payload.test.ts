@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { acceptRequestId, compileUsage, decodeBody, extractUsage, fingerprint, isJsonContentType } from "./payload.ts";
+import { UnparsedBody } from "../diff/index.ts";
+import { acceptRequestId, compileUsage, decodeBody, extractUsage, fingerprint, isJsonContentType, MAX_DECODE_DEPTH } from "./payload.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -27,6 +28,28 @@ describe("payload helpers", () => {
     expect(decodeBody(Buffer.from("{broken"), "application/json")).toBe("{broken");
     expect(decodeBody(Buffer.from("hello"), "text/plain")).toBe("hello");
     expect(decodeBody(Buffer.from('[1,2]'), undefined)).toEqual([1, 2]);
+  });
+
+  it("leaves answers nested deeper than MAX_DECODE_DEPTH unparsed, measured outside strings", () => {
+    const nest = (n: number, inner = "1") => `${'{"a":['.repeat(n)}${inner}${"]}".repeat(n)}`;
+    // Each {"a":[ level is two containers.
+    expect(decodeBody(Buffer.from(nest(MAX_DECODE_DEPTH / 2)), "application/json")).toBeTypeOf("object");
+    const deep = decodeBody(Buffer.from(nest(MAX_DECODE_DEPTH / 2, "[1]")), "application/json");
+    expect(deep).toBeInstanceOf(UnparsedBody);
+    expect((deep as UnparsedBody).reason).toBe(`nested deeper than ${MAX_DECODE_DEPTH} levels`);
+    for (const text of [`${"[".repeat(100_000)}${"]".repeat(100_000)}`, `${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}`]) {
+      expect(decodeBody(Buffer.from(text), "application/json")).toBeInstanceOf(UnparsedBody);
+      expect(decodeBody(Buffer.from(text), undefined)).toBeInstanceOf(UnparsedBody);
+    }
+    // Brackets inside strings (escaped quotes included) are text, not nesting.
+    const text = JSON.stringify({ s: "[".repeat(5000) + '\\"{{{' });
+    expect(decodeBody(Buffer.from(text), "application/json")).toEqual(JSON.parse(text));
+  });
+
+  it("reads usage from a 100,000-deep answer without recursing into it", () => {
+    const body = `{"usage":{"total_tokens":5},"deep":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    expect(extractUsage(json, Buffer.from(body))).toEqual({ tokens: 5, cost: undefined });
+    expect(extractUsage(json, Buffer.from(body), compileUsage({ tokensPath: "$.deep[*][*][*][*]" }))).toEqual({ tokens: undefined, cost: undefined });
   });
 
   it.each([
