@@ -14,6 +14,7 @@ import {
   type QueryTarget,
   type ResolvedMetric,
 } from "../../controller/src/analysis/assess.ts";
+import { compileCondition } from "../../controller/src/analysis/expr.ts";
 import { PrometheusProvider } from "../../controller/src/analysis/prometheus.ts";
 import { TEMPLATE_NAMES, type TemplateName } from "../../controller/src/analysis/templates.ts";
 import { freePort } from "../../controller/src/dev/controlplane.ts";
@@ -104,6 +105,9 @@ beforeAll(async () => {
   exporter.setGauge("airollout_test_special", { kind: "inf" }, Infinity);
   exporter.setGauge("airollout_test_special", { kind: "nan" }, NaN);
   exporter.setGauge("airollout_test_special", { kind: "neginf" }, -Infinity);
+  // Two versions' success ratios: a `result[0]` condition would pass or fail on label order alone.
+  exporter.setGauge("airollout_test_ratio", { version: "v1" }, 0.99);
+  exporter.setGauge("airollout_test_ratio", { version: "v2" }, 0.1);
 
   prom = await startPrometheus({ targets: [exporter.target] });
   provider = new PrometheusProvider(prom.url);
@@ -137,7 +141,7 @@ describe("values from a real Prometheus", () => {
     expect(promql).toBe('airollout_test_value{rollout="checkout",namespace="shop"}');
 
     const ok = await query(promql);
-    expect(ok).toEqual({ kind: "value", value: [0.004] });
+    expect(ok).toMatchObject({ kind: "value", value: [0.004], labels: [{ __name__: "airollout_test_value", rollout: "checkout", namespace: "shop" }] });
     expect(judgeMeasurement(metric, ok, new Date())).toMatchObject({ phase: "Successful", value: "[0.004]" });
 
     const t0 = Date.now();
@@ -146,27 +150,72 @@ describe("values from a real Prometheus", () => {
     timings.push(`a changed value reached the query in ${Date.now() - t0}ms`);
     const m = judgeMeasurement(metric, breach, new Date());
     expect(m).toMatchObject({ phase: "Failed", value: "[0.5]" });
-    expect(m.message).toBe('result [0.5] did not meet successCondition "result < 0.01"');
+    // The series judged is named as Prometheus labels it (job and instance come from the scrape).
+    expect(m.message).toMatch(/^result \[0.5\] \(series airollout_test_value\{instance="[^"]+", job="[^"]+", namespace="shop", rollout="checkout"\}\) did not meet successCondition "result < 0.01"$/);
   });
 
   it("orders vector values by label set", async () => {
-    expect(await query("airollout_test_sorted")).toEqual({ kind: "value", value: [1, 2, 3] });
-    expect(await query('airollout_test_sorted{series!="a"}')).toEqual({ kind: "value", value: [2, 3] });
+    const sorted = await query("airollout_test_sorted");
+    expect(sorted).toMatchObject({ kind: "value", value: [1, 2, 3] });
+    expect(isValue(sorted) && sorted.labels?.map((l) => l.series)).toEqual(["a", "b", "c"]);
+    expect(await query('airollout_test_sorted{series!="a"}')).toMatchObject({ kind: "value", value: [2, 3] });
   });
 
   it("keeps +Inf, -Inf and NaN as Prometheus sends them, and judges them", async () => {
-    expect(await query("airollout_test_special")).toEqual({ kind: "value", value: [Infinity, NaN, -Infinity] });
+    expect(await query("airollout_test_special")).toMatchObject({ kind: "value", value: [Infinity, NaN, -Infinity] });
     expect(await query("1/0")).toEqual({ kind: "value", value: Infinity });
     expect(await query("-1/0")).toEqual({ kind: "value", value: -Infinity });
     expect(await query("0/0")).toEqual({ kind: "value", value: NaN });
     expect(await query("scalar(vector(0.25))")).toEqual({ kind: "value", value: 0.25 });
 
+    // Infinity is missing evidence by default; nonFinite: Evaluate lets the condition judge it.
     const judge = resolve({ name: "special", query: "x", successCondition: "result <= 0.01" });
-    // An infinite latency or error ratio is a breach, never "no data".
     const inf = judgeMeasurement(judge, await query('airollout_test_special{kind="inf"}'), new Date());
-    expect(inf).toMatchObject({ phase: "Failed", value: "[+Inf]" });
+    expect(inf).toMatchObject({ phase: "Inconclusive", value: "[+Inf]", message: expect.stringContaining("counted as Inconclusive (nonFinite)") });
+    const evaluated = judgeMeasurement({ ...judge, nonFinite: "Evaluate" }, await query('airollout_test_special{kind="inf"}'), new Date());
+    expect(evaluated).toMatchObject({ phase: "Failed", value: "[+Inf]" });
     const nan = judgeMeasurement(judge, await query('airollout_test_special{kind="nan"}'), new Date());
     expect(nan).toMatchObject({ phase: "Inconclusive", value: "[NaN]" });
+  });
+
+  it("judges a real x/0 ratio Inconclusive, not a pass of result[0] >= 0.95", async () => {
+    // The candidate's 5xx rate over the idle rollout's request rate: a real numerator, a zero denominator.
+    const ratio = resolve({
+      name: "ratio",
+      query: `sum(rate(airollout_requests_total{rollout="checkout",version="{{candidate}}",code="500"}[{{args.window}}])) / sum(rate(airollout_requests_total{rollout="idle",version="{{candidate}}"}[{{args.window}}]))`,
+      successCondition: "result[0] >= 0.95",
+    });
+    const outcome = await query(renderMetricQuery(ratio, CHECKOUT));
+    expect(outcome).toEqual({ kind: "value", value: [Infinity], labels: [{}] });
+    const m = judgeMeasurement(ratio, outcome, new Date());
+    expect(m).toEqual({
+      time: expect.any(String),
+      value: "[+Inf]",
+      phase: "Inconclusive",
+      message: "result [+Inf] is not finite (+Inf: a ratio x/0 has no denominator, so no evidence); counted as Inconclusive (nonFinite)",
+    });
+    // The opt-out restores the old reading, which is exactly the promotion this default prevents.
+    expect(judgeMeasurement({ ...ratio, nonFinite: "Evaluate" }, outcome, new Date()).phase).toBe("Successful");
+  });
+
+  it("judges an indexed condition over two real series Inconclusive, naming their label sets", async () => {
+    const unreduced = resolve({ name: "ratio", query: "max by (version) (airollout_test_ratio)", successCondition: "result[0] >= 0.95" });
+    const outcome = await query(renderMetricQuery(unreduced, CHECKOUT));
+    expect(outcome).toEqual({ kind: "value", value: [0.99, 0.1], labels: [{ version: "v1" }, { version: "v2" }] });
+    const m = judgeMeasurement(unreduced, outcome, new Date());
+    expect(m).toMatchObject({ phase: "Inconclusive", value: "[0.99, 0.1]" });
+    expect(m.message).toContain('2 series ({version="v1"}, {version="v2"}): reduce the query (sum/max by ...) to one series');
+
+    // Without by(), Prometheus' own labels are named as it prints them.
+    const raw = judgeMeasurement(unreduced, await query("airollout_test_ratio"), new Date());
+    expect(raw.phase).toBe("Inconclusive");
+    expect(raw.message).toMatch(/2 series \(airollout_test_ratio\{instance="[^"]+", job="airollout-test", version="v1"\}, airollout_test_ratio\{.*version="v2"\}\)/);
+
+    // Judging every series explicitly works, and so does a query reduced to one series.
+    const all = judgeMeasurement({ ...unreduced, successCondition: compileCondition("min(result) >= 0.95") }, outcome, new Date());
+    expect(all).toMatchObject({ phase: "Failed", message: expect.stringContaining('(series {version="v1"}, {version="v2"}) did not meet successCondition "min(result) >= 0.95"') });
+    const reduced = resolve({ name: "ratio", query: "min(airollout_test_ratio)", successCondition: "result[0] >= 0.95" });
+    expect(judgeMeasurement(reduced, await query(renderMetricQuery(reduced, CHECKOUT)), new Date())).toMatchObject({ phase: "Failed", value: "[0.1]" });
   });
 });
 
@@ -185,7 +234,7 @@ describe("built-in templates", () => {
   it.each(TEMPLATE_NAMES)("%s is NaN, so Inconclusive, when the series exist but no traffic flows", async (name) => {
     const metric = resolve({ name, templateRef: name });
     const outcome = await query(renderMetricQuery(metric, IDLE));
-    expect(outcome).toEqual({ kind: "value", value: [NaN] });
+    expect(outcome).toEqual({ kind: "value", value: [NaN], labels: [{}] });
     const m = judgeMeasurement(metric, outcome, new Date());
     expect(m).toMatchObject({ phase: "Inconclusive", value: "[NaN]" });
     expect(m.message).toContain("onEmpty");

@@ -57,6 +57,7 @@ describe("resolveMetric", () => {
       inconclusiveLimit: 1,
       consecutiveErrorLimit: 3,
       onEmpty: "Inconclusive",
+      nonFinite: "Inconclusive",
       count: undefined,
       initialDelayMs: 0,
       args: { a: "1", b: "3", window: "5s" },
@@ -68,7 +69,10 @@ describe("resolveMetric", () => {
   it("accepts metrics parsed by the schema", () => {
     const spec = MetricSchema.parse({ name: "m", templateRef: "error-rate", onEmpty: "Failed", initialDelay: "1m", count: 3 });
     const r = resolveMetric(spec, { interval: "1.5m" });
-    expect(r.ok && r.metric).toMatchObject({ onEmpty: "Failed", initialDelayMs: 60_000, count: 3, intervalMs: 90_000, args: { window: "1m30s" } });
+    expect(r.ok && r.metric).toMatchObject({ onEmpty: "Failed", nonFinite: "Inconclusive", initialDelayMs: 60_000, count: 3, intervalMs: 90_000, args: { window: "1m30s" } });
+    const optOut = resolveMetric(MetricSchema.parse({ name: "m", templateRef: "latency-p95", nonFinite: "Evaluate" }));
+    expect(optOut.ok && optOut.metric.nonFinite).toBe("Evaluate");
+    expect(() => MetricSchema.parse({ name: "m", templateRef: "latency-p95", nonFinite: "Successful" })).toThrow(/nonFinite/);
   });
 
   it("applies defaultCount only when the metric sets no count", () => {
@@ -180,16 +184,21 @@ describe("judgeMeasurement", () => {
     ["max and successCondition, between", { max: 1, successCondition: "result < 0.5" }, value(0.7), "Inconclusive", "0.7", /nor the failure criteria \(above max 1\)/],
     ["max and failureCondition", { max: 1, failureCondition: "result < 0" }, value(0.5), "Successful", "0.5", /did not match failureCondition "result < 0" and is not above max 1/],
     // NaN produced by the condition's own arithmetic is undecidable, never a match
-    ["0/0 in successCondition", { successCondition: "result[0] / result[1] < 2" }, value([0, 0]), "Inconclusive", "[0, 0]", /could not be decided/],
-    ["negated 0/0 in successCondition", { successCondition: "!(result[0] / result[1] > 2)" }, value([0, 0]), "Inconclusive", "[0, 0]", /could not be decided/],
-    ["0/0 in failureCondition", { failureCondition: "result[0] / result[1] > 2", successCondition: "true" }, value([0, 0]), "Inconclusive", "[0, 0]", /failureCondition .* could not be decided/],
+    ["0/0 in successCondition", { successCondition: "result / result < 2" }, value(0), "Inconclusive", "0", /could not be decided/],
+    ["negated 0/0 in successCondition", { successCondition: "!(result / result > 2)" }, value(0), "Inconclusive", "0", /could not be decided/],
+    ["0/0 in failureCondition", { failureCondition: "result / result > 2", successCondition: "true" }, value(0), "Inconclusive", "0", /failureCondition .* could not be decided/],
     ["missing series index", { successCondition: "result[1] < 1" }, value([0.5]), "Inconclusive", "[0.5]", /could not be decided/],
     // data-dependent evaluation problems are Errors (the measurement could not be judged)
-    ["multi-series in scalar position", { successCondition: "result < 1" }, value([0.1, 0.2]), "Error", "[0.1, 0.2]", /evaluating successCondition "result < 1": result has 2 values/],
-    ["multi-series in failureCondition", { failureCondition: "result > 1" }, value([0.1, 0.2]), "Error", "[0.1, 0.2]", /evaluating failureCondition/],
-    // infinities are values
-    ["+Inf against a bound", { successCondition: "result <= 1.5" }, value(Infinity), "Failed", "+Inf", /result \+Inf did not meet/],
-    ["-Inf", { min: 0 }, value(-Infinity), "Failed", "-Inf", /-Inf is below min 0/],
+    ["fractional index", { successCondition: "result[0.5] < 1" }, value([0.1]), "Error", "[0.1]", /evaluating successCondition "result\[0.5\] < 1": index 0.5 is not a whole number/],
+    ["fractional index in failureCondition", { failureCondition: "result[0.5] > 1" }, value([0.1]), "Error", "[0.1]", /evaluating failureCondition/],
+    // several series read as one: Inconclusive, not an Error (the query, not the data, is at fault)
+    ["multi-series in scalar position", { successCondition: "result < 1" }, value([0.1, 0.2]), "Inconclusive", "[0.1, 0.2]", /^result \[0.1, 0.2\]: 2 series \(labels unknown\): reduce the query/],
+    ["multi-series in failureCondition", { failureCondition: "result > 1" }, value([0.1, 0.2]), "Inconclusive", "[0.1, 0.2]", /failureCondition "result > 1" reads a single series/],
+    // infinities are missing evidence by default (nonFinite), values when opted in
+    ["+Inf against a bound", { successCondition: "result <= 1.5" }, value(Infinity), "Inconclusive", "+Inf", /^result \+Inf is not finite \(\+Inf: a ratio x\/0/],
+    ["-Inf", { min: 0 }, value(-Infinity), "Inconclusive", "-Inf", /counted as Inconclusive \(nonFinite\)/],
+    ["+Inf against a bound, Evaluate", { successCondition: "result <= 1.5", nonFinite: "Evaluate" }, value(Infinity), "Failed", "+Inf", /result \+Inf did not meet/],
+    ["-Inf, Evaluate", { min: 0, nonFinite: "Evaluate" }, value(-Infinity), "Failed", "-Inf", /-Inf is below min 0/],
   ])("%s", (_name, spec, outcome, phase, text, message) => {
     const m = judge(spec, outcome);
     expect(m.phase).toBe(phase);
@@ -214,6 +223,95 @@ describe("judgeMeasurement", () => {
   it.each(conditions.flatMap((c) => missing.map((o) => [c, o] as const)))("empty or NaN is never Successful: %j with %j", (spec, outcome) => {
     expect(judge(spec, outcome).phase).toBe("Inconclusive");
     expect(judge({ ...spec, onEmpty: "Failed" }, outcome).phase).toBe("Failed");
+  });
+
+  const infinite: QueryOutcome[] = [value(Infinity), value(-Infinity), value([Infinity]), value([1, -Infinity]), value([NaN, Infinity])];
+  it.each(conditions.flatMap((c) => infinite.map((o) => [c, o] as const)))("+Inf/-Inf is Inconclusive by default, whatever onEmpty says: %j with %j", (spec, outcome) => {
+    for (const onEmpty of ["Successful", "Failed", "Inconclusive"] as const) {
+      const m = judge({ ...spec, onEmpty }, outcome);
+      expect(m.phase).toBe("Inconclusive");
+      expect(m.message).toMatch(/counted as Inconclusive \(nonFinite\)$/);
+    }
+  });
+});
+
+describe("judgeMeasurement: non-finite values and several series", () => {
+  const v1 = { version: "v1" };
+  const v2 = { version: "v2" };
+  const series = (values: number[], labels: Record<string, string>[]): QueryOutcome => ({ kind: "value", value: values, labels });
+  const AT_LEAST = { successCondition: "result[0] >= 0.95" };
+  const ALL_AT_LEAST = { successCondition: "min(result) >= 0.95" };
+  const UNREDUCED = '2 series ({version="v1"}, {version="v2"}): reduce the query (sum/max by ...) to one series';
+
+  it.each<[string, Omit<MetricSpec, "name">, QueryOutcome, MeasurementPhase, string | RegExp]>([
+    // finite, one series: judged, and the series named
+    ["finite pass, one labelled series", AT_LEAST, series([0.99], [v2]), "Successful", 'result [0.99] (series {version="v2"}) met successCondition "result[0] >= 0.95"'],
+    ["finite fail, one labelled series", AT_LEAST, series([0.5], [v2]), "Failed", 'result [0.5] (series {version="v2"}) did not meet successCondition "result[0] >= 0.95"'],
+    ["finite pass, scalar", { successCondition: "result >= 0.95" }, value(0.99), "Successful", 'result 0.99 met successCondition "result >= 0.95"'],
+    ["a reduced query's empty label set is not named", AT_LEAST, series([0.99], [{}]), "Successful", 'result [0.99] met successCondition "result[0] >= 0.95"'],
+    ["the metric name is printed as Prometheus does", AT_LEAST, series([0.99], [{ __name__: "ok_ratio", version: "v2" }]), "Successful", /\(series ok_ratio\{version="v2"\}\)/],
+    // non-finite, default
+    ["NaN scalar takes onEmpty", AT_LEAST, value(NaN), "Inconclusive", /^result NaN is NaN \(no traffic in the window, e.g. 0\/0\); counted as Inconclusive \(onEmpty\)$/],
+    ["NaN in a labelled series takes onEmpty", ALL_AT_LEAST, series([0.99, NaN], [v1, v2]), "Inconclusive", /^result \[0.99, NaN\] \(series \{version="v1"\}, \{version="v2"\}\) is NaN/],
+    ["+Inf scalar (x/0)", { successCondition: "result >= 0.95" }, value(Infinity), "Inconclusive", "result +Inf is not finite (+Inf: a ratio x/0 has no denominator, so no evidence); counted as Inconclusive (nonFinite)"],
+    ["+Inf in one series", ALL_AT_LEAST, series([0.99, Infinity], [v1, v2]), "Inconclusive", /is not finite \(\+Inf \(\{version="v2"\}\): a ratio x\/0/],
+    ["-Inf scalar", { failureCondition: "result < 0" }, value(-Infinity), "Inconclusive", /^result -Inf is not finite/],
+    ["-Inf in one series, onEmpty Successful", { ...ALL_AT_LEAST, onEmpty: "Successful" }, series([-Infinity, 0.99], [v1, v2]), "Inconclusive", /-Inf \(\{version="v1"\}\)/],
+    ["+Inf against max", { max: 1 }, value(Infinity), "Inconclusive", /counted as Inconclusive \(nonFinite\)/],
+    // several series: a condition reading one of them is Inconclusive, in either order
+    ["several series, indexed, first passes", AT_LEAST, series([0.99, 0.1], [v1, v2]), "Inconclusive", `result [0.99, 0.1]: ${UNREDUCED}; successCondition "result[0] >= 0.95" reads a single series, or judge every series with min(result)/max(result)`],
+    ["several series, indexed, first fails", AT_LEAST, series([0.1, 0.99], [v1, v2]), "Inconclusive", `result [0.1, 0.99]: ${UNREDUCED}; successCondition "result[0] >= 0.95" reads a single series, or judge every series with min(result)/max(result)`],
+    ["several series, indexed failureCondition", { failureCondition: "result[1] > 0.5" }, series([0.99, 0.1], [v1, v2]), "Inconclusive", /reduce the query .*; failureCondition "result\[1\] > 0.5" reads a single series/],
+    ["several series, both conditions indexed", { failureCondition: "result[0] < 0.5", successCondition: "result[0] >= 0.95" }, series([0.99, 0.1], [v1, v2]), "Inconclusive", /failureCondition "result\[0\] < 0.5" and successCondition "result\[0\] >= 0.95" reads/],
+    ["several series, scalar use", { successCondition: "abs(result) < 1" }, series([0.99, 0.1], [v1, v2]), "Inconclusive", UNREDUCED],
+    ["several series, provider without labels", AT_LEAST, value([0.99, 0.1]), "Inconclusive", /2 series \(labels unknown\)/],
+    // several series judged explicitly: every series counts, and the failing one is named
+    ["several series, min(result), one below", ALL_AT_LEAST, series([0.99, 0.1], [v1, v2]), "Failed", 'result [0.99, 0.1] (series {version="v1"}, {version="v2"}) did not meet successCondition "min(result) >= 0.95"'],
+    ["several series, min(result), all above", ALL_AT_LEAST, series([0.99, 0.97], [v1, v2]), "Successful", /\(series \{version="v1"\}, \{version="v2"\}\) met successCondition "min\(result\) >= 0.95"/],
+    ["several series, max(result) failureCondition", { failureCondition: "max(result) > 0.5" }, series([0.99, 0.1], [v1, v2]), "Failed", /matched failureCondition "max\(result\) > 0.5"/],
+    ["several series, len(result)", { successCondition: "len(result) == 2" }, series([0.99, 0.1], [v1, v2]), "Successful", /met successCondition/],
+    ["several series, max shorthand names the breaching series", { max: 0.5 }, series([0.1, 0.99], [v1, v2]), "Failed", /: 0.99 \(\{version="v2"\}\) is above max 0.5$/],
+    ["several series, min shorthand names the breaching series", { min: 0.5 }, series([0.99, 0.1], [v1, v2]), "Failed", /: 0.1 \(\{version="v2"\}\) is below min 0.5$/],
+    // opt-out: nonFinite Evaluate hands the value to the conditions
+    ["Evaluate: +Inf meets a lower bound", { successCondition: "result >= 0.95", nonFinite: "Evaluate" }, value(Infinity), "Successful", 'result +Inf met successCondition "result >= 0.95"'],
+    ["Evaluate: +Inf breaches an upper bound", { successCondition: "result <= 2", nonFinite: "Evaluate" }, value(Infinity), "Failed", /did not meet/],
+    ["Evaluate: +Inf above max", { max: 2, nonFinite: "Evaluate" }, series([Infinity], [v2]), "Failed", /\+Inf is above max 2/],
+    ["Evaluate: NaN decided by isNaN", { failureCondition: "isNaN(result)", nonFinite: "Evaluate" }, value(NaN), "Failed", /matched failureCondition "isNaN\(result\)"/],
+    ["Evaluate: NaN comparison is undecided, not onEmpty", { successCondition: "result < 1", onEmpty: "Successful", nonFinite: "Evaluate" }, value(NaN), "Inconclusive", /could not be decided/],
+    ["Evaluate: NaN never passes max", { max: 1, nonFinite: "Evaluate" }, value(NaN), "Inconclusive", "result NaN: max 1 could not be decided (a value is NaN)"],
+    ["Evaluate: NaN never passes min and max", { min: 0, max: 1, nonFinite: "Evaluate" }, value([0.5, NaN]), "Inconclusive", /min 0 and max 1 could not be decided/],
+    ["Evaluate: empty vector still takes onEmpty", { max: 1, nonFinite: "Evaluate" }, value([]), "Inconclusive", /empty vector; counted as Inconclusive \(onEmpty\)/],
+    ["Evaluate: several series still need reducing", { ...AT_LEAST, nonFinite: "Evaluate" }, series([Infinity, 0.1], [v1, v2]), "Inconclusive", UNREDUCED],
+  ])("%s", (_name, spec, outcome, phase, message) => {
+    const m = judge(spec, outcome);
+    expect(m.phase).toBe(phase);
+    if (typeof message === "string") expect(m.message).toContain(message);
+    else expect(m.message).toMatch(message);
+  });
+
+  it("bounds what a measurement quotes of a high-cardinality vector", () => {
+    const n = 1000;
+    const outcome = series(
+      Array.from({ length: n }, (_, i) => i / n),
+      Array.from({ length: n }, (_, i) => ({ pod: `gateway-${String(i).padStart(4, "0")}`, long: "x".repeat(500) })),
+    );
+    const m = judge(ALL_AT_LEAST, outcome);
+    expect(m.value).toBe("[0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, ... 990 more]");
+    expect(m.message).toMatch(/and 995 more\)/);
+    expect(m.message).toContain('{long="xxx');
+    expect((m.message ?? "").length).toBeLessThan(2000);
+  });
+
+  it("puts the series judged into the metric's status", () => {
+    const metric = resolved({ query: "up", ...AT_LEAST, count: 1 });
+    const unreduced = recordMeasurement(newMetricStatus(metric.name, "q"), judgeMeasurement(metric, series([0.99, 0.1], [v1, v2]), NOW), metric);
+    expect(unreduced).toMatchObject({ phase: "Inconclusive", inconclusive: 1, lastValue: "[0.99, 0.1]" });
+    expect(unreduced.message).toContain(UNREDUCED);
+    expect(unreduced.measurements?.[0]?.message).toContain(UNREDUCED);
+
+    const reduced = recordMeasurement(newMetricStatus(metric.name, "q"), judgeMeasurement(metric, series([0.99], [v2]), NOW), metric);
+    expect(reduced).toMatchObject({ phase: "Successful", successful: 1 });
+    expect(reduced.message).toContain('(series {version="v2"})');
   });
 });
 

@@ -3,7 +3,10 @@
  *
  * Argo Rollouts' AnalysisRun semantics, tightened where its users got hurt:
  * - an empty or NaN result is never Successful unless the metric's onEmpty says so
- *   (argo-rollouts#1466, flagger#1035);
+ *   (argo-rollouts#1466, flagger#1035), and +Inf/-Inf (a ratio x/0) is Inconclusive unless the
+ *   metric's nonFinite says Evaluate;
+ * - a condition that reads one series (`result[0]`, `result < 1`) over a vector of several
+ *   series is Inconclusive: which series sorts first is an accident of label names;
  * - a metric that reaches its count without a single Successful measurement does not succeed,
  *   and a run whose metrics have no successful measurement never reports Successful (fail
  *   closed: argo-rollouts#3850 promoted on an inconclusive run);
@@ -18,7 +21,7 @@ import type {
   MetricStatusSchema,
 } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
-import { compileCondition, evaluateCondition, type CompiledCondition } from "./expr.ts";
+import { compileCondition, evaluateCondition, readsOneSeries, type CompiledCondition } from "./expr.ts";
 import {
   compileTemplate,
   formatPromDuration,
@@ -43,14 +46,19 @@ export type MeasurementPhase = Measurement["phase"];
 export type MetricPhase = MetricStatus["phase"];
 export type RunPhase = AnalysisRunStatus["phase"];
 export type OnEmpty = NonNullable<MetricSpec["onEmpty"]>;
+export type NonFinite = NonNullable<MetricSpec["nonFinite"]>;
+
+/** The label set of one series as the backend returned it (`__name__` included when present). */
+export type SeriesLabels = Readonly<Record<string, string>>;
 
 /**
  * What a provider returns for one query. `permanent` marks an error in the spec (a PromQL
  * syntax error, a query that returns a range vector): retrying cannot fix it, so the controller
- * reports it in a condition instead of retrying hot.
+ * reports it in a condition instead of retrying hot. For a vector, `labels` holds each series'
+ * label set in the order of `value`, so a judgement can say which series it judged.
  */
 export type QueryOutcome =
-  | { kind: "value"; value: number | readonly number[] }
+  | { kind: "value"; value: number | readonly number[]; labels?: readonly SeriesLabels[] }
   | { kind: "empty" }
   | { kind: "error"; message: string; permanent?: boolean };
 
@@ -89,6 +97,7 @@ export interface ResolvedMetric {
   inconclusiveLimit: number;
   consecutiveErrorLimit: number;
   onEmpty: OnEmpty;
+  nonFinite: NonFinite;
   args: Readonly<Record<string, string>>;
 }
 
@@ -225,6 +234,7 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
       inconclusiveLimit,
       consecutiveErrorLimit,
       onEmpty: metric.onEmpty ?? "Inconclusive",
+      nonFinite: metric.nonFinite ?? "Inconclusive",
       args,
     },
   };
@@ -270,7 +280,13 @@ export function renderMetricQuery(metric: ResolvedMetric, target: QueryTarget): 
 // (a) One measurement
 
 /** The parts of a resolved metric that judge a measurement. */
-export type Judge = Pick<ResolvedMetric, "successCondition" | "failureCondition" | "min" | "max" | "onEmpty">;
+export type Judge = Pick<ResolvedMetric, "successCondition" | "failureCondition" | "min" | "max" | "onEmpty" | "nonFinite">;
+
+// Status is stored in etcd and printed by kubectl: a query without aggregation can return
+// thousands of series, so what a measurement quotes of them is bounded.
+const MAX_VALUES_SHOWN = 10;
+const MAX_SERIES_NAMED = 5;
+const MAX_LABELSET_CHARS = 200;
 
 function formatNumber(n: number): string {
   if (Number.isNaN(n)) return "NaN";
@@ -279,9 +295,72 @@ function formatNumber(n: number): string {
   return String(n);
 }
 
-/** Formats a result for status: `0.012`, `NaN`, `+Inf`, `[0.1, 0.2]`. */
+/** Formats a result for status: `0.012`, `NaN`, `+Inf`, `[0.1, 0.2]` (long vectors shortened). */
 export function formatResult(value: number | readonly number[]): string {
-  return typeof value === "number" ? formatNumber(value) : `[${value.map(formatNumber).join(", ")}]`;
+  if (typeof value === "number") return formatNumber(value);
+  const shown = value.slice(0, MAX_VALUES_SHOWN).map(formatNumber);
+  if (value.length > MAX_VALUES_SHOWN) shown.push(`... ${value.length - MAX_VALUES_SHOWN} more`);
+  return `[${shown.join(", ")}]`;
+}
+
+/**
+ * Formats a label set as Prometheus prints a series: `name{a="x", b="y"}`, `{}` without labels.
+ * Long label sets are cut, since they come from whatever the query selected.
+ */
+export function formatLabels(labels: SeriesLabels): string {
+  const name = labels.__name__ ?? "";
+  const pairs = Object.keys(labels)
+    .filter((k) => k !== "__name__")
+    .sort()
+    .map((k) => `${k}=${JSON.stringify(labels[k])}`);
+  const text = `${name}{${pairs.join(", ")}}`;
+  return text.length > MAX_LABELSET_CHARS ? `${text.slice(0, MAX_LABELSET_CHARS)}...}` : text;
+}
+
+/** The measurement being judged, read once: every judging step below works on it. */
+interface Reading {
+  metric: Judge;
+  time: string;
+  value: number | readonly number[];
+  /** The value as a list: a scalar is one value. */
+  values: readonly number[];
+  /** Label sets of a vector's series, when the provider sent them. */
+  labels: readonly SeriesLabels[] | undefined;
+  /** The value as status shows it. */
+  text: string;
+  /** `result [0.99] (series {version="v2"})`: what every message says it judged. */
+  subject: string;
+}
+
+/** The label sets of some series, bounded: `{version="v1"}, {version="v2"}`. */
+function nameSeries(r: Reading, indices: readonly number[]): string {
+  if (r.labels === undefined) return "labels unknown";
+  const named = indices.slice(0, MAX_SERIES_NAMED).map((i) => formatLabels(r.labels?.[i] ?? {}));
+  if (indices.length > MAX_SERIES_NAMED) named.push(`and ${indices.length - MAX_SERIES_NAMED} more`);
+  return named.join(", ");
+}
+
+const allIndices = (r: Reading): number[] => r.values.map((_, i) => i);
+
+function read(metric: Judge, value: number | readonly number[], labels: readonly SeriesLabels[] | undefined, time: string): Reading {
+  const values: readonly number[] = typeof value === "number" ? [value] : value;
+  const vectorLabels = typeof value === "number" || labels?.length !== values.length ? undefined : labels;
+  const text = formatResult(value);
+  const r: Reading = { metric, time, value, values, labels: vectorLabels, text, subject: `result ${text}` };
+  // A reduced query (sum(...)) has the empty label set: nothing worth naming.
+  const labelled = vectorLabels?.some((l) => Object.keys(l).length > 0) ?? false;
+  if (labelled) r.subject = `result ${text} (series ${nameSeries(r, allIndices(r))})`;
+  return r;
+}
+
+function measured(r: Reading, phase: MeasurementPhase, message: string): Measurement {
+  return { time: r.time, value: r.text, phase, message };
+}
+
+/** A value in status text, naming its series when there is more than one. */
+function valueAt(r: Reading, i: number): string {
+  const v = formatNumber(r.values[i] as number);
+  return r.values.length > 1 && r.labels !== undefined ? `${v} (${nameSeries(r, [i])})` : v;
 }
 
 function outOfRangeText(min: number | undefined, max: number | undefined): string {
@@ -291,14 +370,14 @@ function outOfRangeText(min: number | undefined, max: number | undefined): strin
 
 const quote = (c: CompiledCondition): string => JSON.stringify(c.source);
 
-function rangeProblem(values: readonly number[], min: number | undefined, max: number | undefined): string | undefined {
+function rangeProblem(r: Reading, min: number | undefined, max: number | undefined): string | undefined {
   if (min !== undefined) {
-    const low = values.find((v) => v < min);
-    if (low !== undefined) return `${formatNumber(low)} is below min ${min}`;
+    const low = r.values.findIndex((v) => v < min);
+    if (low >= 0) return `${valueAt(r, low)} is below min ${min}`;
   }
   if (max !== undefined) {
-    const high = values.find((v) => v > max);
-    if (high !== undefined) return `${formatNumber(high)} is above max ${max}`;
+    const high = r.values.findIndex((v) => v > max);
+    if (high >= 0) return `${valueAt(r, high)} is above max ${max}`;
   }
   return undefined;
 }
@@ -308,18 +387,121 @@ function rangeText(min: number | undefined, max: number | undefined): string {
   return min !== undefined ? `not below min ${min}` : `not above max ${max}`;
 }
 
+/** An empty vector is no data: onEmpty decides. */
+function judgeNoSeries(r: Reading): Measurement | undefined {
+  if (r.values.length > 0) return undefined;
+  const onEmpty = r.metric.onEmpty;
+  return measured(r, onEmpty, `result ${r.text} is an empty vector; counted as ${onEmpty} (onEmpty)`);
+}
+
 /**
- * Judges one query outcome. Errors (the measurement could not be taken) are Error; empty and NaN
- * results (any NaN in a vector included) take the metric's onEmpty phase. Otherwise failure
- * criteria win over success; when only one side is configured the other is its negation
- * (Argo's rule), and when both are configured and neither matches the result is Inconclusive.
- * A condition that NaN arithmetic made undecidable is Inconclusive, never Successful.
+ * Non-finite values are missing evidence unless the metric opts in (nonFinite: Evaluate):
+ * +Inf/-Inf (x/0: a numerator without a denominator) is Inconclusive, and NaN (0/0: no
+ * traffic in the window) takes onEmpty, like an empty result. Infinity is checked first so
+ * onEmpty: Successful can never promote a vector that holds one.
+ */
+function judgeNonFinite(r: Reading): Measurement | undefined {
+  if (r.metric.nonFinite === "Evaluate") return undefined;
+  const infinite = allIndices(r).filter((i) => Math.abs(r.values[i] as number) === Infinity);
+  if (infinite.length > 0) {
+    const where = infinite.map((i) => valueAt(r, i)).slice(0, MAX_SERIES_NAMED).join(", ");
+    return measured(
+      r,
+      "Inconclusive",
+      `${r.subject} is not finite (${where}: a ratio x/0 has no denominator, so no evidence); counted as Inconclusive (nonFinite)`,
+    );
+  }
+  if (r.values.some(Number.isNaN)) {
+    const onEmpty = r.metric.onEmpty;
+    return measured(r, onEmpty, `${r.subject} is NaN (no traffic in the window, e.g. 0/0); counted as ${onEmpty} (onEmpty)`);
+  }
+  return undefined;
+}
+
+/**
+ * A condition that reads one series (`result[0]`, `result < 1`) over several series would judge
+ * whichever sorts at that position; min(result), max(result), len(result) and min/max judge
+ * them all. So several series with a one-series condition are Inconclusive, naming the series.
+ */
+function judgeSeriesCount(r: Reading): Measurement | undefined {
+  if (r.values.length < 2) return undefined;
+  const { successCondition: sc, failureCondition: fc } = r.metric;
+  const one = [fc && readsOneSeries(fc) ? `failureCondition ${quote(fc)}` : "", sc && readsOneSeries(sc) ? `successCondition ${quote(sc)}` : ""].filter(Boolean);
+  if (one.length === 0) return undefined;
+  return measured(
+    r,
+    "Inconclusive",
+    `result ${r.text}: ${r.values.length} series (${nameSeries(r, allIndices(r))}): reduce the query (sum/max by ...) to one series; ` +
+      `${one.join(" and ")} reads a single series, or judge every series with min(result)/max(result)`,
+  );
+}
+
+/** Evaluates one condition; a data-dependent evaluation problem becomes an Error measurement. */
+function evaluate(r: Reading, field: "successCondition" | "failureCondition"): boolean | undefined | Measurement {
+  const c = r.metric[field];
+  if (c === undefined) return undefined;
+  try {
+    return evaluateCondition(c, r.value);
+  } catch (e) {
+    return measured(r, "Error", `evaluating ${field} ${quote(c)}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The conditions and min/max. Failure criteria win over success; when only one side is
+ * configured the other is its negation (Argo's rule), and when both are configured and neither
+ * matches the result is Inconclusive. Anything NaN made undecidable is Inconclusive.
+ */
+function judgeCriteria(r: Reading): Measurement {
+  const { successCondition: sc, failureCondition: fc, min, max } = r.metric;
+  const failure = evaluate(r, "failureCondition");
+  if (typeof failure === "object") return failure;
+  const success = evaluate(r, "successCondition");
+  if (typeof success === "object") return success;
+
+  const m = (phase: MeasurementPhase, message: string): Measurement => measured(r, phase, message);
+  const subject = r.subject;
+  if (fc && failure === true) return m("Failed", `${subject} matched failureCondition ${quote(fc)}`);
+  const hasRange = min !== undefined || max !== undefined;
+  const out = rangeProblem(r, min, max);
+  if (out) return m("Failed", `${subject}: ${out}`);
+  if (hasRange && r.values.some(Number.isNaN)) {
+    const bounds = [min === undefined ? "" : `min ${min}`, max === undefined ? "" : `max ${max}`].filter(Boolean).join(" and ");
+    return m("Inconclusive", `${subject}: ${bounds} could not be decided (a value is NaN)`);
+  }
+  if (fc && failure === undefined) {
+    return m("Inconclusive", `failureCondition ${quote(fc)} could not be decided for ${subject} (a comparison involved NaN)`);
+  }
+
+  const failSide = [fc ? `failureCondition ${quote(fc)}` : "", hasRange ? outOfRangeText(min, max) : ""].filter(Boolean).join(", ");
+  if (sc) {
+    if (success === true) return m("Successful", `${subject} met successCondition ${quote(sc)}`);
+    if (success === undefined) {
+      return m("Inconclusive", `successCondition ${quote(sc)} could not be decided for ${subject} (a comparison involved NaN)`);
+    }
+    if (!fc && !hasRange) return m("Failed", `${subject} did not meet successCondition ${quote(sc)}`);
+    return m("Inconclusive", `${subject} met neither successCondition ${quote(sc)} nor the failure criteria (${failSide})`);
+  }
+  if (fc && hasRange) return m("Successful", `${subject} did not match failureCondition ${quote(fc)} and is ${rangeText(min, max)}`);
+  if (fc) return m("Successful", `${subject} did not match failureCondition ${quote(fc)}`);
+  if (hasRange) return m("Successful", `${subject} is ${rangeText(min, max)}`);
+  return m("Inconclusive", `${subject}: no successCondition, failureCondition, min or max to judge it by`);
+}
+
+/**
+ * Judges one query outcome, in this order (the first step that decides wins):
+ * 1. an error (the measurement could not be taken) is Error;
+ * 2. an empty result or empty vector takes the metric's onEmpty phase;
+ * 3. unless nonFinite is Evaluate: +Inf/-Inf anywhere is Inconclusive, NaN anywhere takes onEmpty;
+ * 4. several series with a condition that reads one series is Inconclusive, naming the series;
+ * 5. the criteria (see judgeCriteria): failure over success, NaN-undecidable is Inconclusive.
+ * Messages quote the value, the condition and, for labelled vectors, the series judged.
  */
 export function judgeMeasurement(metric: Judge, outcome: QueryOutcome, now: Date): Measurement {
   const time = now.toISOString();
   if (outcome.kind === "error") return { time, phase: "Error", message: `query failed: ${outcome.message}` };
-  const onEmpty = metric.onEmpty;
   if (outcome.kind === "empty") {
+    const onEmpty = metric.onEmpty;
     return {
       time,
       value: "empty",
@@ -327,51 +509,8 @@ export function judgeMeasurement(metric: Judge, outcome: QueryOutcome, now: Date
       message: `empty result (no series: no traffic or no data in the window); counted as ${onEmpty} (onEmpty)`,
     };
   }
-
-  const value = outcome.value;
-  const v = formatResult(value);
-  const values: readonly number[] = typeof value === "number" ? [value] : value;
-  if (values.length === 0 || values.some(Number.isNaN)) {
-    const what = values.length === 0 ? "an empty vector" : "NaN (no traffic in the window, e.g. 0/0)";
-    return { time, value: v, phase: onEmpty, message: `result ${v} is ${what}; counted as ${onEmpty} (onEmpty)` };
-  }
-
-  const { successCondition: sc, failureCondition: fc, min, max } = metric;
-  let success: boolean | undefined;
-  let failure: boolean | undefined;
-  try {
-    failure = fc && evaluateCondition(fc, value);
-  } catch (e) {
-    return { time, value: v, phase: "Error", message: `evaluating failureCondition ${quote(fc as CompiledCondition)}: ${(e as Error).message}` };
-  }
-  try {
-    success = sc && evaluateCondition(sc, value);
-  } catch (e) {
-    return { time, value: v, phase: "Error", message: `evaluating successCondition ${quote(sc as CompiledCondition)}: ${(e as Error).message}` };
-  }
-
-  const m = (phase: MeasurementPhase, message: string): Measurement => ({ time, value: v, phase, message });
-  if (fc && failure === true) return m("Failed", `result ${v} matched failureCondition ${quote(fc)}`);
-  const out = rangeProblem(values, min, max);
-  if (out) return m("Failed", `result ${v}: ${out}`);
-  if (fc && failure === undefined) {
-    return m("Inconclusive", `failureCondition ${quote(fc)} could not be decided for result ${v} (a comparison involved NaN)`);
-  }
-
-  const hasRange = min !== undefined || max !== undefined;
-  const failSide = [fc ? `failureCondition ${quote(fc)}` : "", hasRange ? outOfRangeText(min, max) : ""].filter(Boolean).join(", ");
-  if (sc) {
-    if (success === true) return m("Successful", `result ${v} met successCondition ${quote(sc)}`);
-    if (success === undefined) {
-      return m("Inconclusive", `successCondition ${quote(sc)} could not be decided for result ${v} (a comparison involved NaN)`);
-    }
-    if (!fc && !hasRange) return m("Failed", `result ${v} did not meet successCondition ${quote(sc)}`);
-    return m("Inconclusive", `result ${v} met neither successCondition ${quote(sc)} nor the failure criteria (${failSide})`);
-  }
-  if (fc && hasRange) return m("Successful", `result ${v} did not match failureCondition ${quote(fc)} and is ${rangeText(min, max)}`);
-  if (fc) return m("Successful", `result ${v} did not match failureCondition ${quote(fc)}`);
-  if (hasRange) return m("Successful", `result ${v} is ${rangeText(min, max)}`);
-  return m("Inconclusive", `result ${v}: no successCondition, failureCondition, min or max to judge it by`);
+  const r = read(metric, outcome.value, outcome.labels, time);
+  return judgeNoSeries(r) ?? judgeNonFinite(r) ?? judgeSeriesCount(r) ?? judgeCriteria(r);
 }
 
 // ---------------------------------------------------------------------------------------------

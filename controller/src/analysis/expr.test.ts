@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileCondition, evaluateCondition, ExprError, type ResultValue } from "./expr.ts";
+import { compileCondition, evaluateCondition, ExprError, readsOneSeries, type ResultValue } from "./expr.ts";
 
 const run = (source: string, result: ResultValue): boolean | undefined => evaluateCondition(compileCondition(source), result);
 
@@ -78,7 +78,7 @@ describe("evaluateCondition", () => {
   });
 
   it.each<[string, ResultValue, RegExp]>([
-    ["result < 1", [1, 2], /result has 2 values at column 1; index it/],
+    ["result < 1", [1, 2], /result has 2 values at column 1; judge all of them \(min\(result\), max\(result\)\) or reduce the query/],
     ["abs(result) < 1", [1, 2], /result has 2 values/],
     ["result[0.5] < 1", [1, 2], /index 0.5 is not a whole number/],
   ])("%s with %j throws at run time", (source, result, message) => {
@@ -164,5 +164,31 @@ describe("compileCondition errors", () => {
     const c = compileCondition("result < 0.01");
     expect(c.source).toBe("result < 0.01");
     expect([0.001, 0.02, NaN].map((v) => evaluateCondition(c, v))).toEqual([true, false, undefined]);
+  });
+});
+
+describe("readsOneSeries", () => {
+  it.each<[string, boolean]>([
+    // one series: by position or as a scalar
+    ["result[0] >= 0.95", true],
+    ["(result)[1] < 1", true],
+    ["result < 1", true],
+    ["abs(result) < 1", true],
+    ["isNaN(result)", true],
+    ["-result < 0", true],
+    ["min(result[0]) < 1", true],
+    ["min(-result) < 1", true],
+    ["max(result) < 1 && result[0] > 0", true],
+    ["len(result) == 2 && result[1] > 0.9", true],
+    // every series
+    ["min(result) >= 0.95", false],
+    ["max(result) < 0.01", false],
+    ["len(result) == 1", false],
+    ["min(result, 0.5) > 0 || max(result) < 2", false],
+    ["min(result, 2)[0] < 1", false],
+    ["true", false],
+    ["1 < 2", false],
+  ])("%s -> %s", (source, expected) => {
+    expect(readsOneSeries(compileCondition(source))).toBe(expected);
   });
 });

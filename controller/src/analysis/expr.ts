@@ -385,7 +385,7 @@ function scalar(v: Val, col: number): number {
     // A one-series vector is the common case (sum(...)); treat it as its value.
     if (v.length === 1) return v[0] as number;
     if (v.length === 0) return NaN;
-    throw new ExprError(`result has ${v.length} values`, col, "index it (result[0]) or reduce it (min(result), max(result))");
+    throw new ExprError(`result has ${v.length} values`, col, "judge all of them (min(result), max(result)) or reduce the query to one series");
   }
   throw new ExprError("expected a number", col);
 }
@@ -493,6 +493,38 @@ function evalNode(node: ExprNode, result: ResultValue): Val {
       }
     }
   }
+}
+
+// Functions that read every series of `result` when given it whole.
+const ALL_SERIES_FNS: ReadonlySet<FnName> = new Set(["min", "max", "len"]);
+
+function readsOne(node: ExprNode, wholeAllowed: boolean): boolean {
+  switch (node.kind) {
+    case "num":
+    case "bool":
+      return false;
+    case "result":
+      return !wholeAllowed;
+    case "index":
+      // result[i] picks one series by its position in label order: which one depends on labels.
+      return node.target.kind === "result" || readsOne(node.target, false) || readsOne(node.index, false);
+    case "unary":
+      return readsOne(node.operand, false);
+    case "binary":
+      return readsOne(node.left, false) || readsOne(node.right, false);
+    case "call":
+      return node.args.some((a) => readsOne(a, ALL_SERIES_FNS.has(node.fn)));
+  }
+}
+
+/**
+ * Whether a condition reads `result` as one series: indexed (`result[0]`) or as a scalar
+ * (`result < 1`, `abs(result)`). Only `min(result)`, `max(result)` and `len(result)` read every
+ * series. Over a vector of several series such a condition judges whichever series sorts at
+ * that position, so the caller must not trust it.
+ */
+export function readsOneSeries(condition: CompiledCondition): boolean {
+  return readsOne(condition.ast, false);
 }
 
 /**

@@ -41,13 +41,18 @@ describe("outcomeFromData", () => {
   it("orders vector values by label set, whatever order Prometheus sent", () => {
     const a = outcomeFromData(A, vector([{ v: "b" }, "2"], [{ v: "a" }, "1"], [{ v: "c" }, "NaN"]));
     const b = outcomeFromData(A, vector([{ v: "c" }, "NaN"], [{ v: "a" }, "1"], [{ v: "b" }, "2"]));
-    expect(a).toEqual({ kind: "value", value: [1, 2, NaN] });
+    expect(a).toEqual({ kind: "value", value: [1, 2, NaN], labels: [{ v: "a" }, { v: "b" }, { v: "c" }] });
     expect(b).toEqual(a);
   });
 
   it("orders by the whole label set, the metric name included", () => {
     const out = outcomeFromData(A, vector([{ __name__: "y", a: "1" }, "2"], [{ __name__: "x", a: "2" }, "1"], [{}, "0"]));
-    expect(out).toEqual({ kind: "value", value: [0, 1, 2] });
+    expect(out).toEqual({ kind: "value", value: [0, 1, 2], labels: [{}, { __name__: "x", a: "2" }, { __name__: "y", a: "1" }] });
+  });
+
+  it("keeps only string label values, so a malformed answer cannot smuggle objects into status", () => {
+    const out = outcomeFromData(A, vector([{ a: "x", b: 1, c: { d: "e" } } as unknown as Record<string, string>, "1"]));
+    expect(out).toEqual({ kind: "value", value: [1], labels: [{ a: "x" }] });
   });
 
   it("treats an empty vector as empty, not as zero", () => {
@@ -109,7 +114,7 @@ describe("outcomeFromResponse", () => {
   });
 
   it("parses a successful answer", () => {
-    expect(outcomeFromResponse(A, 200, "OK", { status: "success", data: vector([{}, "0.01"]) })).toEqual({ kind: "value", value: [0.01] });
+    expect(outcomeFromResponse(A, 200, "OK", { status: "success", data: vector([{}, "0.01"]) })).toEqual({ kind: "value", value: [0.01], labels: [{}] });
   });
 });
 

@@ -10,7 +10,7 @@
  * a network round trip.
  */
 import { PrometheusDriver, type PrometheusConnectionOptions } from "prometheus-query";
-import type { QueryOutcome } from "./assess.ts";
+import type { QueryOutcome, SeriesLabels } from "./assess.ts";
 import type { MetricsProvider, QueryOptions } from "./provider.ts";
 
 type RequestInterceptor = NonNullable<PrometheusConnectionOptions["requestInterceptor"]>;
@@ -77,6 +77,12 @@ function labelKey(metric: unknown): string {
     .join(",");
 }
 
+/** A series' labels; Prometheus sends strings only, anything else is dropped, not guessed at. */
+function labelsOf(metric: unknown): SeriesLabels {
+  if (!isRecord(metric)) return {};
+  return Object.fromEntries(Object.entries(metric).filter((e): e is [string, string] => typeof e[1] === "string"));
+}
+
 function sampleOf(address: string, pair: unknown): number | QueryOutcome {
   const raw = Array.isArray(pair) ? pair[1] : undefined;
   const value = parseSampleValue(raw);
@@ -88,8 +94,9 @@ function sampleOf(address: string, pair: unknown): number | QueryOutcome {
 
 /**
  * Turns the `data` of a successful instant query into an outcome. A scalar is a number; a
- * vector is its values ordered by label set (so `result[i]` names the same series every time);
- * an empty vector is `empty`; NaN is kept. Range vectors and strings cannot be judged: they are
+ * vector is its values ordered by label set (so `result[i]` names the same series every time),
+ * with each series' labels in the same order so status can name the series judged; an empty
+ * vector is `empty`; NaN is kept. Range vectors and strings cannot be judged: they are
  * permanent errors, since only a different query fixes them.
  */
 export function outcomeFromData(address: string, data: unknown): QueryOutcome {
@@ -106,6 +113,7 @@ export function outcomeFromData(address: string, data: unknown): QueryOutcome {
       const series = result.map((s: unknown) => ({ key: labelKey(isRecord(s) ? s.metric : undefined), sample: s }));
       series.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const values: number[] = [];
+      const labels: SeriesLabels[] = [];
       for (const { sample } of series) {
         if (isRecord(sample) && sample.value === undefined && sample.histogram !== undefined) {
           return {
@@ -117,8 +125,9 @@ export function outcomeFromData(address: string, data: unknown): QueryOutcome {
         const v = sampleOf(address, isRecord(sample) ? sample.value : undefined);
         if (typeof v !== "number") return v;
         values.push(v);
+        labels.push(labelsOf(isRecord(sample) ? sample.metric : undefined));
       }
-      return { kind: "value", value: values };
+      return { kind: "value", value: values, labels };
     }
     case "matrix":
       return {

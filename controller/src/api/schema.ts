@@ -309,6 +309,7 @@ export const MetricSchema = z
     inconclusiveLimit: z.number().int().min(0).max(1000).optional().describe("Inconclusive measurements tolerated before the metric is Inconclusive; defaults to analysis.inconclusiveLimit."),
     consecutiveErrorLimit: z.number().int().min(0).max(1000).optional().describe("Consecutive errors (measurement could not be taken) tolerated; defaults to analysis.consecutiveErrorLimit."),
     onEmpty: z.enum(["Inconclusive", "Failed", "Successful"]).default("Inconclusive").describe("What an empty or NaN result counts as. Never promoted on its own unless set to Successful."),
+    nonFinite: z.enum(["Inconclusive", "Evaluate"]).default("Inconclusive").describe("What a +Inf or -Inf value (in a scalar or any series) counts as: Inconclusive (default; a ratio x/0 is missing evidence), or Evaluate to hand it, and NaN, to the conditions (NaN then no longer follows onEmpty; test it with isNaN(result))."),
     args: z.record(z.string(), z.string()).optional().describe("Values for {{args.<name>}} in the query."),
   })
   .describe("One SLO measured with PromQL.")
