@@ -35,11 +35,35 @@ function stringMap(cfg: ConfigSource, key: string): Record<string, string> | und
   return Object.fromEntries(Object.entries(raw as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
 }
 
+type EnvEntry = NonNullable<EnvironmentVersion["env"]>[number];
+
+/**
+ * env.<NAME>: a value (`pulumi config set --path 'env.LOG_LEVEL' debug`), or a reference
+ * (`pulumi config set --path 'env.TOKEN.secretKeyRef.name' llm` and `...key token`).
+ */
+function envEntries(cfg: ConfigSource, key: string): EnvEntry[] | undefined {
+  const raw = cfg.getObject<unknown>(key);
+  if (raw === undefined) return undefined;
+  const usage = `(pulumi config set --path '${key}.NAME' VALUE, or '${key}.NAME.secretKeyRef.name' and '.key')`;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new pulumi.RunError(`config ${key}: expected an object of names to values ${usage}`);
+  return Object.entries(raw as Record<string, unknown>).map(([name, v]): EnvEntry => {
+    if (v === null || typeof v !== "object") return { name, value: String(v) };
+    const o = v as Record<string, { name?: unknown; key?: unknown } | undefined>;
+    const kinds = (["secretKeyRef", "configMapKeyRef"] as const).filter((k) => o[k] !== undefined);
+    const ref = kinds.length === 1 ? o[kinds[0]!] : undefined;
+    if (Object.keys(o).length !== 1 || !ref || typeof ref.name !== "string" || typeof ref.key !== "string") {
+      throw new pulumi.RunError(`config ${key}.${name}: expected a value, or exactly one of secretKeyRef and configMapKeyRef with name and key ${usage}`);
+    }
+    return { name, valueFrom: { [kinds[0]!]: { name: ref.name, key: ref.key } } };
+  });
+}
+
 /**
  * Builds EnvironmentArgs from configuration keys (all in the project's namespace):
  * image (required), version (default: the stack name), rollout (default: the stack name),
  * role (default "preview"), namespace (default "default"), port, replicas, model, prompt,
- * promptConfigMap + promptKey, temperature, maxTokens, extra.<key>, env.<NAME>, resources,
+ * promptConfigMap + promptKey, temperature, maxTokens, extra.<key>, env.<NAME> (a value, or
+ * {secretKeyRef: {name, key}} or {configMapKeyRef: {name, key}}), resources,
  * waitForReady, timeoutSeconds, healthPath.
  */
 export function argsFromConfig(cfg: ConfigSource, stack: string): EnvironmentArgs {
@@ -59,14 +83,14 @@ export function argsFromConfig(cfg: ConfigSource, stack: string): EnvironmentArg
     ...(maxTokens !== undefined ? { maxTokens } : {}),
     ...(extra !== undefined ? { extra } : {}),
   };
-  const env = stringMap(cfg, "env");
+  const env = envEntries(cfg, "env");
   const resources = cfg.getObject<Record<string, unknown>>("resources");
   const version: EnvironmentVersion = {
     version: cfg.get("version") ?? stack,
     image,
     port: num(cfg, "port") ?? 8080,
     replicas: num(cfg, "replicas") ?? 1,
-    ...(env ? { env: Object.entries(env).map(([name, value]) => ({ name, value })) } : {}),
+    ...(env ? { env } : {}),
     ...(resources ? { resources } : {}),
     config,
   };

@@ -12,6 +12,7 @@ import {
   LABELS,
   configData,
   environment,
+  environmentProblems,
   extraConfigVariable,
   imageReferenceProblem,
   labelValue,
@@ -135,6 +136,45 @@ describe("environment()", () => {
     expect(one("kubernetes:core/v1:ConfigMap", "pref").inputs.data).toEqual({ AIROLLOUT_MODEL: "m" });
     const env = one("kubernetes:apps/v1:Deployment", "pref").inputs.spec.template.spec.containers[0].env;
     expect(env).toContainEqual({ name: "AIROLLOUT_PROMPT", valueFrom: { configMapKeyRef: { name: "prompts", key: "triage" } } });
+  });
+
+  it("passes env valueFrom to the container as Secret and ConfigMap references, never copying a value", async () => {
+    const args = base("vfrom");
+    args.version.env = [
+      { name: "LOG_LEVEL", value: "debug" },
+      { name: "TOKEN", valueFrom: { secretKeyRef: { name: "llm", key: "token" } } },
+      { name: "INDEX", valueFrom: { configMapKeyRef: { name: "retrieval", key: "index" } } },
+    ];
+    await settle(environment(args));
+    const env = one("kubernetes:apps/v1:Deployment", "vfrom").inputs.spec.template.spec.containers[0].env;
+    expect(env.slice(3)).toEqual([
+      { name: "LOG_LEVEL", value: "debug" },
+      { name: "TOKEN", valueFrom: { secretKeyRef: { name: "llm", key: "token" } } },
+      { name: "INDEX", valueFrom: { configMapKeyRef: { name: "retrieval", key: "index" } } },
+    ]);
+    expect(Object.keys(one("kubernetes:core/v1:ConfigMap", "vfrom").inputs.data)).not.toContain("TOKEN");
+  });
+
+  it("rejects env entries with both or neither of value and valueFrom, or a reference without a name", () => {
+    const problems = environmentProblems({
+      ...base("badenv"),
+      version: {
+        version: "v2",
+        image: "r/t:2",
+        env: [
+          { name: "BOTH", value: "x", valueFrom: { secretKeyRef: { name: "s", key: "k" } } },
+          { name: "NEITHER" },
+          { name: "TWO", valueFrom: { secretKeyRef: { name: "s", key: "k" }, configMapKeyRef: { name: "c", key: "k" } } },
+          { name: "NONAME", valueFrom: { configMapKeyRef: { name: "", key: "k" } } },
+        ],
+      },
+    });
+    expect(problems).toEqual([
+      "env BOTH: exactly one of value and valueFrom must be set",
+      "env NEITHER: exactly one of value and valueFrom must be set",
+      "env TWO: valueFrom needs exactly one of secretKeyRef and configMapKeyRef",
+      'env NONAME: valueFrom name "" is not a valid object name',
+    ]);
   });
 
   it("runs the image with its port, replicas, resources and probes; selects by rollout and role only", async () => {
@@ -265,6 +305,16 @@ describe("argsFromConfig (stacks run by hand)", () => {
       env: [{ name: "A", value: "b" }],
       config: { model: "m", temperature: 0.5, maxTokens: 64, extra: { top_p: "0.9" }, promptRef: { configMap: "prompts", key: "prompt" } },
     });
+  });
+
+  it("reads env references: env.<NAME>.secretKeyRef / configMapKeyRef", () => {
+    const args = argsFromConfig(source({ image: "r/t:1", env: { A: "b", TOKEN: { secretKeyRef: { name: "llm", key: "token" } }, IDX: { configMapKeyRef: { name: "retrieval", key: "index" } } } }), "dev");
+    expect(args.version.env).toEqual([
+      { name: "A", value: "b" },
+      { name: "TOKEN", valueFrom: { secretKeyRef: { name: "llm", key: "token" } } },
+      { name: "IDX", valueFrom: { configMapKeyRef: { name: "retrieval", key: "index" } } },
+    ]);
+    expect(() => argsFromConfig(source({ image: "r/t:1", env: { T: { secretKeyRef: { name: "llm" } } } }), "dev")).toThrow(/config env\.T: expected a value, or exactly one of secretKeyRef and configMapKeyRef with name and key/);
   });
 
   it("says what to set when image is missing or a number is not one", () => {

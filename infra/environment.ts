@@ -62,6 +62,7 @@ export interface EnvironmentOutputs {
 }
 
 const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 // The grammar of github.com/distribution/reference: [domain[:port]/]path[:tag][@digest].
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
@@ -164,6 +165,8 @@ export function environmentProblems(args: EnvironmentArgs): string[] {
   if (m !== undefined && !(Number.isInteger(m) && m >= 1)) problems.push(`maxTokens ${m} must be a positive integer`);
   for (const e of v.env ?? []) {
     if (!/^[-._a-zA-Z][-._a-zA-Z0-9]*$/.test(e.name)) problems.push(`env name "${e.name}" is not a valid environment variable name`);
+    const p = envEntryProblem(e);
+    if (p) problems.push(`env ${e.name}: ${p}`);
   }
   try {
     configData(v);
@@ -171,6 +174,26 @@ export function environmentProblems(args: EnvironmentArgs): string[] {
     problems.push((err as Error).message);
   }
   return problems;
+}
+
+type EnvEntry = NonNullable<EnvironmentVersion["env"]>[number];
+
+/** What is wrong with an env entry (the hand-run program gets no schema check), or undefined. */
+function envEntryProblem(e: EnvEntry): string | undefined {
+  if ((e.value === undefined) === (e.valueFrom === undefined)) return "exactly one of value and valueFrom must be set";
+  if (!e.valueFrom) return undefined;
+  const refs = [e.valueFrom.secretKeyRef, e.valueFrom.configMapKeyRef].filter((r) => r !== undefined);
+  if (refs.length !== 1) return "valueFrom needs exactly one of secretKeyRef and configMapKeyRef";
+  const r = refs[0]!;
+  if (!DNS_SUBDOMAIN.test(r.name ?? "")) return `valueFrom name "${r.name ?? ""}" is not a valid object name`;
+  if (!/^[-._a-zA-Z0-9]+$/.test(r.key ?? "")) return `valueFrom key "${r.key ?? ""}" is not a valid key`;
+  return undefined;
+}
+
+/** The Pod spec's EnvVarSource of an env entry's valueFrom. */
+function envSource(from: NonNullable<EnvEntry["valueFrom"]>): k8s.types.input.core.v1.EnvVarSource {
+  if (from.secretKeyRef) return { secretKeyRef: { name: from.secretKeyRef.name, key: from.secretKeyRef.key } };
+  return { configMapKeyRef: { name: from.configMapKeyRef!.name, key: from.configMapKeyRef!.key } };
 }
 
 function validate(args: EnvironmentArgs): void {
@@ -236,7 +259,9 @@ export class Environment extends pulumi.ComponentResource {
       { name: "AIROLLOUT_VERSION", value: v.version },
     ];
     if (promptRef) env.push({ name: "AIROLLOUT_PROMPT", valueFrom: { configMapKeyRef: { name: promptRef.configMap, key: promptRef.key } } });
-    for (const e of v.env ?? []) env.push({ name: e.name, value: e.value });
+    // valueFrom stays a reference: the Secret's value never passes through the program or its
+    // state, and the rollout's revision (on the pod template) carries the content's digest.
+    for (const e of v.env ?? []) env.push(e.valueFrom ? { name: e.name, valueFrom: envSource(e.valueFrom) } : { name: e.name, value: e.value ?? "" });
 
     const probe = (initialDelaySeconds: number, periodSeconds: number): k8s.types.input.core.v1.Probe => ({
       ...(args.healthPath ? { httpGet: { path: args.healthPath, port: "http" } } : { tcpSocket: { port: "http" } }),

@@ -105,9 +105,16 @@ describe("the Helm chart", () => {
       ["update", "airollouts.airollout.dev/status", "team-x"],
       // Events with deterministic names
       ["create", "events", "team-x"],
-      // prompts (promptRef), signature and passphrase Secrets
+      // prompts (promptRef), env valueFrom, signature and passphrase Secrets; their informers
+      // watch cluster-wide, or one namespace with watchNamespace
       ["get", "configmaps", "team-x"],
       ["get", "secrets", "team-x"],
+      ["list", "configmaps", undefined],
+      ["watch", "configmaps", undefined],
+      ["list", "secrets", undefined],
+      ["watch", "secrets", undefined],
+      ["list", "secrets", "team-x"],
+      ["watch", "configmaps", "team-x"],
       // leader election in the release namespace
       ["get", "leases.coordination.k8s.io", ns],
       ["create", "leases.coordination.k8s.io", ns],
