@@ -133,7 +133,9 @@ export class ReferenceInformers implements ReferenceCache {
           onDelete: (obj) => o.onChange(obj.metadata.namespace ?? "", kind, obj.metadata.name),
         },
         o.log.child({ informer: resource }),
-        { transform: (raw) => summarize(kind, raw), ...(o.onRestart ? { onRestart: o.onRestart } : {}) },
+        // Secrets in small pages: a Helm release Secret can weigh a megabyte, and a page is held
+        // whole in memory until it is summarized.
+        { transform: (raw) => summarize(kind, raw), pageSize: kind === "Secret" ? 50 : 500, ...(o.onRestart ? { onRestart: o.onRestart } : {}) },
       );
     this.informers = { ConfigMap: make("ConfigMap", "configmaps"), Secret: make("Secret", "secrets") };
   }
