@@ -62,6 +62,8 @@ function serveTraffic(e: Exporter): void {
   e.setCounterRate("airollout_cost_total", at(CHECKOUT, "v2"), 20 * 0.002);
   e.setCounterRate("airollout_shadow_comparisons_total", { rollout: "checkout", namespace: "shop" }, 10);
   e.setCounterRate("airollout_shadow_mismatches_total", { rollout: "checkout", namespace: "shop" }, 0.2);
+  // The gateway has judged this revision (minSamples reached): the mismatch rate is evidence.
+  e.setGauge("airollout_shadow_judged", { rollout: "checkout", namespace: "shop", revision: "r1" }, 1);
 
   for (const v of ["v1", "v2"]) {
     e.setCounterRate(req, { ...at(IDLE, v), code: "200" }, 0);
@@ -70,6 +72,10 @@ function serveTraffic(e: Exporter): void {
     e.setCounterRate("airollout_cost_total", at(IDLE, v), 0);
   }
   e.setCounterRate("airollout_shadow_comparisons_total", { rollout: "idle", namespace: "shop" }, 0);
+  e.setGauge("airollout_shadow_judged", { rollout: "idle", namespace: "shop", revision: "r1" }, 1);
+  // Comparisons flow but the gateway has not judged the revision yet (fewer than minSamples).
+  e.setCounterRate("airollout_shadow_comparisons_total", { rollout: "unjudged", namespace: "shop" }, 10);
+  e.setGauge("airollout_shadow_judged", { rollout: "unjudged", namespace: "shop", revision: "r1" }, 0);
 }
 
 function resolve(spec: MetricSpec): ResolvedMetric {
@@ -238,6 +244,17 @@ describe("built-in templates", () => {
     const m = judgeMeasurement(metric, outcome, new Date());
     expect(m).toMatchObject({ phase: "Inconclusive", value: "[NaN]" });
     expect(m.message).toContain("onEmpty");
+  });
+
+  it("shadow-mismatch-rate is empty, so Inconclusive, until the gateway has judged the revision (its 0 mismatches are not evidence)", async () => {
+    const metric = resolve({ name: "shadow-mismatch-rate", templateRef: "shadow-mismatch-rate" });
+    const unjudged: QueryTarget = { rollout: "unjudged", namespace: "shop", stable: "v1", candidate: "v2" };
+    // The comparison rate is there (10/s): without the judged gate the template would read 0.
+    const rate = await query(`sum(rate(airollout_shadow_comparisons_total{rollout="unjudged"}[${INTERVAL}]))`);
+    expect(values(rate)[0]).toBeGreaterThan(0);
+    const outcome = await query(renderMetricQuery(metric, unjudged));
+    expect(outcome).toEqual({ kind: "empty" });
+    expect(judgeMeasurement(metric, outcome, new Date())).toMatchObject({ phase: "Inconclusive", value: "empty" });
   });
 
   it.each(TEMPLATE_NAMES)("%s is empty, so Inconclusive, for a rollout without any series", async (name) => {

@@ -69,10 +69,13 @@ const TEMPLATES: Readonly<Record<TemplateName, MetricTemplate>> = {
   },
   "shadow-mismatch-rate": {
     name: "shadow-mismatch-rate",
-    description: "Share of shadow comparisons with a flagged field, 0..1.",
+    description:
+      "Share of shadow comparisons with a flagged field, 0..1. Empty (so Inconclusive) until every gateway replica has judged " +
+      "the current revision (airollout_shadow_judged): before minSamples comparisons nothing can be flagged, and that 0 is not evidence.",
     query:
-      `(sum(rate(airollout_shadow_mismatches_total{${rollout}}${W})) or vector(0))` +
-      ` / sum(rate(airollout_shadow_comparisons_total{${rollout}}${W}))`,
+      `((sum(rate(airollout_shadow_mismatches_total{${rollout}}${W})) or vector(0))` +
+      ` / sum(rate(airollout_shadow_comparisons_total{${rollout}}${W})))` +
+      ` and on() (min(airollout_shadow_judged{${rollout}}) == 1)`,
     successCondition: "result <= 0.05",
   },
   "tokens-per-request": {

@@ -25,7 +25,7 @@ import { rolloutsPath } from "../kube/controller.ts";
 import { Informer } from "../kube/informer.ts";
 import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
-import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { createGatewayMetrics, type GatewayMetrics, type RolloutStats } from "./metrics.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
@@ -171,6 +171,18 @@ function answerHeaders(h: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
+/** What /metrics reports of one rollout at scrape time: shadow queue and shadow evidence. */
+function rolloutStats(r: Rollout): RolloutStats {
+  const t = r.state.tracker.summary(0);
+  return {
+    rollout: r.name,
+    namespace: r.namespace,
+    running: r.state.mirror.running,
+    queued: r.state.mirror.queued,
+    shadow: { revision: r.revision, compared: t.compared, noiseCompared: t.noiseCompared, mismatched: t.mismatched, judged: t.ready },
+  };
+}
+
 export class Gateway {
   readonly app: express.Express;
   readonly metrics: GatewayMetrics;
@@ -195,7 +207,7 @@ export class Gateway {
   constructor(o: GatewayOptions) {
     this.#o = o;
     this.log = o.log;
-    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map((r) => ({ rollout: r.name, namespace: r.namespace, running: r.state.mirror.running, queued: r.state.mirror.queued })));
+    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map(rolloutStats));
     this.quarantine = new QuarantineStore(join(o.stateDir, "quarantine.db"), { maxRows: o.quarantineMaxRows });
     this.#primaryAgents = createAgents(o.maxSockets ?? 512);
     // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take

@@ -24,21 +24,59 @@ export interface GatewayMetrics {
   rejected: Counter<RN | "reason" | "code">;
   idempotentReplays: Counter<RN>;
   mirrorQueue: Gauge<RN | "state">;
-}
-
-/** Shadow work of one rollout, read at scrape time. */
-export interface MirrorStats {
-  rollout: string;
-  namespace: string;
-  running: number;
-  queued: number;
+  shadowEvidence: Gauge<RN | "revision" | "kind">;
+  shadowEvidenceMismatches: Gauge<RN | "revision">;
+  shadowJudged: Gauge<RN | "revision">;
 }
 
 /**
- * Creates the gateway's registry (one per gateway; tests create their own). `mirrorStats` is read
- * when /metrics is scraped, so the request path never updates a gauge for it.
+ * The shadow evidence this replica holds for a rollout's current revision (its noise tracker's
+ * summary). The controller's shadow step reads it to decide on evidence, never on an empty 0.
  */
-export function createGatewayMetrics(mirrorStats: () => Iterable<MirrorStats> = () => []): GatewayMetrics {
+export interface ShadowEvidence {
+  /** status.revision the tracker counts for ("" before the controller set one). */
+  revision: string;
+  /** Candidate comparisons recorded. */
+  compared: number;
+  /** Noise-baseline comparisons recorded. */
+  noiseCompared: number;
+  /** Candidate comparisons with a mismatch in a field the noise rule flags (retroactive). */
+  mismatched: number;
+  /** Whether the tracker is ready to judge (minSamples reached on every side it needs). */
+  judged: boolean;
+}
+
+/** One rollout's state, read at scrape time. */
+export interface RolloutStats {
+  rollout: string;
+  namespace: string;
+  /** Shadow jobs running and queued. */
+  running: number;
+  queued: number;
+  shadow: ShadowEvidence;
+}
+
+/** Four gauges read the same stats on one scrape: compute them once (noise summaries walk fields). */
+function oncePerScrape<T>(read: () => Iterable<T>): () => readonly T[] {
+  let at = -Infinity;
+  let cached: readonly T[] = [];
+  return () => {
+    const now = Date.now();
+    if (now - at > 100) {
+      cached = [...read()];
+      at = now;
+    }
+    return cached;
+  };
+}
+
+/**
+ * Creates the gateway's registry (one per gateway; tests create their own). `rolloutStats` is read
+ * when /metrics is scraped, so the request path never updates a gauge for it, and a rollout's
+ * series of an older revision disappear with the next scrape.
+ */
+export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = () => []): GatewayMetrics {
+  const rolloutStats = oncePerScrape(readStats);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "airollout_gateway_process_" });
   const r = [registry];
@@ -77,10 +115,44 @@ export function createGatewayMetrics(mirrorStats: () => Iterable<MirrorStats> = 
       registers: r,
       collect() {
         this.reset();
-        for (const m of mirrorStats()) {
+        for (const m of rolloutStats()) {
           this.set({ rollout: m.rollout, namespace: m.namespace, state: "running" }, m.running);
           this.set({ rollout: m.rollout, namespace: m.namespace, state: "queued" }, m.queued);
         }
+      },
+    }),
+    shadowEvidence: new Gauge({
+      name: "airollout_shadow_revision_comparisons",
+      help: "Comparisons this gateway recorded for the rollout's current revision, by kind (candidate: stable vs candidate; noise: stable vs stable).",
+      labelNames: ["rollout", "namespace", "revision", "kind"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of rolloutStats()) {
+          const rev = { rollout: m.rollout, namespace: m.namespace, revision: m.shadow.revision };
+          this.set({ ...rev, kind: "candidate" }, m.shadow.compared);
+          this.set({ ...rev, kind: "noise" }, m.shadow.noiseCompared);
+        }
+      },
+    }),
+    shadowEvidenceMismatches: new Gauge({
+      name: "airollout_shadow_revision_mismatches",
+      help: "Candidate comparisons of the current revision with a mismatch in a field the noise rule flags now (counted back to the first comparison). 0 until judged.",
+      labelNames: ["rollout", "namespace", "revision"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of rolloutStats()) this.set({ rollout: m.rollout, namespace: m.namespace, revision: m.shadow.revision }, m.shadow.mismatched);
+      },
+    }),
+    shadowJudged: new Gauge({
+      name: "airollout_shadow_judged",
+      help: "1 once this gateway has enough comparisons of the current revision to judge fields (spec.shadow.minSamples, and as many noise comparisons with a baseline), else 0. A mismatch rate read while this is 0 is not evidence.",
+      labelNames: ["rollout", "namespace", "revision"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of rolloutStats()) this.set({ rollout: m.rollout, namespace: m.namespace, revision: m.shadow.revision }, m.shadow.judged ? 1 : 0);
       },
     }),
   };

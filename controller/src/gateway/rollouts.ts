@@ -60,6 +60,8 @@ export interface Rollout {
   traffic: Traffic;
   shadow: Shadow;
   phase: string | undefined;
+  /** status.revision: the candidate revision the shadow evidence counts for. */
+  revision: string;
   weight: number;
   shadowOn: boolean;
   stable: Target;
@@ -161,6 +163,7 @@ export function compileRollout(obj: AIRollout, previous: Rollout | undefined, me
     traffic,
     shadow,
     phase: status.phase,
+    revision: status.revision ?? "",
     weight: clampWeight(status.canaryWeight),
     shadowOn: status.shadowEnabled === true || status.phase === "ShadowTesting",
     stable: { role: "stable", version: "stable", backend: undefined, unavailable: "spec invalid", breaker: undefined },
