@@ -543,7 +543,8 @@ export const StatusSchema = z
     steps: z.array(ResolvedStepSchema).optional().describe("Steps as resolved from the spec."),
     stepStartedAt: z.string().optional().describe("When the current step started."),
     pauseStartedAt: z.string().optional().describe("When the rollout paused."),
-    pauseReason: z.string().optional().describe("Why the rollout is Paused: PauseStep, SpecPaused, AnalysisInconclusive, AnalysisError."),
+    pauseReason: z.string().optional().describe("Why the rollout is Paused: PauseStep, SpecPaused, AnalysisInconclusive, AnalysisError, InsufficientEvidence."),
+    interruptedPhase: z.string().optional().describe("The phase a rollout had when it became Degraded mid-rollout; it resumes there once the problem clears."),
     canaryWeight: z.number().int().optional().describe("Percent of requests the gateway sends to the candidate."),
     shadowEnabled: z.boolean().optional().describe("Whether the gateway mirrors traffic to the shadow now."),
     stableVersion: z.string().optional().describe("Version name serving as stable."),
@@ -561,7 +562,10 @@ export const StatusSchema = z
     conditions: z.array(ConditionSchema).optional().describe("Ready, Progressing, Degraded (and Stalled) conditions."),
     shadow: z
       .object({
-        compared: z.number().int().optional().describe("Shadow comparisons."),
+        compared: z.number().int().optional().describe("Shadow comparisons of the current revision (summed over gateway replicas)."),
+        required: z.number().int().optional().describe("Comparisons required before the mismatch rate is judged (spec.shadow.minSamples)."),
+        judged: z.boolean().optional().describe("Whether the evidence is enough to judge: minSamples comparisons (and noise comparisons with a baseline) on every gateway replica."),
+        verdict: z.string().optional().describe("The shadow rule's last verdict: what it waits for, or which rule passed or stopped the step."),
         mismatched: z.number().int().optional().describe("Comparisons with a flagged field."),
         mismatchRate: z.string().optional().describe("mismatched / compared, as text for display."),
         updatedAt: z.string().optional().describe("When these counts were last read from Prometheus."),

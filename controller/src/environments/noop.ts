@@ -3,15 +3,23 @@
  * up or tear down. The Pulumi adapter replaces it for image-based versions.
  */
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
-import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/ports.ts";
+import type { EnsureOptions, EnvironmentFailure, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/ports.ts";
 
 export class NoopEnvironments implements EnvironmentsPort {
   async destroyAll(_rollout: AIRollout, _reason: string): Promise<void> {}
 
-  /** An external endpoint is its own environment: Ready at once, at its URL. */
+  /**
+   * An external endpoint is its own environment: Ready at once, at its URL. An image version has
+   * nothing serving it here: that is a failure that no retry clears, never a Ready environment.
+   */
   async ensure(rollout: AIRollout, role: EnvironmentRole, version: VersionSpec, opts: EnsureOptions = {}): Promise<EnvironmentStatus> {
+    const stack = `${rollout.metadata.namespace}-${rollout.metadata.name}-${role}`;
+    if (version.image) {
+      const message = `version ${version.version} is an image version (${version.image}), but this controller runs with --environments none and stands nothing up: use endpoint versions, or run the controller with --environments pulumi`;
+      throw Object.assign(new Error(message), { transient: false, permanent: true, reason: "EnvironmentsDisabled", message, stackName: stack, role } satisfies EnvironmentFailure);
+    }
     return {
-      stack: `${rollout.metadata.namespace}-${rollout.metadata.name}-${role}`,
+      stack,
       phase: "Ready",
       ...(version.endpoint ? { url: version.endpoint } : {}),
       version: version.version,

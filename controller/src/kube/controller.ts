@@ -188,7 +188,7 @@ export class Controller {
         } catch (err) {
           if (!isEnvironmentFailure(err)) throw new Error(`standing up the ${r.role} environment`, { cause: err });
           log.warn({ role: r.role, reason: err.reason, transient: err.transient, err: err.message }, "environment update failed");
-          out[r.role] = { ok: false, failure: { transient: err.transient, reason: err.reason, message: err.message, stackName: err.stackName, role: err.role } };
+          out[r.role] = { ok: false, failure: { transient: err.transient, ...(err.permanent ? { permanent: true } : {}), reason: err.reason, message: err.message, stackName: err.stackName, role: err.role } };
         }
       }),
     );

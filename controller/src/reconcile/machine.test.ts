@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/assess.ts";
 import { reconcile } from "./reconcile.ts";
-import type { EnvironmentOutcome, EventSpec, Plan } from "./types.ts";
+import type { EnvironmentOutcome, EventSpec, Plan, World } from "./types.ts";
 
 /**
  * Drives reconcile the way the controller does (measure, then decide; write status; requeue),
@@ -16,6 +16,8 @@ class Sim {
   actions: string[] = [];
   metric: (query: string, now: number) => QueryOutcome = () => ({ kind: "value", value: 0.001 });
   ensured: string[] = [];
+  /** What the controller observed of referenced Secrets and ConfigMaps. */
+  refs: World["references"] = {};
   env: (role: string, version: string) => EnvironmentOutcome = (role, version) => ({ ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready", url: `http://${role}.ns.svc:8080`, version } });
 
   constructor(spec: Record<string, unknown>) {
@@ -31,7 +33,7 @@ class Sim {
   /** One controller pass; returns the plan. */
   pass(): Plan {
     const now = new Date(this.now);
-    const world = { references: {} as Record<string, { exists: boolean; keys: string[] }>, measurements: {} as Record<string, QueryOutcome> };
+    const world = { references: { ...this.refs }, measurements: {} as Record<string, QueryOutcome> };
     let plan = reconcile({ object: this.obj, world, now });
     if (plan.measure?.length || plan.ensure?.length) {
       for (const m of plan.measure ?? []) {
@@ -75,6 +77,17 @@ class Sim {
   reasons(): string[] {
     return this.events.map((e) => e.reason);
   }
+}
+
+/** What the gateways report of the current revision, answered to the shadow step's queries. */
+function gatewayEvidence(e: { compared: number; mismatched: number; judged: boolean; noise?: number }): (query: string) => QueryOutcome {
+  return (q) => {
+    if (q.includes("airollout_shadow_revision_comparisons") && q.includes('kind="noise"')) return { kind: "value", value: e.noise ?? 0 };
+    if (q.includes("airollout_shadow_revision_comparisons")) return { kind: "value", value: e.compared };
+    if (q.includes("airollout_shadow_revision_mismatches")) return { kind: "value", value: e.mismatched };
+    if (q.includes("airollout_shadow_judged")) return { kind: "value", value: e.judged ? 1 : 0 };
+    return { kind: "value", value: 0.001 };
+  };
 }
 
 const analysis = {
@@ -248,16 +261,17 @@ describe("canary state machine", () => {
     sim.runUntil(["Succeeded"]);
   });
 
-  it("a shadow step mirrors (shadowEnabled) for its duration, then judges the shadow mismatch rate", () => {
-    const spec = { ...baseSpec, shadow: { maxMismatchRate: 0.05 }, strategy: { steps: [{ shadow: { duration: "2m" } }, { setWeight: 100 }] } };
+  it("a shadow step mirrors (shadowEnabled) for its duration, then passes on judged evidence within the limit", () => {
+    const spec = { ...baseSpec, shadow: { maxMismatchRate: 0.05, minSamples: 100 }, strategy: { steps: [{ shadow: { duration: "2m" } }, { setWeight: 100 }] } };
     const sim = new Sim(spec);
     sim.pass();
     sim.pass();
     expect(sim.status).toMatchObject({ phase: "ShadowTesting", shadowEnabled: true, canaryWeight: 0 });
-    sim.metric = (q) => ({ kind: "value", value: q.includes("shadow") ? 0.2 : 0 });
-    sim.runUntil(["RollingBack"]);
-    expect(sim.status.shadowEnabled).toBe(false);
-    expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("shadow-mismatch-rate");
+    sim.metric = gatewayEvidence({ compared: 400, mismatched: 12, judged: true });
+    const took = sim.runUntil(["Succeeded"]);
+    expect(took).toBeGreaterThanOrEqual(120_000);
+    expect(sim.status.shadow).toMatchObject({ compared: 400, required: 100, judged: true, mismatched: 12, mismatchRate: "3.0%" });
+    expect(sim.status.shadow!.verdict).toContain("end of step");
   });
 
   it("an analysis naming an unknown metric or a bad condition is Degraded naming the metric and field", () => {
@@ -317,13 +331,14 @@ describe("background analysis during pauses", () => {
 });
 
 describe("status extras", () => {
-  it("fills status.shadow from the gateway counters in Prometheus while shadowing", () => {
+  it("fills status.shadow from the gateways' evidence of this revision in Prometheus while shadowing", () => {
     const spec = { ...baseSpec, strategy: { steps: [{ shadow: { duration: "10m" } }, { setWeight: 100 }] } };
     const sim = new Sim(spec);
-    sim.metric = (q) => ({ kind: "value", value: q.includes("comparisons_total") ? [200] : q.includes("mismatches_total") ? [10] : 0 });
+    sim.metric = gatewayEvidence({ compared: 200, mismatched: 10, judged: true });
     sim.pass();
     sim.pass();
-    expect(sim.status.shadow).toMatchObject({ compared: 200, mismatched: 10, mismatchRate: "5.0%" });
+    expect(sim.status.shadow).toMatchObject({ compared: 200, mismatched: 10, mismatchRate: "5.0%", judged: true, required: 100 });
+    expect(sim.queries.every((q) => q.includes(`revision="${sim.status.revision}"`))).toBe(true);
     const n = sim.queries.length;
     sim.now += 1000;
     sim.pass();
@@ -358,6 +373,7 @@ describe("environments (image versions)", () => {
 
   it("stands up stable, canary and shadow before the first step; promotion moves stable to the candidate and destroys the rest", () => {
     const sim = new Sim(imageSpec);
+    sim.metric = gatewayEvidence({ compared: 300, mismatched: 0, judged: true });
     sim.pass();
     sim.pass();
     expect(sim.ensured).toEqual(["stable:stable", "canary:candidate", "shadow:candidate"]);
@@ -394,7 +410,7 @@ describe("environments (image versions)", () => {
     sim.pass();
     for (let i = 0; i < 7; i++) sim.pass();
     expect(sim.status.phase).toBe("ShadowTesting");
-    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toBeUndefined();
+    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "False" });
   });
 
   it("rollback destroys the candidate's environments only", () => {
@@ -405,5 +421,148 @@ describe("environments (image versions)", () => {
     expect(plan.actions).toContainEqual({ type: "destroyEnvironments", reason: "rollback", roles: ["canary"] });
     sim.runUntil(["RolledBack"]);
     expect(Object.keys(sim.status.environments!)).toEqual(["stable"]);
+  });
+});
+
+describe("shadow steps decide on evidence", () => {
+  const shadowSpec = (extra: Record<string, unknown> = {}) => ({
+    ...baseSpec,
+    shadow: { maxMismatchRate: 0.05, minSamples: 50 },
+    strategy: { steps: [{ shadow: { duration: "10m" } }, { setWeight: 20 }, { setWeight: 100 }], progressDeadline: "5m" },
+    ...extra,
+  });
+
+  it("a clear regression is rolled back as soon as the evidence is conclusive, before the step's duration ends", () => {
+    const sim = new Sim(shadowSpec());
+    sim.metric = gatewayEvidence({ compared: 300, mismatched: 45, judged: true });
+    const took = sim.runUntil(["RolledBack"]);
+    expect(took).toBeLessThan(10 * 60_000);
+    expect(sim.reasons()).toContain("ShadowMismatch");
+    const ev = sim.events.find((e) => e.reason === "ShadowMismatch")!;
+    expect(ev.message).toContain("fail fast: 45/300 comparisons mismatched (15.0%)");
+    expect(sim.status.canaryWeight).toBe(0);
+    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True", reason: "RolledBack" });
+  });
+
+  it("a candidate near the limit runs its whole step, then the end-of-step rule decides", () => {
+    const sim = new Sim(shadowSpec());
+    sim.metric = gatewayEvidence({ compared: 300, mismatched: 18, judged: true });
+    const took = sim.runUntil(["RolledBack"]);
+    expect(took).toBeGreaterThanOrEqual(10 * 60_000);
+    expect(sim.events.find((e) => e.reason === "ShadowMismatch")!.message).toContain("end of step: 18/300 comparisons mismatched (6.0%), above maxMismatchRate 5.0%");
+  });
+
+  it("a low-traffic candidate never passes its shadow step: it keeps mirroring, then pauses for a human with the counts", () => {
+    const sim = new Sim(shadowSpec());
+    // Nothing is flagged before minSamples, so the gateway's counters read 0 mismatches: not a pass.
+    sim.metric = gatewayEvidence({ compared: 12, mismatched: 0, judged: false });
+    sim.runUntil(["Paused"]);
+    expect(sim.status).toMatchObject({ phase: "Paused", pauseReason: "InsufficientEvidence", canaryWeight: 0, currentStep: 0 });
+    expect(sim.status.shadow).toMatchObject({ compared: 12, required: 50, judged: false });
+    expect(sim.status.message).toContain("12 of 50 required comparisons");
+    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True", reason: "InsufficientEvidence" });
+    expect(sim.status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "False" });
+    // A human may still decide: promote completes the step.
+    sim.annotate(ANNOTATIONS.promote, "step-1");
+    sim.pass();
+    expect(sim.status.currentStep).toBeGreaterThan(0);
+  });
+
+  it("no gateway reporting this revision (empty results) is no evidence", () => {
+    const sim = new Sim(shadowSpec());
+    sim.metric = () => ({ kind: "empty" });
+    sim.runUntil(["Paused"]);
+    expect(sim.status.pauseReason).toBe("InsufficientEvidence");
+    expect(sim.status.message).toContain("no gateway has reported comparisons of this revision yet");
+  });
+
+  it("a shadow step without spec.analysis cannot read evidence and never passes on its duration alone", () => {
+    const { analysis: _none, ...noAnalysis } = shadowSpec();
+    const sim = new Sim(noAnalysis);
+    sim.runUntil(["Paused"]);
+    expect(sim.status.pauseReason).toBe("InsufficientEvidence");
+    expect(sim.status.message).toContain("spec.analysis.prometheus is not set");
+  });
+
+  it("with a noise baseline the noise comparisons are required too", () => {
+    const sim = new Sim(shadowSpec({ shadow: { maxMismatchRate: 0.05, minSamples: 50, noiseBaseline: { enabled: true, endpoint: "http://127.0.0.1:3/" } } }));
+    sim.metric = gatewayEvidence({ compared: 500, mismatched: 0, judged: true, noise: 20 });
+    sim.runUntil(["Paused"]);
+    expect(sim.status.message).toContain("20 of 50 required noise comparisons");
+  });
+});
+
+describe("health conditions follow the phase (kstatus: Ready, Reconciling, Stalled)", () => {
+  const cond = (sim: Sim, type: string) => {
+    const c = sim.status.conditions!.find((x) => x.type === type)!;
+    return `${c.status}/${c.reason}`;
+  };
+
+  it.each([
+    ["progressing", { steps: [{ setWeight: 10 }, { pause: { duration: "1h" } }] }, ["Progressing"], "False/Progressing", "True/Progressing", "False/AsExpected"],
+    ["paused for a human", { steps: [{ setWeight: 10 }, { pause: {} }] }, ["Paused"], "False/Paused", "False/PauseStep", "True/PauseStep"],
+    ["succeeded", { steps: [{ setWeight: 10 }, { setWeight: 100 }] }, ["Succeeded"], "True/Succeeded", "False/Succeeded", "False/AsExpected"],
+  ])("%s", (_name, strategy, phases, ready, reconciling, stalled) => {
+    const sim = new Sim({ ...baseSpec, strategy });
+    sim.runUntil(phases);
+    expect([cond(sim, "Ready"), cond(sim, "Reconciling"), cond(sim, "Stalled")]).toEqual([ready, reconciling, stalled]);
+    expect(sim.status.conditions!.every((c) => c.observedGeneration === 1)).toBe(true);
+  });
+
+  it("rolled back: Ready False, Stalled True (Aborted), not Reconciling", () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { pause: {} }] } });
+    sim.runUntil(["Paused"]);
+    sim.annotate(ANNOTATIONS.abort, "a1");
+    sim.runUntil(["RolledBack"]);
+    expect([cond(sim, "Ready"), cond(sim, "Reconciling"), cond(sim, "Stalled")]).toEqual(["False/RolledBack", "False/Aborted", "True/Aborted"]);
+  });
+
+  it("an invalid spec is Stalled; a missing reference is Reconciling (it retries with backoff)", () => {
+    const invalid = new Sim({ ...baseSpec, strategy: { steps: [{ analysis: { metrics: ["nope"] } }] } });
+    invalid.pass();
+    expect([cond(invalid, "Ready"), cond(invalid, "Reconciling"), cond(invalid, "Stalled")]).toEqual(["False/InvalidAnalysis", "False/InvalidAnalysis", "True/InvalidAnalysis"]);
+
+    const missing = new Sim({ ...baseSpec, candidate: { ...baseSpec.candidate, config: { promptRef: { configMap: "prompts", key: "p" } } } });
+    const plan = missing.pass();
+    expect(plan.backoff).toBe(true);
+    expect([cond(missing, "Ready"), cond(missing, "Reconciling"), cond(missing, "Stalled")]).toEqual(["False/MissingReference", "True/Degraded", "False/AsExpected"]);
+  });
+
+  it("environments that gave up after maxConsecutiveFailures are Stalled", () => {
+    const sim = new Sim({ ...baseSpec, stable: { version: "v1", image: "r/t:v1" }, candidate: { version: "v2", image: "r/t:v2" } });
+    sim.env = (role) => ({ ok: false, failure: { transient: false, reason: "InvalidEnvironment", message: "bad image", stackName: `ns-bot-${role}`, role: role as "canary" } });
+    for (let i = 0; i < 5; i++) sim.pass();
+    expect(cond(sim, "Stalled")).toBe("True/EnvironmentFailed");
+    expect(cond(sim, "Reconciling")).toBe("False/EnvironmentFailed");
+  });
+
+  it("a permanent environment failure (image versions with --environments none) is Stalled at once, naming the cause", () => {
+    const sim = new Sim({ ...baseSpec, stable: { version: "v1", image: "r/t:v1" }, candidate: { version: "v2", image: "r/t:v2" } });
+    sim.env = (role) => ({ ok: false, failure: { transient: false, permanent: true, reason: "EnvironmentsDisabled", message: "image versions need environments", stackName: `ns-bot-${role}`, role: role as "canary" } });
+    sim.pass();
+    sim.pass();
+    expect(cond(sim, "Stalled")).toBe("True/EnvironmentFailed");
+    expect(sim.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "EnvironmentsDisabled" });
+    expect(sim.status.canaryWeight).toBe(0);
+    expect(sim.status.phase).toBe("Initialized");
+  });
+});
+
+describe("a Degraded rollout resumes where it was", () => {
+  it("a reference that goes missing mid-rollout and comes back resumes at the same step, not step 1", () => {
+    const sim = new Sim({ ...baseSpec, traffic: { signature: { scheme: "github", secretRef: { name: "hmac", key: "k" } } }, strategy: { steps: [{ setWeight: 10 }, { setWeight: 30 }, { pause: {} }, { setWeight: 100 }] } });
+    sim.refs = { "Secret/hmac": { exists: true, keys: ["k"] } };
+    sim.runUntil(["Paused"]);
+    const revision = sim.status.revision;
+    expect(sim.status).toMatchObject({ currentStep: 2, canaryWeight: 30 });
+    sim.refs = {};
+    sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Degraded", interruptedPhase: "Paused", currentStep: 2 });
+    sim.refs = { "Secret/hmac": { exists: true, keys: ["k"] } };
+    sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Paused", currentStep: 2, canaryWeight: 30, revision });
+    expect(sim.status.interruptedPhase).toBeUndefined();
+    expect(sim.reasons()).toContain("Recovered");
+    expect(sim.reasons().filter((r) => r === "Initialized" || r === "NewRevision")).toEqual(["Initialized"]);
   });
 });

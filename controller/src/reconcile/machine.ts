@@ -29,18 +29,18 @@ import {
   type SpecError,
 } from "../analysis/assess.ts";
 import { formatDuration, parseDuration } from "../api/duration.ts";
-import { setCondition } from "./conditions.ts";
+import { deriveConditions, setCondition, type HealthFacts } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./types.ts";
 import { referenceDigest, versionReferences } from "./references.ts";
 import type { EnvironmentRole, EnvironmentStatus } from "./ports.ts";
 import { createHash } from "node:crypto";
+import { evidenceQueries, judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 
 /** Metrics of a rollout, resolved once per pass: for step runs (count defaults) and background. */
 export interface ResolvedAnalysis {
   step: Map<string, ResolvedMetric>;
   background: Map<string, ResolvedMetric>;
-  shadow?: ResolvedMetric;
   errors: SpecError[];
 }
 
@@ -69,31 +69,45 @@ export function resolveRolloutAnalysis(spec: Spec): ResolvedAnalysis {
       }
     }
   }
-  if (spec.strategy.steps.some((s) => s.shadow)) {
-    const max = spec.shadow?.maxMismatchRate ?? 0.05;
-    const r = resolveAnalysis({ ...a, metrics: [{ name: "shadow-mismatch-rate", templateRef: "shadow-mismatch-rate", max, onEmpty: "Inconclusive" }] }, { defaultCount: 1 });
-    if (r.metrics[0]) out.shadow = r.metrics[0];
-    out.errors.push(...r.errors);
-  }
   return out;
 }
 
+/** One pass of the state machine: what it read, and what it decided so far. */
 interface Ctx {
+  /** The object, the world around it and the pass's clock (read only). */
   obs: Observed;
+  /** The validated spec and what was resolved from it (read only). */
   spec: Spec;
   steps: ResolvedStep[];
   analysis: ResolvedAnalysis;
   now: Date;
+  /** The status being built: a copy of the previous one, changed by the pass's steps. */
   status: Status;
+  /** Events to record (deduplicated by key, so a replayed pass records nothing new). */
   events: EventSpec[];
   actions: Plan["actions"];
+  /** Queries needed before the pass can decide (answered in a second pass at the same now). */
   measure: MeasureRequest[];
-  wakeAt: number[];
-  /** Set when the current step overran progressDeadline. */
-  stalled?: string;
+  /** Environments to stand up before the pass can decide. */
   ensure: EnsureRequest[];
+  /** Times the pass wants to run again at (the earliest wins). */
+  wakeAt: number[];
+  /** The human requests of this pass (annotations not acted on before). */
+  requests: HumanRequests;
+  /** Set when the current step overran progressDeadline: the message. */
+  deadlineExceeded?: string;
   /** An environment failure that may clear by itself: retry with backoff. */
   backoff?: boolean;
+}
+
+/** New values of the human-control annotations (kubectl airollout promote|abort|retry). */
+interface HumanRequests {
+  abort?: string;
+  retry?: string;
+  /** `step...`: complete the current step; `full...`: skip to promotion. */
+  promote?: string;
+  /** Whether the current step is still to be completed by the promote request. */
+  promoteStep: boolean;
 }
 
 const TERMINAL: ReadonlySet<Phase> = new Set(["Succeeded", "RolledBack"]);
@@ -271,11 +285,8 @@ function stepComplete(ctx: Ctx, promoted: boolean): boolean | "stop" {
         return "stop";
       }
       return elapsed(step.durationSeconds * 1000);
-    case "shadow": {
-      if (step.durationSeconds !== undefined && !elapsed(step.durationSeconds * 1000)) return false;
-      if (!ctx.analysis.shadow) return true;
-      return judgeStepRun(ctx, `shadow-${i}`, new Map([["shadow-mismatch-rate", ctx.analysis.shadow]]), i);
-    }
+    case "shadow":
+      return judgeShadowStep(ctx, step, started);
     case "analysis": {
       const names = step.metrics ?? [];
       const metrics = new Map([...ctx.analysis.step].filter(([n]) => names.includes(n)));
@@ -378,7 +389,7 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
       continue;
     }
     const f = outcome.failure;
-    const failures = (cur?.revision === need.revision ? (cur.consecutiveFailures ?? 0) : 0) + (f.transient ? 0 : 1);
+    const failures = f.permanent ? maxFailures : (cur?.revision === need.revision ? (cur.consecutiveFailures ?? 0) : 0) + (f.transient ? 0 : 1);
     s.environments = { ...s.environments, [key]: { ...cur, stack: f.stackName, phase: "Failed", revision: need.revision, message: f.message, consecutiveFailures: failures } };
     if (f.transient) {
       ctx.backoff = true;
@@ -389,16 +400,12 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
     ctx.events.push({ type: "Warning", reason: f.reason, message, dedupeKey: `env/${need.role}/${need.revision}/fail${failures}` });
     if (failures >= maxFailures) {
       const stall = `${message}; ${failures} failures in a row (maxConsecutiveFailures ${maxFailures}): not retrying until the spec changes`;
-      s.conditions = setCondition(s.conditions, { type: ConditionType.Stalled, status: "True", reason: f.reason, message: stall }, ctx.now, gen);
       ctx.events.push({ type: "Warning", reason: Reason.Stalled, message: stall, dedupeKey: `env/${need.role}/${need.revision}/stalled` });
     } else {
       ctx.backoff = true;
     }
   }
   const ready = needs.every(isReady);
-  if (ready && s.conditions?.some((c) => c.type === ConditionType.Stalled && c.status === "True")) {
-    s.conditions = setCondition(s.conditions, { type: ConditionType.Stalled, status: "False", reason: Reason.AsExpected, message: "" }, ctx.now, gen);
-  }
   return ready;
 }
 
@@ -411,52 +418,86 @@ function startNeeds(ctx: Ctx): EnvNeed[] {
 }
 
 /**
- * Keeps status.shadow (the SHADOW MISMATCH column) current while the candidate is shadowed:
- * the gateway replicas' counters, summed by Prometheus, read once per analysis interval.
+ * The shadow step (the rule is in shadow-evidence.ts): reads the gateways' evidence for this
+ * revision, keeps status.shadow current, and passes, rolls back, keeps waiting, or pauses for a
+ * human when the evidence is still missing progressDeadline after the step's duration.
  */
-function shadowSummary(ctx: Ctx): void {
-  const a = ctx.spec.analysis;
-  const s = ctx.status;
-  if (!a || !s.shadowEnabled) return;
-  const intervalMs = parseDuration(a.interval);
-  const last = s.shadow?.updatedAt ? Date.parse(s.shadow.updatedAt) : 0;
-  if (ctx.now.getTime() - last < intervalMs) {
-    ctx.wakeAt.push(last + intervalMs);
-    return;
+function judgeShadowStep(ctx: Ctx, step: ResolvedStep, started: number): boolean | "stop" {
+  const durationEnd = started + (step.durationSeconds ?? 0) * 1000;
+  const read = readShadowEvidence(ctx, durationEnd);
+  if (read === "pending") return false;
+  const durationOver = ctx.now.getTime() >= durationEnd;
+  if (!durationOver) ctx.wakeAt.push(durationEnd);
+  const verdict: ShadowVerdict = read.ok ? judgeShadow(read.evidence, shadowRule(ctx.spec), durationOver) : { kind: "wait", why: read.why };
+  ctx.status.shadow = { ...ctx.status.shadow, verdict: verdict.kind === "wait" ? `waiting: ${verdict.why}` : verdict.rule };
+  switch (verdict.kind) {
+    case "pass":
+      return true;
+    case "fail":
+      rollBack(ctx, Reason.ShadowMismatch, `shadow step: ${verdict.rule}`);
+      return "stop";
+    case "wait":
+      return waitForEvidence(ctx, verdict.why, durationEnd);
   }
-  const sel = `rollout="${ctx.obs.object.metadata.name}",namespace="${ctx.obs.object.metadata.namespace}"`;
-  // Counted since this shadow step started, so a new revision starts from zero.
-  const since = Date.parse(s.stepStartedAt ?? iso(ctx.now));
-  const windowS = Math.max(Math.round(intervalMs / 1000), Math.round((ctx.now.getTime() - since) / 1000));
-  const queries = {
-    "shadow/compared": `sum(increase(airollout_shadow_comparisons_total{${sel}}[${windowS}s]))`,
-    "shadow/mismatched": `sum(increase(airollout_shadow_mismatches_total{${sel}}[${windowS}s]))`,
-  };
-  const got = Object.keys(queries).map((k) => ctx.obs.world.measurements?.[k]);
-  if (got.some((g) => g === undefined)) {
+}
+
+/** The shadow rule of the spec (defaults from the schema). */
+function shadowRule(spec: Spec): ShadowRule {
+  const sh = spec.shadow;
+  return { minSamples: sh?.minSamples ?? 100, baseline: sh?.noiseBaseline?.enabled ?? false, maxMismatchRate: sh?.maxMismatchRate ?? 0.05 };
+}
+
+/** Missing evidence is no verdict: keep mirroring until progressDeadline past the duration, then ask a human. */
+function waitForEvidence(ctx: Ctx, why: string, durationEnd: number): false | "stop" {
+  const deadline = durationEnd + parseDuration(ctx.spec.strategy.progressDeadline);
+  if (ctx.now.getTime() < deadline) {
+    ctx.wakeAt.push(deadline);
+    return false;
+  }
+  const i = ctx.status.currentStep ?? 0;
+  pause(ctx, Reason.InsufficientEvidence, `Step ${i + 1}/${ctx.steps.length} (shadow): not enough evidence ${ctx.spec.strategy.progressDeadline} after its duration: ${why}. Waiting for a human (promote or abort)`);
+  return "stop";
+}
+
+/**
+ * The gateways' evidence, read through Prometheus once per analysis interval and once more when
+ * the step's duration ends; "pending" while a read is not due or its answers are not in yet.
+ */
+function readShadowEvidence(ctx: Ctx, durationEnd: number): "pending" | ReturnType<typeof readEvidence> {
+  const a = ctx.spec.analysis;
+  if (!a) return { ok: false, why: "spec.analysis.prometheus is not set, so the gateways' comparisons cannot be read" };
+  const s = ctx.status;
+  const intervalMs = parseDuration(a.interval);
+  const now = ctx.now.getTime();
+  const last = s.shadow?.updatedAt ? Date.parse(s.shadow.updatedAt) : -Infinity;
+  const due = now - last >= intervalMs || (last < durationEnd && now >= durationEnd);
+  if (!due) {
+    ctx.wakeAt.push(last + intervalMs);
+    return "pending";
+  }
+  const queries = evidenceQueries(ctx.obs.object.metadata, s.revision ?? "");
+  const outcomes = Object.fromEntries(Object.keys(queries).map((k) => [k, ctx.obs.world.measurements?.[k]]));
+  ctx.wakeAt.push(now + intervalMs);
+  if (Object.values(outcomes).some((o) => o === undefined)) {
     const timeoutMs = parseDuration(a.prometheus.timeout);
     for (const [key, query] of Object.entries(queries)) ctx.measure.push({ key, query, address: a.prometheus.address, timeoutMs });
-    ctx.wakeAt.push(ctx.now.getTime() + intervalMs);
-    return;
+    return "pending";
   }
-  const num = (o: (typeof got)[number]): number | undefined => {
-    if (!o || o.kind !== "value") return o?.kind === "empty" ? 0 : undefined;
-    const v = Array.isArray(o.value) ? o.value[0] : o.value;
-    return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-  };
-  const compared = num(got[0]);
-  const mismatched = num(got[1]);
-  ctx.wakeAt.push(ctx.now.getTime() + intervalMs);
-  if (compared === undefined || mismatched === undefined) {
-    s.shadow = { ...s.shadow, updatedAt: iso(ctx.now) };
-    return;
-  }
-  s.shadow = {
-    ...s.shadow,
-    compared: Math.round(compared),
-    mismatched: Math.round(mismatched),
-    mismatchRate: compared > 0 ? `${((mismatched / compared) * 100).toFixed(1)}%` : "-",
-    updatedAt: iso(ctx.now),
+  const read = readEvidence(outcomes);
+  s.shadow = read.ok ? shadowStatus(read.evidence, shadowRule(ctx.spec), ctx.now) : { ...s.shadow, updatedAt: iso(ctx.now) };
+  return read;
+}
+
+/** status.shadow from the evidence: the SHADOW MISMATCH column and the counts behind it. */
+function shadowStatus(e: ShadowEvidence, rule: ShadowRule, now: Date): NonNullable<Status["shadow"]> {
+  return {
+    compared: e.compared,
+    required: rule.minSamples,
+    noiseCompared: e.noiseCompared,
+    judged: e.judged && missingEvidence(e, rule) === undefined,
+    mismatched: e.mismatched,
+    mismatchRate: e.compared > 0 ? `${((e.mismatched / e.compared) * 100).toFixed(1)}%` : "-",
+    updatedAt: iso(now),
   };
 }
 
@@ -465,9 +506,10 @@ function shadowSummary(ctx: Ctx): void {
  * Progressing=False/ProgressDeadlineExceeded with a Warning, as Argo Rollouts does; the rollout
  * is not aborted for it.
  */
-function progressDeadline(ctx: Ctx): void {
+function checkProgressDeadline(ctx: Ctx): void {
   const s = ctx.status;
-  if (s.phase !== "Progressing" && s.phase !== "ShadowTesting") return;
+  // A shadow step that lacks evidence past its deadline pauses for a human (judgeShadowStep).
+  if (s.phase !== "Progressing") return;
   const step = ctx.steps[s.currentStep ?? 0];
   const limitMs = parseDuration(ctx.spec.strategy.progressDeadline);
   // A timed step's own duration does not count against the deadline.
@@ -478,7 +520,7 @@ function progressDeadline(ctx: Ctx): void {
     return;
   }
   const message = `Step ${(s.currentStep ?? 0) + 1}/${ctx.steps.length} has run longer than progressDeadline ${ctx.spec.strategy.progressDeadline}`;
-  ctx.stalled = message;
+  ctx.deadlineExceeded = message;
   const already = s.conditions?.some((c) => c.type === ConditionType.Progressing && c.reason === Reason.ProgressDeadlineExceeded);
   if (!already) ctx.events.push({ type: "Warning", reason: Reason.ProgressDeadlineExceeded, message, dedupeKey: `a${s.attempt ?? 0}/g${ctx.obs.object.metadata.generation}/${s.revision}/s${s.currentStep}/deadline` });
 }
@@ -490,135 +532,173 @@ function request(obj: AIRollout, status: Status, kind: keyof typeof ANNOTATIONS)
   return v;
 }
 
-/** Runs the state machine from an initialised status. Mutates nothing it was given. */
+/**
+ * Runs the state machine from an initialised status. Mutates nothing it was given. A pass reads
+ * as its steps: the human requests, the handler of the phase, the deadline, then the conditions
+ * and the next wake-up follow from the status built.
+ */
 export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "ensure" | "requeueAfterMs" | "backoff"> {
-  const ctx: Ctx = { obs, spec, steps, analysis, now: obs.now, status: structuredClone(prev), events: [], actions: [], measure: [], wakeAt: [], ensure: [] };
-  const obj = obs.object;
-  const gen = obj.metadata.generation;
-  const s = ctx.status;
+  const status = structuredClone(prev);
+  const ctx: Ctx = { obs, spec, steps, analysis, now: obs.now, status, events: [], actions: [], measure: [], ensure: [], wakeAt: [], requests: takeHumanRequests(obs.object, status) };
+  handleRetryAndAbort(ctx);
+  runPhase(ctx);
+  checkProgressDeadline(ctx);
+  ctx.status.conditions = deriveConditions(ctx.status, healthFacts(ctx), ctx.now, obs.object.metadata.generation);
+  return toPlan(ctx);
+}
 
+/** Reads the human-control annotations not acted on yet and marks them handled (each acts once). */
+function takeHumanRequests(obj: AIRollout, s: Status): HumanRequests {
   const abort = request(obj, s, "abort");
   const retry = request(obj, s, "retry");
   const promote = request(obj, s, "promote");
   if (abort) s.handled = { ...s.handled, abort };
   if (retry) s.handled = { ...s.handled, retry };
   if (promote) s.handled = { ...s.handled, promote };
+  return { abort, retry, promote, promoteStep: promote !== undefined && /^step/.test(promote) };
+}
 
+/** `retry` restarts a rolled-back rollout from step 1; `abort` rolls back one in progress. */
+function handleRetryAndAbort(ctx: Ctx): void {
+  const s = ctx.status;
+  const { retry, abort } = ctx.requests;
   if (retry && s.phase === "RolledBack") {
     s.attempt = (s.attempt ?? 0) + 1;
     s.abort = false;
     delete s.analysis;
     transition(ctx, "Initialized", Reason.Retry, `Retry ${s.attempt}: restarting from step 1`);
-    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.Retry, message: "" }, ctx.now, gen);
+    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.Retry, message: "" }, ctx.now, ctx.obs.object.metadata.generation);
   }
   if (abort && !TERMINAL.has(s.phase ?? "Pending") && s.phase !== "RollingBack") {
     s.abort = true;
     rollBack(ctx, Reason.Aborted, `aborted by a human (annotation ${ANNOTATIONS.abort}=${abort})`);
   }
+}
 
-  const phase = s.phase ?? "Initialized";
-  if (phase === "RollingBack") {
-    if (s.environments) {
-      const envs = { ...s.environments };
-      for (const role of candidateRoles(spec)) delete envs[role as "canary" | "shadow"];
-      s.environments = envs;
-    }
-    transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `Rolled back to ${spec.stable.version}; candidate ${spec.candidate.version} gets no traffic`, "Warning");
-  } else if (phase === "Promoting") {
-    // Flagger's way: the stable environment takes the candidate's spec, then the candidate's
-    // own environments go.
-    const promoteNeeds: EnvNeed[] = spec.stable.image && spec.candidate.image ? [{ role: "stable", version: "candidate", revision: s.revision ?? "" }] : [];
-    if (environmentsReady(ctx, promoteNeeds)) {
-      const roles = candidateRoles(spec);
-      if (roles.length) {
-        ctx.actions.push({ type: "destroyEnvironments", reason: "promoted", roles });
-        const envs = { ...s.environments };
-        for (const role of roles) delete envs[role as "canary" | "shadow"];
-        s.environments = envs;
-      }
-      s.stableVersion = spec.candidate.version;
-      transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
-    } else {
-      s.message = `Promoting ${spec.candidate.version}: updating the stable environment`;
-    }
-  } else if (phase === "Initialized" && !environmentsReady(ctx, startNeeds(ctx))) {
-    const pending = startNeeds(ctx).filter((n) => s.environments?.[n.role as "canary"]?.phase !== "Ready").map((n) => n.role);
-    s.message = `Standing up environments (${pending.join(", ")}) through Pulumi`;
-    s.conditions = setCondition(s.conditions, { type: ConditionType.Progressing, status: "True", reason: Reason.EnvironmentsPending, message: s.message }, ctx.now, gen);
-  } else if (!TERMINAL.has(phase)) {
-    if (phase === "Initialized") enterStep(ctx, 0);
-    if (promote !== undefined) {
-      // A human's promote also clears a background run that stopped the rollout.
-      const bg = s.analysis?.background;
-      if (bg && (bg.phase === "Inconclusive" || bg.phase === "Error")) {
-        archive(ctx, bg);
-        setRun(ctx, "background", undefined);
-      }
-    }
-    let promotedStep = promote !== undefined && /^step/.test(promote);
-    if (promote !== undefined && /^full/.test(promote)) {
+/** One handler per phase. */
+function runPhase(ctx: Ctx): void {
+  const phase = ctx.status.phase ?? "Initialized";
+  if (phase === "RollingBack") finishRollback(ctx);
+  else if (phase === "Promoting") finishPromotion(ctx);
+  else if (phase === "Initialized") standUpThenStart(ctx);
+  else if (!TERMINAL.has(phase)) runSteps(ctx);
+}
+
+/** The candidate's environments go (rollBack asked for it); the stable keeps serving. */
+function finishRollback(ctx: Ctx): void {
+  const s = ctx.status;
+  if (s.environments) {
+    const envs = { ...s.environments };
+    for (const role of candidateRoles(ctx.spec)) delete envs[role as "canary" | "shadow"];
+    s.environments = envs;
+  }
+  transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `Rolled back to ${ctx.spec.stable.version}; candidate ${ctx.spec.candidate.version} gets no traffic`, "Warning");
+}
+
+/**
+ * Flagger's way: the stable environment takes the candidate's spec, then the candidate's own
+ * environments go.
+ */
+function finishPromotion(ctx: Ctx): void {
+  const { spec } = ctx;
+  const s = ctx.status;
+  const promoteNeeds: EnvNeed[] = spec.stable.image && spec.candidate.image ? [{ role: "stable", version: "candidate", revision: s.revision ?? "" }] : [];
+  if (!environmentsReady(ctx, promoteNeeds)) {
+    s.message = `Promoting ${spec.candidate.version}: updating the stable environment`;
+    return;
+  }
+  const roles = candidateRoles(spec);
+  if (roles.length) {
+    ctx.actions.push({ type: "destroyEnvironments", reason: "promoted", roles });
+    const envs = { ...s.environments };
+    for (const role of roles) delete envs[role as "canary" | "shadow"];
+    s.environments = envs;
+  }
+  s.stableVersion = spec.candidate.version;
+  transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
+}
+
+/** Before step 1: the environments must be Ready; then the steps start in the same pass. */
+function standUpThenStart(ctx: Ctx): void {
+  const needs = startNeeds(ctx);
+  if (!environmentsReady(ctx, needs)) {
+    const pending = needs.filter((n) => ctx.status.environments?.[n.role as "canary"]?.phase !== "Ready").map((n) => n.role);
+    ctx.status.message = `Standing up environments (${pending.join(", ")}) through Pulumi`;
+    return;
+  }
+  enterStep(ctx, 0);
+  runSteps(ctx);
+}
+
+/** Runs steps from the current one: each loop turn completes at most one step. */
+function runSteps(ctx: Ctx): void {
+  const { steps, spec, requests } = ctx;
+  const s = ctx.status;
+  if (requests.promote !== undefined) clearStoppedBackgroundRun(ctx);
+  if (requests.promote !== undefined && /^full/.test(requests.promote)) {
+    enterStep(ctx, steps.length);
+    return;
+  }
+  if (spec.paused && !requests.promoteStep) {
+    if (s.phase !== "Paused") pause(ctx, Reason.SpecPaused, "Paused by spec.paused");
+    return;
+  }
+  if (s.phase === "Paused" && !requests.promoteStep && s.pauseReason === Reason.SpecPaused) {
+    transition(ctx, steps[s.currentStep ?? 0]?.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.Resumed, "Resumed: spec.paused is false");
+  }
+  // Background analysis keeps measuring through pauses, like Argo Rollouts'; a failure there
+  // rolls back even a rollout that waits for a human. A run that stopped the rollout waits.
+  const pausedForAnalysis = s.phase === "Paused" && (s.pauseReason === Reason.AnalysisInconclusive || s.pauseReason === Reason.AnalysisError) && !requests.promoteStep;
+  if (!pausedForAnalysis && !background(ctx)) return;
+  for (let turn = 0; turn <= steps.length && s.phase !== "Promoting"; turn++) {
+    if (s.phase === "Paused" && !requests.promoteStep) return;
+    if ((s.currentStep ?? 0) >= steps.length) {
+      // The steps were edited to fewer than the rollout had already passed.
       enterStep(ctx, steps.length);
-    } else if (spec.paused && !promotedStep) {
-      if (s.phase !== "Paused") pause(ctx, Reason.SpecPaused, "Paused by spec.paused");
-    } else {
-      if (s.phase === "Paused" && !promotedStep && s.pauseReason === Reason.SpecPaused) {
-        transition(ctx, steps[s.currentStep ?? 0]?.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.Resumed, "Resumed: spec.paused is false");
-      }
-      // Background analysis keeps measuring through pauses, like Argo Rollouts'; a failure
-      // there rolls back even a rollout that waits for a human.
-      const pausedForAnalysis = s.phase === "Paused" && (s.pauseReason === Reason.AnalysisInconclusive || s.pauseReason === Reason.AnalysisError) && !promotedStep;
-      const bgOk = pausedForAnalysis || background(ctx);
-      // A paused rollout moves only when promoted; each loop turn completes at most one step.
-      for (let guard = 0; bgOk && guard <= steps.length && s.phase !== "Promoting"; guard++) {
-        if (s.phase === "Paused" && !promotedStep) break;
-        if ((s.currentStep ?? 0) >= steps.length) {
-          // The steps were edited to fewer than the rollout had already passed.
-          enterStep(ctx, steps.length);
-          break;
-        }
-        if (guard > 0 && !background(ctx)) break;
-        const done = stepComplete(ctx, promotedStep);
-        if (done !== true) break;
-        if (promotedStep) {
-          ctx.events.push({ type: "Normal", reason: Reason.Promoted, message: `Step ${(s.currentStep ?? 0) + 1} promoted by a human`, dedupeKey: `promote/${promote}` });
-        }
-        promotedStep = false;
-        enterStep(ctx, (s.currentStep ?? 0) + 1);
-      }
+      return;
     }
+    if (turn > 0 && !background(ctx)) return;
+    if (stepComplete(ctx, requests.promoteStep) !== true) return;
+    if (requests.promoteStep) {
+      ctx.events.push({ type: "Normal", reason: Reason.Promoted, message: `Step ${(s.currentStep ?? 0) + 1} promoted by a human`, dedupeKey: `promote/${requests.promote}` });
+      requests.promoteStep = false;
+    }
+    enterStep(ctx, (s.currentStep ?? 0) + 1);
   }
+}
 
-  shadowSummary(ctx);
-  progressDeadline(ctx);
-
-  // Conditions follow the phase.
-  const p = s.phase!;
-  const healthy = p !== "RollingBack" && p !== "RolledBack";
-  const envFailed = Object.values(s.environments ?? {}).some((e) => !Array.isArray(e) && (e as EnvironmentStatus).phase === "Failed");
-  if (healthy && p !== "Paused" && !envFailed) {
-    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" }, ctx.now, gen);
+/** A human's promote also clears a background run that stopped the rollout. */
+function clearStoppedBackgroundRun(ctx: Ctx): void {
+  const bg = ctx.status.analysis?.background;
+  if (bg && (bg.phase === "Inconclusive" || bg.phase === "Error")) {
+    archive(ctx, bg);
+    setRun(ctx, "background", undefined);
   }
-  s.conditions = setCondition(
-    s.conditions,
-    p === "Succeeded" || p === "RolledBack"
-      ? { type: ConditionType.Progressing, status: "False", reason: p === "Succeeded" ? Reason.Succeeded : Reason.RolledBack, message: s.message ?? "" }
-      : p === "Paused"
-        ? { type: ConditionType.Progressing, status: "Unknown", reason: Reason.Paused, message: s.message ?? "" }
-        : ctx.stalled
-          ? { type: ConditionType.Progressing, status: "False", reason: Reason.ProgressDeadlineExceeded, message: ctx.stalled }
-          : { type: ConditionType.Progressing, status: "True", reason: Reason.StepStarted, message: s.message ?? "" },
-    ctx.now,
-    gen,
-  );
-  const servingVersion = p === "Succeeded" ? spec.candidate.version : spec.stable.version;
-  s.conditions = setCondition(s.conditions, { type: ConditionType.Ready, status: "True", reason: Reason.AsExpected, message: `${servingVersion} serves ${p === "Succeeded" ? "all" : `${100 - (s.canaryWeight ?? 0)}% of`} traffic` }, ctx.now, gen);
+}
 
+/** What the conditions need beyond the status: the deadline and environments that gave up. */
+function healthFacts(ctx: Ctx): HealthFacts {
+  const maxFailures = ctx.spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
+  const envs = ctx.status.environments ?? {};
+  const gaveUp = (["stable", "canary", "shadow"] as const).map((r) => [r, envs[r]] as const).find(([, e]) => e?.phase === "Failed" && (e.consecutiveFailures ?? 0) >= maxFailures);
+  const envFailed = (["stable", "canary", "shadow"] as const).some((r) => envs[r]?.phase === "Failed");
+  return {
+    servingVersion: ctx.status.phase === "Succeeded" ? ctx.spec.candidate.version : ctx.spec.stable.version,
+    ...(ctx.deadlineExceeded ? { deadlineExceeded: ctx.deadlineExceeded } : {}),
+    ...(gaveUp ? { environmentsStalled: `${gaveUp[0]} environment: ${gaveUp[1]!.message ?? "failed"}; ${gaveUp[1]!.consecutiveFailures} failures in a row (maxConsecutiveFailures ${maxFailures}): not retrying until the spec changes` } : {}),
+    environmentFailed: envFailed,
+  };
+}
+
+/** The plan of the pass: the status, what to do, and when to run again. */
+function toPlan(ctx: Ctx): ReturnType<typeof advance> {
+  const p = ctx.status.phase;
   // A phase that moves on by itself next pass (RollingBack, Promoting) runs again at once.
   if (p === "RollingBack" || p === "Promoting") ctx.wakeAt.push(ctx.now.getTime());
   const future = ctx.wakeAt.filter((t) => Number.isFinite(t));
   const requeueAfterMs = future.length ? Math.max(0, Math.min(...future) - ctx.now.getTime()) : undefined;
   return {
-    status: s,
+    status: ctx.status,
     events: ctx.events,
     actions: ctx.actions,
     measure: ctx.measure,

@@ -28,6 +28,8 @@ export interface EnsureOptions {
 export interface EnvironmentFailure {
   /** true: retry with backoff, nothing is wrong with the spec; false: Degraded with message. */
   transient: boolean;
+  /** No retry can clear it (the controller cannot stand environments up at all): Stalled at once. */
+  permanent?: boolean;
   /** CamelCase reason for conditions and Events, e.g. StackLocked, InvalidEnvironment. */
   reason: string;
   /** What went wrong and what to fix, with Pulumi's own message where there is one. */

@@ -5,6 +5,7 @@ export const ConditionType = {
   Progressing: "Progressing",
   Degraded: "Degraded",
   Stalled: "Stalled",
+  Reconciling: "Reconciling",
 } as const;
 
 export const Reason = {
@@ -35,4 +36,10 @@ export const Reason = {
   EnvironmentsPending: "EnvironmentsPending",
   EnvironmentFailed: "EnvironmentFailed",
   Stalled: "Stalled",
+  /** A shadow step whose judged mismatch rate is above the limit (fail fast or at its end). */
+  ShadowMismatch: "ShadowMismatch",
+  /** A shadow step still without enough comparisons progressDeadline after its duration. */
+  InsufficientEvidence: "InsufficientEvidence",
+  /** A Degraded rollout whose problem cleared, going on where it was. */
+  Recovered: "Recovered",
 } as const;

@@ -65,11 +65,15 @@ describe("reconcile", () => {
   it("initialises a new rollout: Pending -> Initialized, status filled, one Event", () => {
     const plan = reconcile({ object: rollout(base), world: noWorld, now });
     expect(plan.status).toMatchObject({ phase: "Initialized", observedGeneration: 1, currentStep: 0, stepCount: 6, canaryWeight: 0, stableVersion: "v1", candidateVersion: "v2" });
-    expect(plan.status!.conditions!.map((c) => [c.type, c.status])).toEqual([
-      ["Degraded", "False"],
-      ["Ready", "True"],
-      ["Progressing", "True"],
+    // kstatus reads Reconciling=True as InProgress; Ready waits for the candidate to serve all traffic.
+    expect(plan.status!.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ["Ready", "False", "Initialized"],
+      ["Reconciling", "True", "Initialized"],
+      ["Stalled", "False", "AsExpected"],
+      ["Progressing", "True", "Initialized"],
+      ["Degraded", "False", "AsExpected"],
     ]);
+    expect(plan.status!.conditions!.every((c) => c.observedGeneration === 1)).toBe(true);
     expect(plan.events).toHaveLength(1);
     expect(plan.events[0]).toMatchObject({ type: "Normal", reason: "Initialized" });
     expect(plan.actions).toEqual([]);

@@ -8,8 +8,8 @@
 import { createHash } from "node:crypto";
 import { FINALIZER, SpecSchema, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
-import { setCondition } from "./conditions.ts";
-import { ConditionType, Reason } from "./reasons.ts";
+import { deriveConditions } from "./conditions.ts";
+import { Reason } from "./reasons.ts";
 import { advance, resolveRolloutAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./types.ts";
 import { referenceDigest, referenceKey, versionReferences } from "./references.ts";
@@ -151,6 +151,16 @@ function describeVersion(v: Spec["candidate"]): string {
   return `${v.version} (${where}${model})`;
 }
 
+/** A Degraded rollout whose problem cleared goes on in the phase it had, with an Event saying so. */
+function resumeAfterDegraded(status: Status, events: EventSpec[], generation: number): void {
+  const problem = status.message ?? "";
+  status.phase = status.interruptedPhase as Phase;
+  delete status.interruptedPhase;
+  status.message = `Recovered: going on at step ${Math.min((status.currentStep ?? 0) + 1, status.stepCount ?? 1)}/${status.stepCount ?? "?"} (${status.phase})`;
+  const key = createHash("sha256").update(problem).digest("hex").slice(0, 12);
+  events.push({ type: "Normal", reason: Reason.Recovered, message: `${status.message}; the problem cleared: ${problem}`, dedupeKey: `g${generation}/recovered/${key}` });
+}
+
 /** Reconciles one AIRollout: the whole decision of a pass. */
 export function reconcile(obs: Observed): Plan {
   const obj: AIRollout = obs.object;
@@ -169,11 +179,14 @@ export function reconcile(obs: Observed): Plan {
   }
   const actions: Plan["actions"] = finalizers.includes(FINALIZER) ? [] : [{ type: "addFinalizer" }];
 
+  // A problem that may clear by itself (a reference not created yet) retries with backoff; one
+  // only a person can fix (an invalid spec) waits for the next edit. Either way the rollout
+  // remembers where it was, and resumes there once the problem clears.
   const degrade = (reason: string, message: string, backoff: boolean): Plan => {
-    let conditions = setCondition(prev.conditions, { type: ConditionType.Degraded, status: "True", reason, message }, obs.now, generation);
-    conditions = setCondition(conditions, { type: ConditionType.Ready, status: "False", reason, message }, obs.now, generation);
-    conditions = setCondition(conditions, { type: ConditionType.Progressing, status: "False", reason, message: "waiting for the spec to be fixed" }, obs.now, generation);
-    const status: Status = { ...prev, phase: "Degraded", message, observedGeneration: generation, conditions };
+    const status: Status = { ...prev, phase: "Degraded", message, observedGeneration: generation };
+    const interrupted = prevPhase === "Degraded" ? prev.interruptedPhase : prev.revision !== undefined ? prevPhase : undefined;
+    if (interrupted) status.interruptedPhase = interrupted;
+    status.conditions = deriveConditions(status, { servingVersion: prev.stableVersion ?? "the stable version", degraded: { reason, message, needsPerson: !backoff } }, obs.now, generation);
     // One Warning per distinct problem and generation: a retried pass records nothing new.
     const key = createHash("sha256").update(message).digest("hex").slice(0, 12);
     events.push({ type: "Warning", reason, message, dedupeKey: `g${generation}/${reason}/${key}` });
@@ -192,10 +205,13 @@ export function reconcile(obs: Observed): Plan {
   const steps = resolveSteps(spec);
   const revision = candidateRevision(spec, obs.world);
   const revisionInputs = candidateInputs(spec, obs.world);
-  const fresh = prev.revision !== revision || prevPhase === "Pending" || prevPhase === "Degraded";
+  // Initialisation is tracked by status.revision: a rollout Degraded mid-way resumes, it does
+  // not restart, unless what the candidate answers changed.
+  const fresh = prev.revision !== revision || prevPhase === "Pending" || (prevPhase === "Degraded" && !prev.interruptedPhase);
   if (!fresh) {
     const base: Status = { ...prev, observedGeneration: generation, steps, stepCount: steps.length, candidateVersion: spec.candidate.version };
-    if (prev.phase !== "Succeeded") base.stableVersion = spec.stable.version;
+    if (prevPhase === "Degraded") resumeAfterDegraded(base, events, generation);
+    if (base.phase !== "Succeeded") base.stableVersion = spec.stable.version;
     const next = advance(obs, spec, steps, analysis, base);
     return { ...next, events: [...events, ...next.events], actions: [...actions, ...next.actions] };
   }
@@ -227,10 +243,9 @@ export function reconcile(obs: Observed): Plan {
     message: restarted ? newRevisionMessage(revision, describeRevisionChange(prev.revisionInputs, revisionInputs, spec), status.message!) : status.message!,
     dedupeKey: `g${generation}/${prevPhase}->Initialized/${revision}`,
   });
-  let conditions = setCondition(prev.conditions, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" }, obs.now, generation);
-  conditions = setCondition(conditions, { type: ConditionType.Ready, status: "True", reason: Reason.AsExpected, message: `${spec.stable.version} serves all traffic` }, obs.now, generation);
-  conditions = setCondition(conditions, { type: ConditionType.Progressing, status: "True", reason: Reason.Initialized, message: status.message ?? "" }, obs.now, generation);
-  status.conditions = conditions;
+  delete status.interruptedPhase;
+  delete status.shadow;
+  status.conditions = deriveConditions(status, { servingVersion: spec.stable.version }, obs.now, generation);
   // The steps start on the next pass, right away: `kubectl get air -w` shows Initialized first.
   return { status, events, actions, requeueAfterMs: 0 };
 }
