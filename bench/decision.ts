@@ -43,11 +43,18 @@ function rolloutPasses(): number {
   };
   let now = Date.parse("2026-01-01T00:00:00Z");
   const healthy: QueryOutcome = { kind: "value", value: [0.001] };
+  // The shadow step reads the gateways' evidence: 500 comparisons, judged, 1% mismatched.
+  const evidence: Record<string, QueryOutcome> = {
+    "shadow/compared": { kind: "value", value: [500] },
+    "shadow/noise": { kind: "value", value: [0] },
+    "shadow/mismatched": { kind: "value", value: [5] },
+    "shadow/judged": { kind: "value", value: [1] },
+  };
   for (let passes = 1; passes < 10_000; passes++) {
     const world = { references: {}, measurements: {} as Record<string, QueryOutcome> };
     let plan = reconcile({ object: obj, world, now: new Date(now) });
     if (plan.measure?.length) {
-      for (const m of plan.measure) world.measurements[m.key] = healthy;
+      for (const m of plan.measure) world.measurements[m.key] = evidence[m.key] ?? healthy;
       plan = reconcile({ object: obj, world, now: new Date(now) });
     }
     obj = { ...obj, status: plan.status };

@@ -1,6 +1,7 @@
 /**
  * `make bench`: the gateway benchmark (bench/gateway.ts), the diff engine micro-benchmark
- * (controller/src/diff/bench.ts) and the decision benchmark (bench/decision.ts), each in a
+ * (controller/src/diff/bench.ts), the decision benchmark (bench/decision.ts) and the shadow
+ * step's detection benchmark (bench/detection.ts), each in a
  * process of its own one after the other, printed as one JSON object. Loopback only. A part that
  * fails is reported as `{ "error": ... }` and the exit code is 1.
  * Run: node_modules/.bin/node bench/run.ts [seconds-per-run]
@@ -38,6 +39,7 @@ const parts: [string, string, string[]][] = [
   ["gateway", "bench/gateway.ts", [seconds]],
   ["diff", "controller/src/diff/bench.ts", ["2"]],
   ["decision", "bench/decision.ts", []],
+  ["detection", "bench/detection.ts", ["2000"]],
 ];
 const out: Record<string, unknown> = {};
 let failed = false;
