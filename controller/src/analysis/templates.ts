@@ -109,3 +109,19 @@ export const BUILTIN_TEMPLATES: Readonly<Record<TemplateName, MetricTemplate>> =
 export function getTemplate(name: string): MetricTemplate | undefined {
   return Object.hasOwn(TEMPLATES, name) ? TEMPLATES[name as TemplateName] : undefined;
 }
+
+/**
+ * The queries that read a shadow step's evidence (reconcile/shadow-evidence.ts), keyed as the
+ * controller asks for them: the gateways' per-revision gauges, summed over replicas, and whether
+ * every replica has judged the revision. Kept here, with the other queries over the gateway's
+ * metric names (gateway/metrics.ts), so the contract between the two lives in one file.
+ */
+export function shadowEvidenceQueries(rollout: { name: string; namespace: string }, revision: string): Record<"shadow/compared" | "shadow/noise" | "shadow/mismatched" | "shadow/judged", string> {
+  const sel = `rollout="${rollout.name}",namespace="${rollout.namespace}",revision="${revision}"`;
+  return {
+    "shadow/compared": `sum(airollout_shadow_revision_comparisons{${sel},kind="candidate"})`,
+    "shadow/noise": `sum(airollout_shadow_revision_comparisons{${sel},kind="noise"})`,
+    "shadow/mismatched": `sum(airollout_shadow_revision_mismatches{${sel}})`,
+    "shadow/judged": `min(airollout_shadow_judged{${sel}})`,
+  };
+}

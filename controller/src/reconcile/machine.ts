@@ -29,13 +29,14 @@ import {
   type SpecError,
 } from "../analysis/assess.ts";
 import { formatDuration, parseDuration } from "../api/duration.ts";
+import { shadowEvidenceQueries } from "../analysis/templates.ts";
 import { deriveConditions, setCondition, type HealthFacts } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./types.ts";
 import { referenceDigest, versionReferences } from "./references.ts";
 import type { EnvironmentRole, EnvironmentStatus } from "./ports.ts";
 import { createHash } from "node:crypto";
-import { evidenceQueries, judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
+import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 
 /** Metrics of a rollout, resolved once per pass: for step runs (count defaults) and background. */
 export interface ResolvedAnalysis {
@@ -475,7 +476,7 @@ function readShadowEvidence(ctx: Ctx, durationEnd: number): "pending" | ReturnTy
     ctx.wakeAt.push(last + intervalMs);
     return "pending";
   }
-  const queries = evidenceQueries(ctx.obs.object.metadata, s.revision ?? "");
+  const queries = shadowEvidenceQueries(ctx.obs.object.metadata, s.revision ?? "");
   const outcomes = Object.fromEntries(Object.keys(queries).map((k) => [k, ctx.obs.world.measurements?.[k]]));
   ctx.wakeAt.push(now + intervalMs);
   if (Object.values(outcomes).some((o) => o === undefined)) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { evidenceQueries, judgeShadow, missingEvidence, readEvidence, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
+import { shadowEvidenceQueries as evidenceQueries } from "../analysis/templates.ts";
+import { judgeShadow, missingEvidence, readEvidence, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
 
 const rule: ShadowRule = { minSamples: 100, baseline: true, maxMismatchRate: 0.1 };
 const judged = (compared: number, mismatched: number) => ({ compared, noiseCompared: compared, mismatched, judged: true });

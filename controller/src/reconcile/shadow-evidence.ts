@@ -30,17 +30,6 @@ export interface ShadowEvidence {
   judged: boolean;
 }
 
-/** The queries that read the evidence, keyed as in World.measurements. */
-export function evidenceQueries(rollout: { name: string; namespace: string }, revision: string): Record<string, string> {
-  const sel = `rollout="${rollout.name}",namespace="${rollout.namespace}",revision="${revision}"`;
-  return {
-    "shadow/compared": `sum(airollout_shadow_revision_comparisons{${sel},kind="candidate"})`,
-    "shadow/noise": `sum(airollout_shadow_revision_comparisons{${sel},kind="noise"})`,
-    "shadow/mismatched": `sum(airollout_shadow_revision_mismatches{${sel}})`,
-    "shadow/judged": `min(airollout_shadow_judged{${sel}})`,
-  };
-}
-
 /** A single finite number from an outcome; anything else (empty, NaN, several series) is undefined. */
 function finiteValue(o: QueryOutcome | undefined): number | undefined {
   if (!o || o.kind !== "value") return undefined;
