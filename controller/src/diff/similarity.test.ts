@@ -97,12 +97,10 @@ describe("levenshtein", () => {
     expect(levenshteinSimilarity("abc", "xyz")).toBe(0);
   });
 
-  it("gives up early on long, clearly different texts", () => {
+  it("gives up early on long, clearly different texts (a full 200,000 x 200,000 table would hit the test timeout)", () => {
     const a = "a".repeat(200_000);
     const b = "b".repeat(200_000);
-    const started = performance.now();
     expect(levenshteinDistance(a, b, 10)).toBe(11);
-    expect(performance.now() - started).toBeLessThan(500);
   });
 
   it.each([
