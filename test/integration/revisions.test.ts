@@ -9,7 +9,7 @@ import type { AIRollout } from "../../controller/src/api/schema.ts";
 import pino from "pino";
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
 import { Informer } from "../../controller/src/kube/informer.ts";
-import { ControllerProcess, client, createNamespace, kubectlOk, waitFor } from "./helpers.ts";
+import { ControllerProcess, client, createNamespace, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 const NAME = "triage-bot";
 const SECRET_ONE = "s3cr3t-token-one";
@@ -117,6 +117,17 @@ describe("revisions follow referenced ConfigMaps and Secrets", () => {
       "spec.candidate.env[0].valueFrom.secretKeyRef": expect.stringMatching(/^[0-9a-f]{16}$/),
     });
     expect(await newRevisionEvents()).toEqual([]);
+  });
+
+  it("the API server rejects an env entry with both value and valueFrom, or with two sources", () => {
+    const bad = (env: unknown[]) =>
+      stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "bad-env", namespace: ns }, spec: { stable: { version: "v1", endpoint: "http://127.0.0.1:9/s" }, candidate: { version: "v2", endpoint: "http://127.0.0.1:9/c", env }, strategy: { steps: [{ setWeight: 10 }] } } });
+    const both = kubectl(["apply", "-f", "-"], bad([{ name: "A", value: "x", valueFrom: { secretKeyRef: { name: "llm", key: "token" } } }]));
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toContain("exactly one of value and valueFrom must be set");
+    const two = kubectl(["apply", "-f", "-"], bad([{ name: "A", valueFrom: { secretKeyRef: { name: "llm", key: "token" }, configMapKeyRef: { name: "prompts", key: "triage.txt" } } }]));
+    expect(two.code).not.toBe(0);
+    expect(two.stderr).toContain("exactly one of secretKeyRef and configMapKeyRef must be set");
   });
 
   it("an edit of the prompt's key starts a new revision, back through Initialized, and the Event names the ConfigMap", async () => {
