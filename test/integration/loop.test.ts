@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, it } from "vitest";
 import { stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { renderMetricQuery, resolveMetric, type MetricSpec } from "../../controller/src/analysis/assess.ts";
-import { TEMPLATE_NAMES, type TemplateName } from "../../controller/src/analysis/templates.ts";
+import { shadowEvidenceQueries, TEMPLATE_NAMES, type TemplateName } from "../../controller/src/analysis/templates.ts";
 import { rolloutsPath } from "../../controller/src/kube/controller.ts";
 import { classifierResponder, type TestBackend } from "../support/backends.ts";
 import { startLoop, type Loop } from "../support/loop.ts";
@@ -193,10 +193,14 @@ describe.concurrent("the real gateway -> Prometheus -> controller loop", () => {
     // 150 ms answers fall in the (0.1, 0.25] bucket; a loaded machine may push a few further.
     await check("latency-p95", split.name, 0.3, 0.2);
 
-    const sel = `rollout="${shadow.name}",namespace="${ns}"`;
-    await waitFor("contract-shadow judged", async () => (await loop.value(`max(airollout_shadow_judged{${sel}})`)) === 1, 60_000, 1000);
-    const compared = (await loop.value(`sum(airollout_shadow_revision_comparisons{${sel},kind="candidate"})`))!;
+    // The controller's evidence queries read the gateway's per-revision gauges: judged after 30
+    // comparisons, about 1 in 10 of them mismatched.
+    const evidence = shadowEvidenceQueries({ name: shadow.name, namespace: ns }, (await get(shadow.name)).status!.revision!);
+    await waitFor("contract-shadow judged", async () => (await loop.value(evidence["shadow/judged"])) === 1, 60_000, 1000);
+    const compared = (await loop.value(evidence["shadow/compared"]))!;
+    const mismatched = (await loop.value(evidence["shadow/mismatched"]))!;
     expect(compared).toBeGreaterThanOrEqual(30);
+    expect(Math.abs(mismatched / compared - 0.1)).toBeLessThanOrEqual(0.05);
     await check("shadow-mismatch-rate", shadow.name, 0.1, 0.05);
 
     await Promise.all([t1.stop(), t2.stop()]);
@@ -238,6 +242,11 @@ describe.concurrent("the real gateway -> Prometheus -> controller loop", () => {
     expect(run?.phase).toBe("Successful");
     expect(run!.metrics.map((m) => [m.name, m.phase])).toEqual([["error-rate", "Successful"], ["latency-p95", "Successful"]]);
     expect(run!.metrics[0]!.query).toContain(`rollout="${name}",namespace="${ns}",version="${CANDIDATE}"`);
+    // The shadow step was judged against the noise baseline: both kinds of comparison counted.
+    const evidence = shadowEvidenceQueries({ name, namespace: ns }, done.status!.revision!);
+    expect(await loop.value(evidence["shadow/compared"])).toBeGreaterThanOrEqual(20);
+    expect(await loop.value(evidence["shadow/noise"])).toBeGreaterThanOrEqual(20);
+    expect(await loop.value(evidence["shadow/mismatched"])).toBe(0);
     expect(condition(done, "Ready")).toMatchObject({ status: "True" });
     expect.soft(condition(done, "Stalled")?.status ?? "False").toBe("False");
   }, 180_000);
@@ -346,9 +355,10 @@ describe.concurrent("the real gateway -> Prometheus -> controller loop", () => {
     expect(holding.status!.currentStep).toBe(0);
     expect(holding.status!.canaryWeight ?? 0).toBe(0);
     // Not judged is visible to PromQL, and the template reads it as no data, never as 0.
-    const sel = `rollout="${name}",namespace="${ns}"`;
-    expect(await loop.value(`sum(airollout_shadow_revision_comparisons{${sel},kind="candidate"})`)).toBe(5);
-    expect(await loop.value(`max(airollout_shadow_judged{${sel}})`)).toBe(0);
+    // The controller's own evidence queries, against the gateway's real gauges.
+    const evidence = shadowEvidenceQueries({ name, namespace: ns }, holding.status!.revision!);
+    expect(await loop.value(evidence["shadow/compared"])).toBe(5);
+    expect(await loop.value(evidence["shadow/judged"])).toBe(0);
     expect((await template("shadow-mismatch-rate", name, WINDOW)).value).toBeUndefined();
 
     const paused = await phaseOf(name, ["Paused", "Succeeded", "RolledBack"], 90_000).finally(() => watch.stop());
