@@ -23,6 +23,6 @@ ENV AIROLLOUT_CACHE=/home/node/.cache/airollout
 USER node
 # The Pulumi toolchain directory (links to the CLI, its Kubernetes provider and this Node) is made
 # now: at run time the root filesystem is read-only (see the chart).
-RUN node --input-type=module -e "await (await import('/app/controller/src/environments/toolchain.ts')).ensurePulumiToolchain(console.log)"
+RUN node --input-type=module -e "await (await import('/app/controller/src/dev/toolchain.ts')).ensurePulumiToolchain(console.log)"
 ENTRYPOINT ["/app/bin/airollout"]
 CMD ["controller"]

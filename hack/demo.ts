@@ -20,7 +20,7 @@ import { defaultDevDir, freePort, installCRD, up } from "../controller/src/dev/c
 import { startPrometheus } from "../controller/src/dev/prometheus.ts";
 import { PROJECT_ROOT } from "../controller/src/dev/tools.ts";
 import { KubeClient, loadKubeConfig } from "../controller/src/kube/client.ts";
-import { rolloutsPath } from "../controller/src/kube/controller.ts";
+import { rolloutsPath } from "../controller/src/api/paths.ts";
 
 const NODE = join(PROJECT_ROOT, "node_modules/.bin/node");
 const CLI = join(PROJECT_ROOT, "controller/src/cli/main.ts");

@@ -11,7 +11,7 @@ import { parse, stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { restartComponent } from "../../controller/src/dev/controlplane.ts";
 import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
-import { rolloutsPath } from "../../controller/src/kube/controller.ts";
+import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { ControllerProcess, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 const example = parse(readFileSync(join(PROJECT_ROOT, "examples", "airollout.yaml"), "utf8")) as { metadata: Record<string, unknown>; spec: Record<string, unknown> };

@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { AIRollout, VersionSpec } from "../../controller/src/api/schema.ts";
 import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
 import { EnvironmentError, StackLockedError } from "../../controller/src/environments/errors.ts";
-import { startNodeSimulator, type NodeSimulator } from "../../controller/src/environments/kwok.ts";
+import { startNodeSimulator, type NodeSimulator } from "../../controller/src/dev/kwok.ts";
 import { PROJECT, PulumiEnvironments, kubeSecretReader, stackNameFor } from "../../controller/src/environments/pulumi.ts";
 import { ApiError } from "../../controller/src/kube/client.ts";
-import { isEnvironmentFailure } from "../../controller/src/reconcile/ports.ts";
+import { isEnvironmentFailure } from "../../controller/src/reconcile/contract.ts";
 import { pulumi, pulumiTestEnv, type PulumiTestEnv } from "../support/pulumi.ts";
 import { NODE, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 

@@ -14,7 +14,7 @@ import { stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { renderMetricQuery, resolveMetric, type MetricSpec } from "../../controller/src/analysis/assess.ts";
 import { shadowEvidenceQueries, TEMPLATE_NAMES, type TemplateName } from "../../controller/src/analysis/templates.ts";
-import { rolloutsPath } from "../../controller/src/kube/controller.ts";
+import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { classifierResponder, type TestBackend } from "../support/backends.ts";
 import { startLoop, type Loop } from "../support/loop.ts";
 import { client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";

@@ -5,15 +5,8 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  judgeMeasurement,
-  renderMetricQuery,
-  resolveMetric,
-  type MetricSpec,
-  type QueryOutcome,
-  type QueryTarget,
-  type ResolvedMetric,
-} from "../../controller/src/analysis/assess.ts";
+import { judgeMeasurement, renderMetricQuery, resolveMetric, type MetricSpec, type QueryTarget, type ResolvedMetric } from "../../controller/src/analysis/assess.ts";
+import type { QueryOutcome } from "../../controller/src/analysis/provider.ts";
 import { compileCondition } from "../../controller/src/analysis/expr.ts";
 import { PrometheusProvider } from "../../controller/src/analysis/prometheus.ts";
 import { TEMPLATE_NAMES, type TemplateName } from "../../controller/src/analysis/templates.ts";

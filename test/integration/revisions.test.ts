@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import pino from "pino";
-import { rolloutsPath } from "../../controller/src/kube/controller.ts";
+import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { Informer } from "../../controller/src/kube/informer.ts";
 import { ControllerProcess, client, createNamespace, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
-import { startNodeSimulator, type NodeSimulator } from "../../controller/src/environments/kwok.ts";
-import { rolloutsPath } from "../../controller/src/kube/controller.ts";
+import { startNodeSimulator, type NodeSimulator } from "../../controller/src/dev/kwok.ts";
+import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 let ns: string;

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
-import { rolloutsPath } from "../../controller/src/kube/controller.ts";
+import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { PrometheusProvider } from "../../controller/src/analysis/prometheus.ts";
 import { startExporter, type Exporter } from "../support/exporter.ts";
 import { startPrometheus, type TestPrometheus } from "../../controller/src/dev/prometheus.ts";

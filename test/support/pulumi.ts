@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensurePulumiToolchain, pulumiEnv, type PulumiToolchain } from "../../controller/src/environments/toolchain.ts";
+import { ensurePulumiToolchain, pulumiEnv, type PulumiToolchain } from "../../controller/src/dev/toolchain.ts";
 
 export interface PulumiTestEnv {
   toolchain: PulumiToolchain;

@@ -1,27 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  concludeMetric,
-  judgeMeasurement,
-  MEASUREMENT_HISTORY,
-  newMetricStatus,
-  nextMeasurementDue,
-  recordMeasurement,
-  renderMetricQuery,
-  resolveAnalysis,
-  resolveMetric,
-  runPhase,
-  summarizeRun,
-  type Judge,
-  type Measurement,
-  type MeasurementPhase,
-  type MetricLimits,
-  type MetricPhase,
-  type MetricSpec,
-  type MetricStatus,
-  type QueryOutcome,
-  type ResolvedMetric,
-  type RunPhase,
-} from "./assess.ts";
+import { concludeMetric, judgeMeasurement, MEASUREMENT_HISTORY, newMetricStatus, nextMeasurementDue, recordMeasurement, renderMetricQuery, resolveAnalysis, resolveMetric, runPhase, summarizeRun, type Judge, type Measurement, type MeasurementPhase, type MetricLimits, type MetricPhase, type MetricSpec, type MetricStatus, type ResolvedMetric, type RunPhase } from "./assess.ts";
+import type { QueryOutcome } from "./provider.ts";
 import { MetricSchema } from "../api/schema.ts";
 
 const NOW = new Date("2025-01-01T00:00:00.000Z");

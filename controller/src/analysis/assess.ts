@@ -12,6 +12,7 @@
  *   closed: argo-rollouts#3850 promoted on an inconclusive run);
  * - every message quotes the value and the condition that judged it (argo-rollouts#404).
  */
+import type { QueryOutcome, SeriesLabels } from "./provider.ts";
 import type { z } from "zod";
 import type {
   AnalysisRunStatusSchema,
@@ -48,19 +49,7 @@ export type RunPhase = AnalysisRunStatus["phase"];
 export type OnEmpty = NonNullable<MetricSpec["onEmpty"]>;
 export type NonFinite = NonNullable<MetricSpec["nonFinite"]>;
 
-/** The label set of one series as the backend returned it (`__name__` included when present). */
-export type SeriesLabels = Readonly<Record<string, string>>;
 
-/**
- * What a provider returns for one query. `permanent` marks an error in the spec (a PromQL
- * syntax error, a query that returns a range vector): retrying cannot fix it, so the controller
- * reports it in a condition instead of retrying hot. For a vector, `labels` holds each series'
- * label set in the order of `value`, so a judgement can say which series it judged.
- */
-export type QueryOutcome =
-  | { kind: "value"; value: number | readonly number[]; labels?: readonly SeriesLabels[] }
-  | { kind: "empty" }
-  | { kind: "error"; message: string; permanent?: boolean };
 
 /** The most recent measurements kept per metric in status. */
 export const MEASUREMENT_HISTORY = 10;

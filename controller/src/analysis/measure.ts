@@ -1,14 +1,14 @@
 /**
- * The controller's MetricsPort: runs the queries a reconcile pass asked for, in parallel, one
+ * The controller's MeasurementsPort: runs the queries a reconcile pass asked for, in parallel, one
  * PrometheusProvider per address (reused across passes).
  */
-import type { MetricsPort } from "../reconcile/ports.ts";
-import type { MeasureRequest } from "../reconcile/types.ts";
-import type { QueryOutcome } from "./assess.ts";
+import type { MeasurementsPort } from "../reconcile/contract.ts";
+import type { MeasureRequest } from "../reconcile/contract.ts";
+import type { QueryOutcome } from "./provider.ts";
 import { PrometheusProvider } from "./prometheus.ts";
 import type { MetricsProvider } from "./provider.ts";
 
-export class PrometheusMeasurements implements MetricsPort {
+export class PrometheusMeasurements implements MeasurementsPort {
   private readonly providers = new Map<string, MetricsProvider>();
   private readonly factory: (address: string) => MetricsProvider;
 

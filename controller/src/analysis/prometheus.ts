@@ -10,7 +10,8 @@
  * a network round trip.
  */
 import { PrometheusDriver, type PrometheusConnectionOptions } from "prometheus-query";
-import type { QueryOutcome, SeriesLabels } from "./assess.ts";
+import type { SeriesLabels } from "./provider.ts";
+import type { QueryOutcome } from "./provider.ts";
 import type { MetricsProvider, QueryOptions } from "./provider.ts";
 
 type RequestInterceptor = NonNullable<PrometheusConnectionOptions["requestInterceptor"]>;

@@ -2,9 +2,20 @@
  * The metrics port: the one thing analysis needs from a metrics backend. One implementation per
  * backend (prometheus.ts), so the decision core (assess.ts) never sees HTTP.
  */
-import type { QueryOutcome } from "./assess.ts";
 
-export type { QueryOutcome };
+/** The label set of one series as the backend returned it (`__name__` included when present). */
+export type SeriesLabels = Readonly<Record<string, string>>;
+
+/**
+ * What a provider returns for one query. `permanent` marks an error in the spec (a PromQL
+ * syntax error, a query that returns a range vector): retrying cannot fix it, so the controller
+ * reports it in a condition instead of retrying hot. For a vector, `labels` holds each series'
+ * label set in the order of `value`, so a judgement can say which series it judged.
+ */
+export type QueryOutcome =
+  | { kind: "value"; value: number | readonly number[]; labels?: readonly SeriesLabels[] }
+  | { kind: "empty" }
+  | { kind: "error"; message: string; permanent?: boolean };
 
 /** Per-query options. */
 export interface QueryOptions {

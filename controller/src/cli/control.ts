@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { ANNOTATIONS, type AIRollout } from "../api/schema.ts";
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
-import { rolloutsPath } from "../kube/controller.ts";
+import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
 
 export type ControlVerb = "promote" | "abort" | "retry";

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { alive, down, readState, recordNodeSimulator, statusReport, up } from "../dev/controlplane.ts";
-import { startNodeSimulator } from "../environments/kwok.ts";
+import { startNodeSimulator } from "../dev/kwok.ts";
 import { UsageError } from "./errors.ts";
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import type { AIRollout } from "../api/schema.ts";
 import { formatDuration } from "../api/duration.ts";
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
-import { rolloutsPath } from "../kube/controller.ts";
+import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
 
 /** Renders the status block `airollout status` prints. */

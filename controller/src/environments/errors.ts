@@ -1,12 +1,12 @@
 /**
  * Typed failures of environment operations, and the digest of Pulumi's output they carry.
  *
- * Every failure is an EnvironmentFailure (reconcile/ports.ts): `transient` says whether to
+ * Every failure is an EnvironmentFailure (reconcile/contract.ts): `transient` says whether to
  * requeue with backoff (a stack locked by an update in progress) or to set Degraded with the
  * message (everything a person has to fix: bad input, a missing passphrase, an unwritable
  * backend, an update Pulumi rejected).
  */
-import type { EnvironmentFailure, EnvironmentRole } from "../reconcile/ports.ts";
+import type { EnvironmentFailure, EnvironmentRole } from "../reconcile/contract.ts";
 
 /**
  * Condition and Event reasons of environment failures. They belong with the others in

@@ -3,7 +3,7 @@
  * up or tear down. The Pulumi adapter replaces it for image-based versions.
  */
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
-import type { EnsureOptions, EnvironmentFailure, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/ports.ts";
+import type { EnsureOptions, EnvironmentFailure, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/contract.ts";
 
 export class NoopEnvironments implements EnvironmentsPort {
   async destroyAll(_rollout: AIRollout, _reason: string): Promise<void> {}

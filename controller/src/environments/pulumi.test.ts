@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { AIRollout } from "../api/schema.ts";
-import { isEnvironmentFailure } from "../reconcile/ports.ts";
+import { isEnvironmentFailure } from "../reconcile/contract.ts";
 import { EnvironmentError, StackLockedError, parseLockHolders, pulumiMessage } from "./errors.ts";
 import { KeyedSerializer, isLockHolderAlive, isStaleLock, stackNameFor } from "./pulumi.ts";
 

@@ -32,10 +32,10 @@ import {
 } from "@pulumi/pulumi/automation/index.js";
 import type { Logger } from "pino";
 import { SpecSchema, type AIRollout, type Spec, type VersionSpec } from "../api/schema.ts";
-import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/ports.ts";
+import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/contract.ts";
 import { environment, environmentProblems, type EnvironmentArgs } from "../../../infra/environment.ts";
 import { EnvironmentError, EnvironmentReason, StackLockedError, commandOutput, outputTail, parseLockHolders, pulumiMessage, type LockHolder } from "./errors.ts";
-import { pulumiEnv, type PulumiToolchain } from "./toolchain.ts";
+import { pulumiEnv, type PulumiToolchain } from "../dev/toolchain.ts";
 
 /** The Pulumi project of every environment stack; infra/Pulumi.yaml has the same name. */
 export const PROJECT = "airollout-env";

@@ -21,7 +21,7 @@ import type { Logger } from "pino";
 import type { AIRollout } from "../api/schema.ts";
 import { maskPII, SampleStore } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
-import { rolloutsPath } from "../kube/controller.ts";
+import { rolloutsPath } from "../api/paths.ts";
 import { Informer } from "../kube/informer.ts";
 import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";

@@ -3,12 +3,13 @@
  * -> carry out the plan: finalizer, events, environment actions, then status once per pass.
  */
 import type { Logger } from "pino";
-import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION, type AIRollout, type Status } from "../api/schema.ts";
+import { API_VERSION, FINALIZER, KIND, PLURAL, type AIRollout, type Status } from "../api/schema.ts";
+import { rolloutPath, rolloutsPath } from "../api/paths.ts";
 import { forRollout } from "../telemetry/logger.ts";
 import type { ControllerMetrics } from "../telemetry/metrics.ts";
 import { reconcile, references, validateSpec } from "../reconcile/reconcile.ts";
-import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MetricsPort } from "../reconcile/ports.ts";
-import type { EnsureRequest, EnvironmentOutcome, Plan, World } from "../reconcile/types.ts";
+import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MeasurementsPort } from "../reconcile/contract.ts";
+import type { EnsureRequest, EnvironmentOutcome, Plan, World } from "../reconcile/contract.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
@@ -20,7 +21,7 @@ export interface ControllerOptions {
   log: Logger;
   metrics: ControllerMetrics;
   environments: EnvironmentsPort;
-  measurements: MetricsPort;
+  measurements: MeasurementsPort;
   /** Watch one namespace; all namespaces when undefined. */
   namespace?: string;
   identity: string;
@@ -28,11 +29,6 @@ export interface ControllerOptions {
   concurrency?: number;
   /** Test failpoints (AIROLLOUT_FAILPOINT), e.g. `after-events=3000` sleeps between events and status. */
   failpoint?: string;
-}
-
-/** Base path of AIRollouts in a namespace or cluster-wide. */
-export function rolloutsPath(namespace?: string): string {
-  return namespace ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
 }
 
 function statusEqual(a: Status | undefined, b: Status | undefined): boolean {
@@ -196,7 +192,7 @@ export class Controller {
   }
 
   private objectPath(obj: AIRollout): string {
-    return `${rolloutsPath(obj.metadata.namespace)}/${obj.metadata.name}`;
+    return rolloutPath(obj.metadata.namespace, obj.metadata.name);
   }
 
   private async apply(obj: AIRollout, plan: Plan, log: Logger): Promise<WorkResult> {

@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { ApiError, type KubeClient } from "./client.ts";
-import type { EventSpec } from "../reconcile/types.ts";
+import type { EventSpec } from "../reconcile/contract.ts";
 
 export interface EventTarget {
   apiVersion: string;

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { KubeClient } from "./client.ts";
 import { Informer } from "./informer.ts";
 import { ReferenceIndex, digestsOf, lookupIn, observeReferences, summarize, type ReferenceCache, type ReferencedObject } from "./references.ts";
-import type { Reference } from "../reconcile/types.ts";
+import type { Reference } from "../reconcile/contract.ts";
 
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 const sha16 = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16);

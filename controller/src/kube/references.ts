@@ -8,7 +8,7 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import type { Logger } from "pino";
-import type { ObservedReference, Reference, World } from "../reconcile/types.ts";
+import type { ObservedReference, Reference, World } from "../reconcile/contract.ts";
 import { referenceKey } from "../reconcile/references.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { Informer, type KubeObject, type ReadonlyStore } from "./informer.ts";

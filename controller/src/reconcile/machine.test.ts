@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
-import type { QueryOutcome } from "../analysis/assess.ts";
+import type { QueryOutcome } from "../analysis/provider.ts";
 import { reconcile } from "./reconcile.ts";
-import type { EnvironmentOutcome, EventSpec, Plan, World } from "./types.ts";
+import type { EnvironmentOutcome, EventSpec, Plan, World } from "./contract.ts";
 
 /**
  * Drives reconcile the way the controller does (measure, then decide; write status; requeue),

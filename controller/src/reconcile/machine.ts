@@ -32,9 +32,9 @@ import { formatDuration, parseDuration } from "../api/duration.ts";
 import { shadowEvidenceQueries } from "../analysis/templates.ts";
 import { deriveConditions, setCondition, type HealthFacts } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
-import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./types.ts";
+import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
 import { referenceDigest, versionReferences } from "./references.ts";
-import type { EnvironmentRole, EnvironmentStatus } from "./ports.ts";
+import type { EnvironmentRole, EnvironmentStatus } from "./contract.ts";
 import { createHash } from "node:crypto";
 import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 

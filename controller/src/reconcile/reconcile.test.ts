@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { FINALIZER, type AIRollout } from "../api/schema.ts";
 import { reconcile, resolveSteps, validateSpec, candidateRevision, candidateInputs, describeRevisionChange, references } from "./reconcile.ts";
 import { stableRevision } from "./machine.ts";
-import type { World } from "./types.ts";
+import type { World } from "./contract.ts";
 
 const now = new Date("2026-03-01T12:00:00Z");
 const noWorld: World = { references: {} };

@@ -11,7 +11,7 @@ import { parseDuration } from "../api/duration.ts";
 import { deriveConditions } from "./conditions.ts";
 import { Reason } from "./reasons.ts";
 import { advance, resolveRolloutAnalysis } from "./machine.ts";
-import type { EventSpec, Observed, Plan, Reference, World } from "./types.ts";
+import type { EventSpec, Observed, Plan, Reference, World } from "./contract.ts";
 import { referenceDigest, referenceKey, versionReferences } from "./references.ts";
 
 export { referenceDigest, referenceKey, versionReferences };

@@ -3,7 +3,7 @@
  * Shared by the candidate's revision (reconcile.ts) and the stable environment's (machine.ts).
  */
 import type { Spec } from "../api/schema.ts";
-import type { Reference, World } from "./types.ts";
+import type { Reference, World } from "./contract.ts";
 
 /**
  * The ConfigMap and Secret keys one version's answers depend on: its prompt (promptRef) and the

@@ -16,7 +16,7 @@
  * - at the end of the duration, judged: pass when the mismatch rate is within maxMismatchRate,
  *   roll back when it is above.
  */
-import type { QueryOutcome } from "../analysis/assess.ts";
+import type { QueryOutcome } from "../analysis/provider.ts";
 
 /**
  * z of the one-sided 99% bound. That is 1% per read: over a step's reads the chances add up, so

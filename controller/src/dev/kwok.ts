@@ -12,8 +12,8 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { alive, startProcess, stopPid, tailFile } from "../dev/controlplane.ts";
-import { cacheDir, runBuild, toolVersions } from "../dev/tools.ts";
+import { alive, startProcess, stopPid, tailFile } from "./controlplane.ts";
+import { cacheDir, runBuild, toolVersions } from "./tools.ts";
 import { ApiError, KubeClient, loadKubeConfig } from "../kube/client.ts";
 
 /** The annotation KWOK selects its nodes by (--manage-nodes-with-annotation-selector). */

@@ -9,7 +9,7 @@
  */
 import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { cacheDir, runBuild, toolVersions } from "../dev/tools.ts";
+import { cacheDir, runBuild, toolVersions } from "./tools.ts";
 
 export interface PulumiToolchain {
   /**
