@@ -6,10 +6,10 @@
  * the controller's Automation API stacks (controller/src/environments/pulumi.ts), so a preview
  * environment for a pull request and the canary in production come from the same code.
  */
-import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import type { VersionSpec } from "../controller/src/api/schema.ts";
+import { shortHash } from "../controller/src/api/hash.ts";
 
 /** Labels every resource of an environment carries; the gateway and `kubectl -l` select by them. */
 export const LABELS = {
@@ -82,10 +82,6 @@ export function imageReferenceProblem(image: string): string | undefined {
   return undefined;
 }
 
-function shortHash(s: string, n = 8): string {
-  return createHash("sha256").update(s).digest("hex").slice(0, n);
-}
-
 /**
  * A DNS-1035 label (what Service names must be) built from `parts`: lower-cased, runs of other
  * characters turned into '-', and shortened with a hash suffix past 63 characters so distinct
@@ -100,7 +96,7 @@ export function resourceName(...parts: string[]): string {
     .replace(/^[^a-z]+/, "")
     .replace(/-+$/, "");
   if (name === "") name = "env";
-  if (name.length > 63) name = `${name.slice(0, 54).replace(/-+$/, "")}-${shortHash(raw)}`;
+  if (name.length > 63) name = `${name.slice(0, 54).replace(/-+$/, "")}-${shortHash(raw, 8)}`;
   return name;
 }
 
@@ -108,7 +104,7 @@ export function resourceName(...parts: string[]): string {
 export function labelValue(v: string): string {
   const clean = v.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, "");
   if (clean.length <= 63 && clean === v) return clean;
-  return `${clean.slice(0, 54).replace(/[^A-Za-z0-9]+$/, "")}-${shortHash(v)}`;
+  return `${clean.slice(0, 54).replace(/[^A-Za-z0-9]+$/, "")}-${shortHash(v, 8)}`;
 }
 
 /** The environment variable a key of config.extra is passed as: AIROLLOUT_CONFIG_<KEY>. */

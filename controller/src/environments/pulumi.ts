@@ -19,7 +19,6 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync,
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createHash } from "node:crypto";
 import {
   CommandError,
   ConcurrentUpdateError,
@@ -36,6 +35,7 @@ import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSumm
 import { environment, environmentProblems, type EnvironmentArgs } from "../../../infra/environment.ts";
 import { EnvironmentError, EnvironmentReason, StackLockedError, commandOutput, outputTail, parseLockHolders, pulumiMessage, type LockHolder } from "./errors.ts";
 import { pulumiEnv, type PulumiToolchain } from "../dev/toolchain.ts";
+import { shortHash } from "../api/hash.ts";
 
 /** The Pulumi project of every environment stack; infra/Pulumi.yaml has the same name. */
 export const PROJECT = "airollout-env";
@@ -111,7 +111,7 @@ export function stackNameFor(rollout: AIRollout, role: EnvironmentRole, spec: Sp
   const raw = `${prefix}-${role}`;
   const clean = raw.replace(/[^A-Za-z0-9._-]+/g, "-");
   if (clean.length <= 100) return clean;
-  return `${clean.slice(0, 90)}-${createHash("sha256").update(raw).digest("hex").slice(0, 9)}`;
+  return `${clean.slice(0, 90)}-${shortHash(raw, 9)}`;
 }
 
 /**
@@ -205,7 +205,7 @@ export class PulumiEnvironments implements EnvironmentsPort {
   private target(rollout: AIRollout, role: EnvironmentRole, spec: Spec | undefined): StackTarget {
     const name = stackNameFor(rollout, role, spec);
     const backend = this.backendFor(spec);
-    const workDir = join(this.o.stateDir, "workspaces", `${name}-${createHash("sha256").update(backend).digest("hex").slice(0, 8)}`);
+    const workDir = join(this.o.stateDir, "workspaces", `${name}-${shortHash(backend, 8)}`);
     return { name, role, backend, rollout: `${rollout.metadata.namespace}/${rollout.metadata.name}`, workDir };
   }
 
@@ -522,7 +522,7 @@ export class PulumiEnvironments implements EnvironmentsPort {
 
   /** A work directory with only a Pulumi.yaml: `stack ls` lists the project of the directory it runs in. */
   private listWorkDir(backend: string): string {
-    const workDir = join(this.o.stateDir, "workspaces", `_list-${createHash("sha256").update(backend).digest("hex").slice(0, 8)}`);
+    const workDir = join(this.o.stateDir, "workspaces", `_list-${shortHash(backend, 8)}`);
     const file = join(workDir, "Pulumi.yaml");
     if (!existsSync(file)) {
       // Listings run side by side: write once, atomically, so none reads a half-written file.
@@ -587,7 +587,7 @@ export class PulumiEnvironments implements EnvironmentsPort {
     const collected: EnvironmentSummary[] = [];
     for (const s of all) {
       if (!s.role.startsWith("preview-") || !s.expiresAt || Date.parse(s.expiresAt) > now.getTime()) continue;
-      const workDir = join(this.o.stateDir, "workspaces", `${s.stack}-${createHash("sha256").update(backend).digest("hex").slice(0, 8)}`);
+      const workDir = join(this.o.stateDir, "workspaces", `${s.stack}-${shortHash(backend, 8)}`);
       const t: StackTarget = { name: s.stack, role: s.role, backend, rollout: s.rollout ?? "", workDir };
       const passphrase = this.o.defaultPassphrase ?? process.env.PULUMI_CONFIG_PASSPHRASE ?? (backend.startsWith("file://") ? DEFAULT_LOCAL_PASSPHRASE : undefined);
       try {

@@ -6,10 +6,10 @@
  * controller killed between the two re-records the same names after restart and the API server
  * answers 409: nothing is duplicated and nothing is lost.
  */
-import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { ApiError, type KubeClient } from "./client.ts";
 import type { EventSpec } from "../reconcile/contract.ts";
+import { shortHash } from "../api/hash.ts";
 
 export interface EventTarget {
   apiVersion: string;
@@ -32,7 +32,7 @@ export class EventRecorder {
 
   /** The Event name for one (object, dedupe key) pair. */
   static eventName(target: EventTarget, key: string): string {
-    const h = createHash("sha256").update(`${target.metadata.uid}/${key}`).digest("hex").slice(0, 16);
+    const h = shortHash(`${target.metadata.uid}/${key}`);
     return `${target.metadata.name.slice(0, 200)}.${h}`;
   }
 

@@ -35,8 +35,8 @@ import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
 import { referenceDigest, versionReferences } from "./references.ts";
 import type { EnvironmentRole, EnvironmentStatus } from "./contract.ts";
-import { createHash } from "node:crypto";
 import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
+import { shortHash } from "../api/hash.ts";
 
 /** Metrics of a rollout, resolved once per pass: for step runs (count defaults) and background. */
 export interface ResolvedAnalysis {
@@ -114,6 +114,15 @@ interface HumanRequests {
 const TERMINAL: ReadonlySet<Phase> = new Set(["Succeeded", "RolledBack"]);
 const iso = (d: Date) => d.toISOString();
 
+/**
+ * The dedupe key of an Event about the current step: one per attempt, generation, revision and
+ * step, so a replayed pass (after a crash between Events and status) records nothing twice.
+ */
+function stepEventKey(ctx: Ctx, what: string): string {
+  const s = ctx.status;
+  return `a${s.attempt ?? 0}/g${ctx.obs.object.metadata.generation}/${s.revision}/s${s.currentStep}/${what}`;
+}
+
 function transition(ctx: Ctx, to: Phase, reason: string, message: string, type: "Normal" | "Warning" = "Normal"): void {
   const from = ctx.status.phase ?? "Pending";
   ctx.status.phase = to;
@@ -126,7 +135,7 @@ function transition(ctx: Ctx, to: Phase, reason: string, message: string, type: 
       type,
       reason,
       message,
-      dedupeKey: `a${ctx.status.attempt ?? 0}/g${ctx.obs.object.metadata.generation}/${ctx.status.revision}/s${ctx.status.currentStep}/${from}->${to}`,
+      dedupeKey: stepEventKey(ctx, `${from}->${to}`),
     });
   }
 }
@@ -355,7 +364,7 @@ export function stableRevision(spec: Spec, world: Pick<World, "references"> = { 
   const refs = versionReferences(spec, "stable").map((r) => [r.field, referenceDigest(world, r) ?? null]);
   // refs only when there are any: stable revisions without references stay as they were.
   const material = { version: v.version, image: v.image, config: v.config ?? null, env: v.env ?? null, replicas: v.replicas, port: v.port, ...(refs.length > 0 ? { refs } : {}) };
-  return createHash("sha256").update(JSON.stringify(material)).digest("hex").slice(0, 16);
+  return shortHash(JSON.stringify(material));
 }
 
 type EnvNeed = { role: EnvironmentRole; version: "stable" | "candidate"; revision: string };
@@ -523,7 +532,7 @@ function checkProgressDeadline(ctx: Ctx): void {
   const message = `Step ${(s.currentStep ?? 0) + 1}/${ctx.steps.length} has run longer than progressDeadline ${ctx.spec.strategy.progressDeadline}`;
   ctx.deadlineExceeded = message;
   const already = s.conditions?.some((c) => c.type === ConditionType.Progressing && c.reason === Reason.ProgressDeadlineExceeded);
-  if (!already) ctx.events.push({ type: "Warning", reason: Reason.ProgressDeadlineExceeded, message, dedupeKey: `a${s.attempt ?? 0}/g${ctx.obs.object.metadata.generation}/${s.revision}/s${s.currentStep}/deadline` });
+  if (!already) ctx.events.push({ type: "Warning", reason: Reason.ProgressDeadlineExceeded, message, dedupeKey: stepEventKey(ctx, "deadline") });
 }
 
 /** A new value of one of the human-control annotations, or undefined. */

@@ -5,7 +5,6 @@
  * A pass validates the spec and its references, initialises a new revision (Pending ->
  * Initialized, steps resolved, status filled), then runs the canary state machine (machine.ts).
  */
-import { createHash } from "node:crypto";
 import { FINALIZER, SpecSchema, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
 import { deriveConditions } from "./conditions.ts";
@@ -13,6 +12,7 @@ import { Reason } from "./reasons.ts";
 import { advance, resolveRolloutAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./contract.ts";
 import { referenceDigest, referenceKey, versionReferences } from "./references.ts";
+import { shortHash } from "../api/hash.ts";
 
 export { referenceDigest, referenceKey, versionReferences };
 
@@ -96,11 +96,7 @@ export function candidateRevision(spec: Spec, world: Pick<World, "references"> =
     // earlier controllers computed, so an upgrade does not restart their rollouts.
     ...(envRefs.length > 0 ? { envRefs } : {}),
   });
-  return digest(material);
-}
-
-function digest(material: string): string {
-  return createHash("sha256").update(material).digest("hex").slice(0, 16);
+  return shortHash(material);
 }
 
 /**
@@ -110,11 +106,11 @@ function digest(material: string): string {
  */
 export function candidateInputs(spec: Spec, world: Pick<World, "references">): Record<string, string> {
   const c = spec.candidate;
-  const inputs: Record<string, string> = { "spec.candidate.version": digest(JSON.stringify(c.version)) };
-  if (c.image !== undefined) inputs["spec.candidate.image"] = digest(JSON.stringify(c.image));
-  if (c.endpoint !== undefined) inputs["spec.candidate.endpoint"] = digest(JSON.stringify(c.endpoint));
-  if (c.config !== undefined) inputs["spec.candidate.config"] = digest(JSON.stringify(c.config));
-  if (c.env !== undefined) inputs["spec.candidate.env"] = digest(JSON.stringify(c.env));
+  const inputs: Record<string, string> = { "spec.candidate.version": shortHash(JSON.stringify(c.version)) };
+  if (c.image !== undefined) inputs["spec.candidate.image"] = shortHash(JSON.stringify(c.image));
+  if (c.endpoint !== undefined) inputs["spec.candidate.endpoint"] = shortHash(JSON.stringify(c.endpoint));
+  if (c.config !== undefined) inputs["spec.candidate.config"] = shortHash(JSON.stringify(c.config));
+  if (c.env !== undefined) inputs["spec.candidate.env"] = shortHash(JSON.stringify(c.env));
   for (const r of versionReferences(spec, "candidate")) inputs[r.field] = referenceDigest(world, r) ?? "unobserved";
   return inputs;
 }
@@ -157,7 +153,7 @@ function resumeAfterDegraded(status: Status, events: EventSpec[], generation: nu
   status.phase = status.interruptedPhase as Phase;
   delete status.interruptedPhase;
   status.message = `Recovered: going on at step ${Math.min((status.currentStep ?? 0) + 1, status.stepCount ?? 1)}/${status.stepCount ?? "?"} (${status.phase})`;
-  const key = createHash("sha256").update(problem).digest("hex").slice(0, 12);
+  const key = shortHash(problem, 12);
   events.push({ type: "Normal", reason: Reason.Recovered, message: `${status.message}; the problem cleared: ${problem}`, dedupeKey: `g${generation}/recovered/${key}` });
 }
 
@@ -188,7 +184,7 @@ export function reconcile(obs: Observed): Plan {
     if (interrupted) status.interruptedPhase = interrupted;
     status.conditions = deriveConditions(status, { servingVersion: prev.stableVersion ?? "the stable version", degraded: { reason, message, needsPerson: !backoff } }, obs.now, generation);
     // One Warning per distinct problem and generation: a retried pass records nothing new.
-    const key = createHash("sha256").update(message).digest("hex").slice(0, 12);
+    const key = shortHash(message, 12);
     events.push({ type: "Warning", reason, message, dedupeKey: `g${generation}/${reason}/${key}` });
     return { status, events, actions, backoff };
   };
