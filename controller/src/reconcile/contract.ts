@@ -33,14 +33,14 @@ export interface World {
   /** Outcomes of the queries a first pass asked for (Plan.measure), keyed by request key. */
   measurements?: Record<string, QueryOutcome>;
   /** Outcomes of the environment updates a first pass asked for (Plan.ensure), by role. */
-  environments?: Partial<Record<EnvironmentRole, EnvironmentOutcome>>;
+  environments?: Partial<Record<RolloutRole, EnvironmentOutcome>>;
 }
 
 export type EnvironmentOutcome = { ok: true; status: EnvironmentStatus } | { ok: false; failure: EnvironmentFailure };
 
 /** An environment to create or update (pulumi up) before the pass can decide. */
 export interface EnsureRequest {
-  role: EnvironmentRole;
+  role: RolloutRole;
   /** Which spec version to deploy in that role. */
   version: "stable" | "candidate";
   revision: string;
@@ -72,7 +72,7 @@ export interface EventSpec {
 export type Action =
   | { type: "addFinalizer" }
   | { type: "removeFinalizer" }
-  | { type: "destroyEnvironments"; reason: string; roles?: EnvironmentRole[] };
+  | { type: "destroyEnvironments"; reason: string; roles?: RolloutRole[] };
 
 /** The outcome of one reconcile pass. */
 export interface Plan {
@@ -98,7 +98,10 @@ export type EnvironmentStatus = NonNullable<NonNullable<Status["environments"]>[
  * run the candidate, stable the stable version (a second copy for the noise baseline), and
  * preview-<id> an ephemeral environment that is collected when its TTL passes.
  */
-export type EnvironmentRole = "canary" | "shadow" | "stable" | `preview-${string}`;
+export type EnvironmentRole = RolloutRole | `preview-${string}`;
+
+/** The roles a rollout's steps need, each with its own key in status.environments. */
+export type RolloutRole = "canary" | "shadow" | "stable";
 
 export interface EnsureOptions {
   /** The rollout revision deployed (status.revision); recorded on the pods and in the status. */

@@ -34,7 +34,7 @@ import { deriveConditions, setCondition, type HealthFacts } from "./conditions.t
 import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
 import { referenceDigest, versionReferences } from "./references.ts";
-import type { EnvironmentRole, EnvironmentStatus } from "./contract.ts";
+import type { EnvironmentStatus, RolloutRole } from "./contract.ts";
 import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 import { shortHash } from "../api/hash.ts";
 
@@ -350,7 +350,7 @@ function background(ctx: Ctx): boolean {
 }
 
 /** The candidate's environment roles: canary, plus shadow when a step mirrors to it. */
-function candidateRoles(spec: Spec): EnvironmentRole[] {
+function candidateRoles(spec: Spec): RolloutRole[] {
   if (!spec.candidate.image) return [];
   return spec.strategy.steps.some((st) => st.shadow) ? ["canary", "shadow"] : ["canary"];
 }
@@ -367,7 +367,7 @@ export function stableRevision(spec: Spec, world: Pick<World, "references"> = { 
   return shortHash(JSON.stringify(material));
 }
 
-type EnvNeed = { role: EnvironmentRole; version: "stable" | "candidate"; revision: string };
+type EnvNeed = { role: RolloutRole; version: "stable" | "candidate"; revision: string };
 
 /**
  * Brings the environments in `needs` to their revisions: Ready ones pass; others are requested
@@ -380,11 +380,11 @@ function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
   const gen = ctx.obs.object.metadata.generation;
   const maxFailures = ctx.spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
   const isReady = (n: EnvNeed) => {
-    const e = s.environments?.[n.role as "canary" | "shadow" | "stable"];
+    const e = s.environments?.[n.role];
     return e?.phase === "Ready" && e.revision === n.revision;
   };
   for (const need of needs) {
-    const key = need.role as "canary" | "shadow" | "stable";
+    const key = need.role;
     const cur: EnvironmentStatus | undefined = s.environments?.[key];
     if (isReady(need)) continue;
     const outcome = ctx.obs.world.environments?.[need.role];
@@ -599,7 +599,7 @@ function finishRollback(ctx: Ctx): void {
   const s = ctx.status;
   if (s.environments) {
     const envs = { ...s.environments };
-    for (const role of candidateRoles(ctx.spec)) delete envs[role as "canary" | "shadow"];
+    for (const role of candidateRoles(ctx.spec)) delete envs[role];
     s.environments = envs;
   }
   transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `Rolled back to ${ctx.spec.stable.version}; candidate ${ctx.spec.candidate.version} gets no traffic`, "Warning");
@@ -621,7 +621,7 @@ function finishPromotion(ctx: Ctx): void {
   if (roles.length) {
     ctx.actions.push({ type: "destroyEnvironments", reason: "promoted", roles });
     const envs = { ...s.environments };
-    for (const role of roles) delete envs[role as "canary" | "shadow"];
+    for (const role of roles) delete envs[role];
     s.environments = envs;
   }
   s.stableVersion = spec.candidate.version;
@@ -632,7 +632,7 @@ function finishPromotion(ctx: Ctx): void {
 function standUpThenStart(ctx: Ctx): void {
   const needs = startNeeds(ctx);
   if (!environmentsReady(ctx, needs)) {
-    const pending = needs.filter((n) => ctx.status.environments?.[n.role as "canary"]?.phase !== "Ready").map((n) => n.role);
+    const pending = needs.filter((n) => ctx.status.environments?.[n.role]?.phase !== "Ready").map((n) => n.role);
     ctx.status.message = `Standing up environments (${pending.join(", ")}) through Pulumi`;
     return;
   }
