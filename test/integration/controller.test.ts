@@ -108,7 +108,8 @@ describe("controller", () => {
     expect(obj.status!.steps!.map((s) => s.type)).toEqual(["shadow", "setWeight", "pause", "analysis", "setWeight", "pause", "setWeight"]);
     expect(obj.metadata.finalizers).toContain("airollout.dev/environments");
     const types = Object.fromEntries(obj.status!.conditions!.map((c) => [c.type, c.status]));
-    expect(types).toEqual({ Ready: "True", Progressing: "True", Degraded: "False" });
+    // Ready waits for the candidate to serve all traffic; kstatus reads Reconciling=True as InProgress.
+    expect(types).toEqual({ Ready: "False", Reconciling: "True", Stalled: "False", Progressing: "True", Degraded: "False" });
     const events = await waitFor("Initialized and StepStarted events", async () => {
       const evs = await eventsFor(ns, "triage-bot");
       return evs.some((e) => e.reason === "Initialized") && evs.some((e) => e.reason === "StepStarted") ? evs : undefined;
