@@ -1,6 +1,6 @@
 /**
  * The decision half's benchmark (part of `make bench`), printed as one JSON line:
- * - reconcile throughput of the pure state machine (passes/s over whole rollouts), against a
+ * - reconcile throughput of the pass runner (passes/s over whole rollouts), against a
  *   baseline measured in the same run: structuredClone of the object, the least a pass costs;
  * - time from an SLO breach to RolledBack at interval 5 s, end to end on the real local control
  *   plane, a real Prometheus (1 s scrape) and the controller process, against the configured
@@ -19,7 +19,7 @@ import { down, installCRD, up } from "../controller/src/dev/controlplane.ts";
 import { PROJECT_ROOT } from "../controller/src/dev/tools.ts";
 import { KubeClient, loadKubeConfig } from "../controller/src/kube/client.ts";
 import { rolloutsPath } from "../controller/src/api/paths.ts";
-import { reconcile } from "../controller/src/reconcile/reconcile.ts";
+import { runPass, type PassIO } from "../controller/src/reconcile/pass.ts";
 import { startExporter } from "../test/support/exporter.ts";
 import { startPrometheus } from "../controller/src/dev/prometheus.ts";
 
@@ -33,8 +33,8 @@ const SPEC = {
   strategy: { steps: [{ shadow: { duration: "1m" } }, { setWeight: 5 }, { pause: { duration: "1m" } }, { analysis: {} }, { setWeight: 50 }, { analysis: {} }, { setWeight: 100 }] },
 };
 
-/** Runs one whole rollout through the pure reconcile; returns the passes it took. */
-function rolloutPasses(): number {
+/** Runs one whole rollout through the controller's pass runner; returns the passes it took. */
+async function rolloutPasses(): Promise<number> {
   let obj: AIRollout = {
     apiVersion: "airollout.dev/v1alpha1",
     kind: "AIRollout",
@@ -50,13 +50,12 @@ function rolloutPasses(): number {
     "shadow/mismatched": { kind: "value", value: [5] },
     "shadow/judged": { kind: "value", value: [1] },
   };
+  const io: PassIO = {
+    measure: async (requests) => Object.fromEntries(requests.map((m) => [m.key, evidence[m.key] ?? healthy])),
+    ensure: async () => ({}),
+  };
   for (let passes = 1; passes < 10_000; passes++) {
-    const world = { references: {}, measurements: {} as Record<string, QueryOutcome> };
-    let plan = reconcile({ object: obj, world, now: new Date(now) });
-    if (plan.measure?.length) {
-      for (const m of plan.measure) world.measurements[m.key] = evidence[m.key] ?? healthy;
-      plan = reconcile({ object: obj, world, now: new Date(now) });
-    }
+    const plan = await runPass(obj, { references: {} }, new Date(now), io);
     obj = { ...obj, status: plan.status };
     if (obj.status?.phase === "Succeeded") return passes;
     now += Math.max(plan.requeueAfterMs ?? 1000, 1);
@@ -64,13 +63,13 @@ function rolloutPasses(): number {
   throw new Error(`rollout did not finish: ${obj.status?.phase} ${obj.status?.message}`);
 }
 
-function throughput(): Record<string, number> {
+async function throughput(): Promise<Record<string, number>> {
   const budgetMs = 2000;
   let passes = 0;
   let rollouts = 0;
   const t0 = performance.now();
   while (performance.now() - t0 < budgetMs) {
-    passes += rolloutPasses();
+    passes += await rolloutPasses();
     rollouts++;
   }
   const passSeconds = (performance.now() - t0) / 1000;
@@ -142,7 +141,7 @@ async function breachToRollback(): Promise<Record<string, number>> {
   }
 }
 
-const result: Record<string, unknown> = { pure: throughput() };
+const result: Record<string, unknown> = { pure: await throughput() };
 if (!process.argv.includes("--no-e2e")) result.e2e = await breachToRollback();
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

@@ -7,7 +7,8 @@ import { API_VERSION, FINALIZER, KIND, PLURAL, type AIRollout, type Status } fro
 import { rolloutPath, rolloutsPath } from "../api/paths.ts";
 import { forRollout } from "../telemetry/logger.ts";
 import type { ControllerMetrics } from "../telemetry/metrics.ts";
-import { reconcile, references, validateSpec } from "../reconcile/reconcile.ts";
+import { references, validateSpec } from "../reconcile/reconcile.ts";
+import { runPass } from "../reconcile/pass.ts";
 import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MeasurementsPort } from "../reconcile/contract.ts";
 import type { EnsureRequest, EnvironmentOutcome, Plan, World } from "../reconcile/contract.ts";
 import { ApiError, type KubeClient } from "./client.ts";
@@ -138,18 +139,10 @@ export class Controller {
     try {
       const world = await this.observeWorld(obj);
       const now = new Date();
-      let plan = reconcile({ object: obj, world, now });
-      if (plan.measure?.length || plan.ensure?.length) {
-        // Decide in memory, act once: the first pass named the queries and environments it
-        // needs; the second decides with their outcomes, at the same `now`.
-        const [measurements, environments] = await Promise.all([
-          plan.measure?.length ? this.o.measurements.measure(plan.measure) : undefined,
-          plan.ensure?.length ? this.ensureEnvironments(obj, plan.ensure, log) : undefined,
-        ]);
-        if (measurements) world.measurements = measurements;
-        if (environments) world.environments = environments;
-        plan = reconcile({ object: obj, world, now });
-      }
+      const plan = await runPass(obj, world, now, {
+        measure: (requests) => this.o.measurements.measure(requests),
+        ensure: (requests) => this.ensureEnvironments(obj, requests, log),
+      });
       const result = await this.apply(obj, plan, log);
       end({ result: result.backoff ? "requeue" : "ok" });
       this.o.metrics.reconcileTotal.inc({ result: result.backoff ? "requeue" : "ok" });
@@ -170,7 +163,7 @@ export class Controller {
   }
 
   /** Runs `pulumi up` (through the port) for each requested role; failures become outcomes. */
-  private async ensureEnvironments(obj: AIRollout, requests: EnsureRequest[], log: Logger): Promise<Partial<Record<EnvironmentRole, EnvironmentOutcome>>> {
+  private async ensureEnvironments(obj: AIRollout, requests: readonly EnsureRequest[], log: Logger): Promise<Partial<Record<EnvironmentRole, EnvironmentOutcome>>> {
     const parsed = validateSpec(obj.spec);
     if (!parsed.ok) return {};
     const out: Partial<Record<EnvironmentRole, EnvironmentOutcome>> = {};

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/provider.ts";
-import { reconcile } from "./reconcile.ts";
-import type { EnvironmentOutcome, EventSpec, Plan, World } from "./contract.ts";
+import { runPass } from "./pass.ts";
+import type { EnvironmentOutcome, EventSpec, Plan, RolloutRole, World } from "./contract.ts";
 
 /**
  * Drives reconcile the way the controller does (measure, then decide; write status; requeue),
@@ -30,23 +30,26 @@ class Sim {
     };
   }
 
-  /** One controller pass; returns the plan. */
-  pass(): Plan {
-    const now = new Date(this.now);
-    const world = { references: { ...this.refs }, measurements: {} as Record<string, QueryOutcome> };
-    let plan = reconcile({ object: this.obj, world, now });
-    if (plan.measure?.length || plan.ensure?.length) {
-      for (const m of plan.measure ?? []) {
-        this.queries.push(m.query);
-        world.measurements[m.key] = this.metric(m.query, this.now);
-      }
-      const envs: Record<string, EnvironmentOutcome> = {};
-      for (const e of plan.ensure ?? []) {
-        this.ensured.push(`${e.role}:${e.version}`);
-        envs[e.role] = this.env(e.role, e.version);
-      }
-      plan = reconcile({ object: this.obj, world: { ...world, environments: envs }, now });
-    }
+  /** One controller pass, through the controller's own pass runner; returns the plan. */
+  async pass(): Promise<Plan> {
+    const plan = await runPass(this.obj, { references: { ...this.refs } }, new Date(this.now), {
+      measure: async (requests) => {
+        const out: Record<string, QueryOutcome> = {};
+        for (const m of requests) {
+          this.queries.push(m.query);
+          out[m.key] = this.metric(m.query, this.now);
+        }
+        return out;
+      },
+      ensure: async (requests) => {
+        const out: Partial<Record<RolloutRole, EnvironmentOutcome>> = {};
+        for (const e of requests) {
+          this.ensured.push(`${e.role}:${e.version}`);
+          out[e.role] = this.env(e.role, e.version);
+        }
+        return out;
+      },
+    });
     this.events.push(...plan.events);
     this.actions.push(...plan.actions.map((a) => a.type));
     if (plan.status) this.obj = { ...this.obj, status: plan.status };
@@ -58,10 +61,10 @@ class Sim {
   }
 
   /** Passes until the phase is reached or simulated time runs out (following requeues). */
-  runUntil(phases: string[], maxMs = 3_600_000): number {
+  async runUntil(phases: string[], maxMs = 3_600_000): Promise<number> {
     const start = this.now;
     for (let i = 0; i < 10_000; i++) {
-      const plan = this.pass();
+      const plan = await this.pass();
       if (phases.includes(this.status.phase ?? "")) return this.now - start;
       const wait = plan.requeueAfterMs ?? 60_000;
       this.now += Math.max(wait, 1);
@@ -104,11 +107,11 @@ const baseSpec = {
 };
 
 describe("canary state machine", () => {
-  it("healthy values: every step passes, weights rise in order, Succeeded", () => {
+  it("healthy values: every step passes, weights rise in order, Succeeded", async () => {
     const sim = new Sim(baseSpec);
     const weights: number[] = [];
     for (let i = 0; i < 200 && sim.status.phase !== "Succeeded"; i++) {
-      const plan = sim.pass();
+      const plan = await sim.pass();
       if (weights.at(-1) !== sim.status.canaryWeight) weights.push(sim.status.canaryWeight ?? 0);
       sim.now += Math.max(plan.requeueAfterMs ?? 1000, 1);
     }
@@ -127,26 +130,26 @@ describe("canary state machine", () => {
     expect(ready.message).toBe("v2 serves all traffic");
   });
 
-  it("timed pause waits its duration; the pass asks to be requeued for its end", () => {
+  it("timed pause waits its duration; the pass asks to be requeued for its end", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { pause: { duration: "1m" } }, { setWeight: 100 }] } });
-    sim.pass();
-    const plan = sim.pass();
+    await sim.pass();
+    const plan = await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Progressing", currentStep: 1, canaryWeight: 10 });
     expect(plan.requeueAfterMs).toBe(60_000);
     sim.now += 59_000;
-    sim.pass();
+    await sim.pass();
     expect(sim.status.currentStep).toBe(1);
     sim.now += 1_000;
-    sim.pass();
+    await sim.pass();
     expect(sim.status.phase).toBe("Promoting");
   });
 
-  it("an error-rate breach rolls back within interval x failureLimit, naming metric, query and value", () => {
+  it("an error-rate breach rolls back within interval x failureLimit, naming metric, query and value", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     sim.metric = () => ({ kind: "value", value: 0.2 });
-    sim.runUntil(["Progressing"]);
+    await sim.runUntil(["Progressing"]);
     const start = sim.now;
-    sim.runUntil(["RollingBack"]);
+    await sim.runUntil(["RollingBack"]);
     expect(sim.now - start).toBeLessThanOrEqual(5_000 * 2);
     expect(sim.status.canaryWeight).toBe(0);
     const degraded = sim.status.conditions!.find((c) => c.type === "Degraded")!;
@@ -156,14 +159,14 @@ describe("canary state machine", () => {
     expect(degraded.message).toContain('sum(rate(errors{rollout="bot"}[1m]))');
     // Endpoint versions have no environments to tear down.
     expect(sim.actions).not.toContain("destroyEnvironments");
-    sim.runUntil(["RolledBack"]);
+    await sim.runUntil(["RolledBack"]);
     expect(sim.events.filter((e) => e.type === "Warning").map((e) => e.reason)).toEqual(["AnalysisFailed", "RolledBack"]);
     const warn = sim.events.find((e) => e.reason === "AnalysisFailed")!;
     expect(warn.message).toContain("error-rate");
     // Terminal: more passes change nothing.
     const before = JSON.stringify(sim.status);
     sim.now += 600_000;
-    const plan = sim.pass();
+    const plan = await sim.pass();
     expect(plan.events).toEqual([]);
     expect(JSON.stringify(sim.status)).toBe(before);
   });
@@ -171,75 +174,75 @@ describe("canary state machine", () => {
   it.each([
     ["empty result", { kind: "empty" } as QueryOutcome],
     ["NaN", { kind: "value", value: NaN } as QueryOutcome],
-  ])("%s is Inconclusive -> Paused, never promoted; promote by hand continues", (_name, outcome) => {
+  ])("%s is Inconclusive -> Paused, never promoted; promote by hand continues", async (_name, outcome) => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     sim.metric = () => outcome;
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.status.pauseReason).toBe("AnalysisInconclusive");
     expect(sim.status.canaryWeight).toBe(10);
     sim.now += 3_600_000;
-    sim.pass();
+    await sim.pass();
     expect(sim.status.phase).toBe("Paused");
     expect(sim.status.currentStep).toBe(1);
     sim.annotate(ANNOTATIONS.promote, "step-1");
     sim.metric = () => ({ kind: "value", value: 0.001 });
-    sim.runUntil(["Succeeded"]);
+    await sim.runUntil(["Succeeded"]);
     expect(sim.reasons()).toContain("Promoted");
   });
 
-  it("a human promote acts once per annotation value", () => {
+  it("a human promote acts once per annotation value", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ pause: {} }, { pause: {} }, { pause: {} }, { setWeight: 100 }] } });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     sim.annotate(ANNOTATIONS.promote, "step-a");
-    sim.pass();
-    sim.pass();
-    sim.pass();
+    await sim.pass();
+    await sim.pass();
+    await sim.pass();
     expect(sim.status.currentStep).toBe(1);
     sim.annotate(ANNOTATIONS.promote, "step-b");
-    sim.pass();
+    await sim.pass();
     expect(sim.status.currentStep).toBe(2);
     sim.annotate(ANNOTATIONS.promote, "full-c");
-    sim.runUntil(["Succeeded"]);
+    await sim.runUntil(["Succeeded"]);
   });
 
-  it("measurement errors within consecutiveErrorLimit do not stop the step; beyond it the rollout pauses (no rollback)", () => {
+  it("measurement errors within consecutiveErrorLimit do not stop the step; beyond it the rollout pauses (no rollback)", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     let calls = 0;
     sim.metric = () => (++calls <= 2 ? { kind: "error", message: "connect ECONNREFUSED 127.0.0.1:9090" } : { kind: "value", value: 0.001 });
-    sim.runUntil(["Succeeded"]);
+    await sim.runUntil(["Succeeded"]);
     expect(calls).toBe(5);
 
     const down = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     down.metric = () => ({ kind: "error", message: "connect ECONNREFUSED 127.0.0.1:9090" });
-    down.runUntil(["Paused"]);
+    await down.runUntil(["Paused"]);
     expect(down.status.pauseReason).toBe("AnalysisError");
     expect(down.status.message).toContain("ECONNREFUSED");
     expect(down.status.canaryWeight).toBe(10);
   });
 
-  it("abort rolls back from any step; retry restarts from step 1 without deleting anything", () => {
+  it("abort rolls back from any step; retry restarts from step 1 without deleting anything", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }] } });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     sim.annotate(ANNOTATIONS.abort, "x1");
-    sim.runUntil(["RolledBack"]);
+    await sim.runUntil(["RolledBack"]);
     expect(sim.status).toMatchObject({ abort: true, canaryWeight: 0 });
     expect(sim.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "Aborted" });
     sim.annotate(ANNOTATIONS.retry, "r1");
-    sim.pass();
+    await sim.pass();
     expect(sim.status).toMatchObject({ attempt: 1, abort: false });
     expect(sim.reasons()).toContain("Retry");
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.status.currentStep).toBe(1);
     expect(sim.status.canaryWeight).toBe(30);
     expect(sim.status.conditions!.find((c) => c.type === "Degraded")!.status).toBe("False");
     // The same retry value again does nothing.
     sim.annotate(ANNOTATIONS.abort, "x2");
-    sim.runUntil(["RolledBack"]);
-    sim.pass();
+    await sim.runUntil(["RolledBack"]);
+    await sim.pass();
     expect(sim.status.phase).toBe("RolledBack");
   });
 
-  it("background analysis from a starting step rolls back on failure mid-pause", () => {
+  it("background analysis from a starting step rolls back on failure mid-pause", async () => {
     const spec = {
       ...baseSpec,
       analysis: { ...analysis, background: { startingStep: 1 } },
@@ -247,105 +250,105 @@ describe("canary state machine", () => {
     };
     const sim = new Sim(spec);
     sim.metric = (_q, now) => ({ kind: "value", value: now - sim.now >= 0 && sim.queries.length > 3 ? 0.5 : 0.001 });
-    sim.runUntil(["RollingBack"]);
+    await sim.runUntil(["RollingBack"]);
     expect(sim.status.currentStep).toBe(2);
     expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("background analysis");
   });
 
-  it("spec.paused holds the rollout and resumes when cleared", () => {
+  it("spec.paused holds the rollout and resumes when cleared", async () => {
     const sim = new Sim({ ...baseSpec, paused: true, strategy: { steps: [{ setWeight: 10 }, { setWeight: 100 }] } });
-    sim.pass();
-    sim.pass();
+    await sim.pass();
+    await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Paused", pauseReason: "SpecPaused" });
     sim.obj = { ...sim.obj, spec: { ...baseSpec, paused: false, strategy: { steps: [{ setWeight: 10 }, { setWeight: 100 }] } } };
-    sim.runUntil(["Succeeded"]);
+    await sim.runUntil(["Succeeded"]);
   });
 
-  it("a shadow step mirrors (shadowEnabled) for its duration, then passes on judged evidence within the limit", () => {
+  it("a shadow step mirrors (shadowEnabled) for its duration, then passes on judged evidence within the limit", async () => {
     const spec = { ...baseSpec, shadow: { maxMismatchRate: 0.05, minSamples: 100 }, strategy: { steps: [{ shadow: { duration: "2m" } }, { setWeight: 100 }] } };
     const sim = new Sim(spec);
-    sim.pass();
-    sim.pass();
+    await sim.pass();
+    await sim.pass();
     expect(sim.status).toMatchObject({ phase: "ShadowTesting", shadowEnabled: true, canaryWeight: 0 });
     sim.metric = gatewayEvidence({ compared: 400, mismatched: 12, judged: true });
-    const took = sim.runUntil(["Succeeded"]);
+    const took = await sim.runUntil(["Succeeded"]);
     expect(took).toBeGreaterThanOrEqual(120_000);
     expect(sim.status.shadow).toMatchObject({ compared: 400, required: 100, judged: true, mismatched: 12, mismatchRate: "3.0%" });
     expect(sim.status.shadow!.verdict).toContain("end of step");
   });
 
-  it("an analysis naming an unknown metric or a bad condition is Degraded naming the metric and field", () => {
+  it("an analysis naming an unknown metric or a bad condition is Degraded naming the metric and field", async () => {
     const bad = new Sim({ ...baseSpec, analysis: { ...analysis, metrics: [{ name: "lat", query: "up", successCondition: "result <" }] }, strategy: { steps: [{ analysis: {} }] } });
-    bad.pass();
+    await bad.pass();
     const d = bad.status.conditions!.find((c) => c.type === "Degraded")!;
     expect(d).toMatchObject({ status: "True", reason: "InvalidAnalysis" });
     expect(d.message).toContain('metric "lat": successCondition');
 
     const unknownVar = new Sim({ ...baseSpec, analysis: { ...analysis, metrics: [{ name: "q", query: 'up{x="{{colour}}"}', max: 1 }] }, strategy: { steps: [{ analysis: {} }] } });
-    unknownVar.pass();
+    await unknownVar.pass();
     expect(unknownVar.status.conditions!.find((c) => c.type === "Degraded")!.message).toContain("colour");
 
     const missing = new Sim({ ...baseSpec, strategy: { steps: [{ analysis: { metrics: ["nope"] } }] } });
-    missing.pass();
+    await missing.pass();
     expect(missing.status.conditions!.find((c) => c.type === "Degraded")!.message).toContain('"nope"');
   });
 
-  it("a new candidate revision mid-rollout restarts from the first step", () => {
+  it("a new candidate revision mid-rollout restarts from the first step", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }] } });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     sim.obj = { ...sim.obj, metadata: { ...sim.obj.metadata, generation: 2 }, spec: { ...baseSpec, candidate: { version: "v3", endpoint: "http://127.0.0.1:3/" }, strategy: { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }] } } };
-    sim.pass();
+    await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Initialized", currentStep: 0, canaryWeight: 0, candidateVersion: "v3" });
     expect(sim.reasons()).toContain("NewRevision");
   });
 });
 
 describe("bad queries", () => {
-  it("a query Prometheus rejects stops at once with a Degraded condition quoting its error, no hot loop", () => {
+  it("a query Prometheus rejects stops at once with a Degraded condition quoting its error, no hot loop", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     sim.metric = () => ({ kind: "error", message: "bad_data: 1:14: parse error: unexpected end of input", permanent: true });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.queries).toHaveLength(1);
     const d = sim.status.conditions!.find((c) => c.type === "Degraded")!;
     expect(d).toMatchObject({ status: "True", reason: "InvalidQuery" });
     expect(d.message).toContain("bad_data: 1:14: parse error");
-    const plan = sim.pass();
+    const plan = await sim.pass();
     expect(plan.measure ?? []).toEqual([]);
     expect(plan.requeueAfterMs).toBeUndefined();
   });
 });
 
 describe("background analysis during pauses", () => {
-  it("keeps measuring while paused for a human and rolls back on a breach", () => {
+  it("keeps measuring while paused for a human and rolls back on a breach", async () => {
     const spec = { ...baseSpec, analysis: { ...analysis, background: { startingStep: 0 } }, strategy: { steps: [{ setWeight: 20 }, { pause: {} }] } };
     const sim = new Sim(spec);
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     const before = sim.queries.length;
     sim.now += 5_000;
-    sim.pass();
+    await sim.pass();
     expect(sim.queries.length).toBe(before + 1);
     sim.metric = () => ({ kind: "value", value: 0.9 });
-    sim.runUntil(["RollingBack"]);
+    await sim.runUntil(["RollingBack"]);
     expect(sim.events.find((e) => e.reason === "AnalysisFailed")!.message).toContain("background analysis");
   });
 });
 
 describe("status extras", () => {
-  it("fills status.shadow from the gateways' evidence of this revision in Prometheus while shadowing", () => {
+  it("fills status.shadow from the gateways' evidence of this revision in Prometheus while shadowing", async () => {
     const spec = { ...baseSpec, strategy: { steps: [{ shadow: { duration: "10m" } }, { setWeight: 100 }] } };
     const sim = new Sim(spec);
     sim.metric = gatewayEvidence({ compared: 200, mismatched: 10, judged: true });
-    sim.pass();
-    sim.pass();
+    await sim.pass();
+    await sim.pass();
     expect(sim.status.shadow).toMatchObject({ compared: 200, mismatched: 10, mismatchRate: "5.0%", judged: true, required: 100 });
     expect(sim.queries.every((q) => q.includes(`revision="${sim.status.revision}"`))).toBe(true);
     const n = sim.queries.length;
     sim.now += 1000;
-    sim.pass();
+    await sim.pass();
     expect(sim.queries.length).toBe(n);
   });
 
-  it("a step overrunning progressDeadline sets Progressing=False with a Warning, without aborting", () => {
+  it("a step overrunning progressDeadline sets Progressing=False with a Warning, without aborting", async () => {
     const spec = {
       ...baseSpec,
       analysis: { ...analysis, metrics: [{ ...analysis.metrics[0], count: 100 }] },
@@ -353,7 +356,7 @@ describe("status extras", () => {
     };
     const sim = new Sim(spec);
     for (let i = 0; i < 30; i++) {
-      const plan = sim.pass();
+      const plan = await sim.pass();
       sim.now += plan.requeueAfterMs ?? 5000;
     }
     const progressing = sim.status.conditions!.find((c) => c.type === "Progressing")!;
@@ -371,25 +374,25 @@ describe("environments (image versions)", () => {
     strategy: { steps: [{ shadow: { duration: "1m" } }, { setWeight: 50 }, { setWeight: 100 }] },
   };
 
-  it("stands up stable, canary and shadow before the first step; promotion moves stable to the candidate and destroys the rest", () => {
+  it("stands up stable, canary and shadow before the first step; promotion moves stable to the candidate and destroys the rest", async () => {
     const sim = new Sim(imageSpec);
     sim.metric = gatewayEvidence({ compared: 300, mismatched: 0, judged: true });
-    sim.pass();
-    sim.pass();
+    await sim.pass();
+    await sim.pass();
     expect(sim.ensured).toEqual(["stable:stable", "canary:candidate", "shadow:candidate"]);
     expect(sim.status.phase).toBe("ShadowTesting");
     expect(sim.status.environments!.canary).toMatchObject({ phase: "Ready", url: "http://canary.ns.svc:8080" });
-    sim.runUntil(["Succeeded"]);
+    await sim.runUntil(["Succeeded"]);
     expect(sim.ensured.at(-1)).toBe("stable:candidate");
     expect(sim.actions).toContain("destroyEnvironments");
     expect(Object.keys(sim.status.environments!)).toEqual(["stable"]);
   });
 
-  it("a failing environment is Degraded with Pulumi's message, retried with backoff, then Stalled after maxConsecutiveFailures", () => {
+  it("a failing environment is Degraded with Pulumi's message, retried with backoff, then Stalled after maxConsecutiveFailures", async () => {
     const sim = new Sim(imageSpec);
     sim.env = (role) => (role === "canary" ? { ok: false, failure: { transient: false, reason: "InvalidEnvironment", message: "image \"registry/triage:v2\" is not a valid reference", stackName: "ns-bot-canary", role: "canary" } } : { ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready" } });
-    sim.pass();
-    const plans = [sim.pass(), sim.pass(), sim.pass()];
+    await sim.pass();
+    const plans = [await sim.pass(), await sim.pass(), await sim.pass()];
     expect(plans.slice(0, 2).every((p) => p.backoff)).toBe(true);
     expect(sim.status.phase).toBe("Initialized");
     const degraded = sim.status.conditions!.find((c) => c.type === "Degraded")!;
@@ -398,28 +401,28 @@ describe("environments (image versions)", () => {
     expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True" });
     const tries = sim.ensured.filter((e) => e.startsWith("canary")).length;
     expect(tries).toBe(3);
-    const after = sim.pass();
+    const after = await sim.pass();
     expect(sim.ensured.filter((e) => e.startsWith("canary")).length).toBe(tries);
     expect(after.backoff).toBeUndefined();
   });
 
-  it("a locked stack (transient) backs off without counting towards Stalled", () => {
+  it("a locked stack (transient) backs off without counting towards Stalled", async () => {
     const sim = new Sim(imageSpec);
     let locked = 5;
     sim.env = (role) => (role === "canary" && locked-- > 0 ? { ok: false, failure: { transient: true, reason: "StackLocked", message: "the stack is locked by an update in progress", stackName: "ns-bot-canary", role: "canary" } } : { ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready" } });
-    sim.pass();
-    for (let i = 0; i < 7; i++) sim.pass();
+    await sim.pass();
+    for (let i = 0; i < 7; i++) await sim.pass();
     expect(sim.status.phase).toBe("ShadowTesting");
     expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "False" });
   });
 
-  it("rollback destroys the candidate's environments only", () => {
+  it("rollback destroys the candidate's environments only", async () => {
     const sim = new Sim({ ...imageSpec, strategy: { steps: [{ setWeight: 50 }, { pause: {} }] } });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     sim.annotate(ANNOTATIONS.abort, "now");
-    const plan = sim.pass();
+    const plan = await sim.pass();
     expect(plan.actions).toContainEqual({ type: "destroyEnvironments", reason: "rollback", roles: ["canary"] });
-    sim.runUntil(["RolledBack"]);
+    await sim.runUntil(["RolledBack"]);
     expect(Object.keys(sim.status.environments!)).toEqual(["stable"]);
   });
 });
@@ -432,10 +435,10 @@ describe("shadow steps decide on evidence", () => {
     ...extra,
   });
 
-  it("a clear regression is rolled back as soon as the evidence is conclusive, before the step's duration ends", () => {
+  it("a clear regression is rolled back as soon as the evidence is conclusive, before the step's duration ends", async () => {
     const sim = new Sim(shadowSpec());
     sim.metric = gatewayEvidence({ compared: 300, mismatched: 45, judged: true });
-    const took = sim.runUntil(["RolledBack"]);
+    const took = await sim.runUntil(["RolledBack"]);
     expect(took).toBeLessThan(10 * 60_000);
     expect(sim.reasons()).toContain("ShadowMismatch");
     const ev = sim.events.find((e) => e.reason === "ShadowMismatch")!;
@@ -444,19 +447,19 @@ describe("shadow steps decide on evidence", () => {
     expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True", reason: "RolledBack" });
   });
 
-  it("a candidate near the limit runs its whole step, then the end-of-step rule decides", () => {
+  it("a candidate near the limit runs its whole step, then the end-of-step rule decides", async () => {
     const sim = new Sim(shadowSpec());
     sim.metric = gatewayEvidence({ compared: 300, mismatched: 18, judged: true });
-    const took = sim.runUntil(["RolledBack"]);
+    const took = await sim.runUntil(["RolledBack"]);
     expect(took).toBeGreaterThanOrEqual(10 * 60_000);
     expect(sim.events.find((e) => e.reason === "ShadowMismatch")!.message).toContain("end of step: 18/300 comparisons mismatched (6.0%), above maxMismatchRate 5.0%");
   });
 
-  it("a low-traffic candidate never passes its shadow step: it keeps mirroring, then pauses for a human with the counts", () => {
+  it("a low-traffic candidate never passes its shadow step: it keeps mirroring, then pauses for a human with the counts", async () => {
     const sim = new Sim(shadowSpec());
     // Nothing is flagged before minSamples, so the gateway's counters read 0 mismatches: not a pass.
     sim.metric = gatewayEvidence({ compared: 12, mismatched: 0, judged: false });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.status).toMatchObject({ phase: "Paused", pauseReason: "InsufficientEvidence", canaryWeight: 0, currentStep: 0 });
     expect(sim.status.shadow).toMatchObject({ compared: 12, required: 50, judged: false });
     expect(sim.status.message).toContain("12 of 50 required comparisons");
@@ -464,30 +467,30 @@ describe("shadow steps decide on evidence", () => {
     expect(sim.status.conditions!.find((c) => c.type === "Ready")).toMatchObject({ status: "False" });
     // A human may still decide: promote completes the step.
     sim.annotate(ANNOTATIONS.promote, "step-1");
-    sim.pass();
+    await sim.pass();
     expect(sim.status.currentStep).toBeGreaterThan(0);
   });
 
-  it("no gateway reporting this revision (empty results) is no evidence", () => {
+  it("no gateway reporting this revision (empty results) is no evidence", async () => {
     const sim = new Sim(shadowSpec());
     sim.metric = () => ({ kind: "empty" });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.status.pauseReason).toBe("InsufficientEvidence");
     expect(sim.status.message).toContain("no gateway has reported comparisons of this revision yet");
   });
 
-  it("a shadow step without spec.analysis cannot read evidence and never passes on its duration alone", () => {
+  it("a shadow step without spec.analysis cannot read evidence and never passes on its duration alone", async () => {
     const { analysis: _none, ...noAnalysis } = shadowSpec();
     const sim = new Sim(noAnalysis);
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.status.pauseReason).toBe("InsufficientEvidence");
     expect(sim.status.message).toContain("spec.analysis.prometheus is not set");
   });
 
-  it("with a noise baseline the noise comparisons are required too", () => {
+  it("with a noise baseline the noise comparisons are required too", async () => {
     const sim = new Sim(shadowSpec({ shadow: { maxMismatchRate: 0.05, minSamples: 50, noiseBaseline: { enabled: true, endpoint: "http://127.0.0.1:3/" } } }));
     sim.metric = gatewayEvidence({ compared: 500, mismatched: 0, judged: true, noise: 20 });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     expect(sim.status.message).toContain("20 of 50 required noise comparisons");
   });
 });
@@ -502,45 +505,45 @@ describe("health conditions follow the phase (kstatus: Ready, Reconciling, Stall
     ["progressing", { steps: [{ setWeight: 10 }, { pause: { duration: "1h" } }] }, ["Progressing"], "False/Progressing", "True/Progressing", "False/AsExpected"],
     ["paused for a human", { steps: [{ setWeight: 10 }, { pause: {} }] }, ["Paused"], "False/Paused", "False/PauseStep", "True/PauseStep"],
     ["succeeded", { steps: [{ setWeight: 10 }, { setWeight: 100 }] }, ["Succeeded"], "True/Succeeded", "False/Succeeded", "False/AsExpected"],
-  ])("%s", (_name, strategy, phases, ready, reconciling, stalled) => {
+  ])("%s", async (_name, strategy, phases, ready, reconciling, stalled) => {
     const sim = new Sim({ ...baseSpec, strategy });
-    sim.runUntil(phases);
+    await sim.runUntil(phases);
     expect([cond(sim, "Ready"), cond(sim, "Reconciling"), cond(sim, "Stalled")]).toEqual([ready, reconciling, stalled]);
     expect(sim.status.conditions!.every((c) => c.observedGeneration === 1)).toBe(true);
   });
 
-  it("rolled back: Ready False, Stalled True (Aborted), not Reconciling", () => {
+  it("rolled back: Ready False, Stalled True (Aborted), not Reconciling", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { pause: {} }] } });
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     sim.annotate(ANNOTATIONS.abort, "a1");
-    sim.runUntil(["RolledBack"]);
+    await sim.runUntil(["RolledBack"]);
     expect([cond(sim, "Ready"), cond(sim, "Reconciling"), cond(sim, "Stalled")]).toEqual(["False/RolledBack", "False/Aborted", "True/Aborted"]);
   });
 
-  it("an invalid spec is Stalled; a missing reference is Reconciling (it retries with backoff)", () => {
+  it("an invalid spec is Stalled; a missing reference is Reconciling (it retries with backoff)", async () => {
     const invalid = new Sim({ ...baseSpec, strategy: { steps: [{ analysis: { metrics: ["nope"] } }] } });
-    invalid.pass();
+    await invalid.pass();
     expect([cond(invalid, "Ready"), cond(invalid, "Reconciling"), cond(invalid, "Stalled")]).toEqual(["False/InvalidAnalysis", "False/InvalidAnalysis", "True/InvalidAnalysis"]);
 
     const missing = new Sim({ ...baseSpec, candidate: { ...baseSpec.candidate, config: { promptRef: { configMap: "prompts", key: "p" } } } });
-    const plan = missing.pass();
+    const plan = await missing.pass();
     expect(plan.backoff).toBe(true);
     expect([cond(missing, "Ready"), cond(missing, "Reconciling"), cond(missing, "Stalled")]).toEqual(["False/MissingReference", "True/Degraded", "False/AsExpected"]);
   });
 
-  it("environments that gave up after maxConsecutiveFailures are Stalled", () => {
+  it("environments that gave up after maxConsecutiveFailures are Stalled", async () => {
     const sim = new Sim({ ...baseSpec, stable: { version: "v1", image: "r/t:v1" }, candidate: { version: "v2", image: "r/t:v2" } });
     sim.env = (role) => ({ ok: false, failure: { transient: false, reason: "InvalidEnvironment", message: "bad image", stackName: `ns-bot-${role}`, role: role as "canary" } });
-    for (let i = 0; i < 5; i++) sim.pass();
+    for (let i = 0; i < 5; i++) await sim.pass();
     expect(cond(sim, "Stalled")).toBe("True/EnvironmentFailed");
     expect(cond(sim, "Reconciling")).toBe("False/EnvironmentFailed");
   });
 
-  it("a permanent environment failure (image versions with --environments none) is Stalled at once, naming the cause", () => {
+  it("a permanent environment failure (image versions with --environments none) is Stalled at once, naming the cause", async () => {
     const sim = new Sim({ ...baseSpec, stable: { version: "v1", image: "r/t:v1" }, candidate: { version: "v2", image: "r/t:v2" } });
     sim.env = (role) => ({ ok: false, failure: { transient: false, permanent: true, reason: "EnvironmentsDisabled", message: "image versions need environments", stackName: `ns-bot-${role}`, role: role as "canary" } });
-    sim.pass();
-    sim.pass();
+    await sim.pass();
+    await sim.pass();
     expect(cond(sim, "Stalled")).toBe("True/EnvironmentFailed");
     expect(sim.status.conditions!.find((c) => c.type === "Degraded")).toMatchObject({ status: "True", reason: "EnvironmentsDisabled" });
     expect(sim.status.canaryWeight).toBe(0);
@@ -549,17 +552,17 @@ describe("health conditions follow the phase (kstatus: Ready, Reconciling, Stall
 });
 
 describe("a Degraded rollout resumes where it was", () => {
-  it("a reference that goes missing mid-rollout and comes back resumes at the same step, not step 1", () => {
+  it("a reference that goes missing mid-rollout and comes back resumes at the same step, not step 1", async () => {
     const sim = new Sim({ ...baseSpec, traffic: { signature: { scheme: "github", secretRef: { name: "hmac", key: "k" } } }, strategy: { steps: [{ setWeight: 10 }, { setWeight: 30 }, { pause: {} }, { setWeight: 100 }] } });
     sim.refs = { "Secret/hmac": { exists: true, keys: ["k"] } };
-    sim.runUntil(["Paused"]);
+    await sim.runUntil(["Paused"]);
     const revision = sim.status.revision;
     expect(sim.status).toMatchObject({ currentStep: 2, canaryWeight: 30 });
     sim.refs = {};
-    sim.pass();
+    await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Degraded", interruptedPhase: "Paused", currentStep: 2 });
     sim.refs = { "Secret/hmac": { exists: true, keys: ["k"] } };
-    sim.pass();
+    await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Paused", currentStep: 2, canaryWeight: 30, revision });
     expect(sim.status.interruptedPhase).toBeUndefined();
     expect(sim.reasons()).toContain("Recovered");
