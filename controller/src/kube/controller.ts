@@ -10,7 +10,7 @@ import type { ControllerMetrics } from "../telemetry/metrics.ts";
 import { references, validateSpec } from "../reconcile/reconcile.ts";
 import { runPass } from "../reconcile/pass.ts";
 import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MeasurementsPort } from "../reconcile/contract.ts";
-import type { EnsureRequest, EnvironmentOutcome, Plan, World } from "../reconcile/contract.ts";
+import type { EnsureRequest, EnvironmentOutcome, Plan, RolloutRole, World } from "../reconcile/contract.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
@@ -188,48 +188,69 @@ export class Controller {
     return rolloutPath(obj.metadata.namespace, obj.metadata.name);
   }
 
+  /**
+   * Carries the plan out in an order that survives a crash at any point: the finalizer, then
+   * the Events (named by dedupe key, so a replay records nothing twice), then the environment
+   * actions, then the status, written once.
+   */
   private async apply(obj: AIRollout, plan: Plan, log: Logger): Promise<WorkResult> {
-    let current = obj;
-    for (const action of plan.actions) {
-      if (action.type === "addFinalizer") {
-        current = await this.o.client.patch<AIRollout>(this.objectPath(current), {
-          metadata: { resourceVersion: current.metadata.resourceVersion, finalizers: [...(current.metadata.finalizers ?? []), FINALIZER] },
-        });
-        this.informer.observe(current);
-        log.debug("finalizer added");
-      }
-    }
+    const current = plan.actions.some((a) => a.type === "addFinalizer") ? await this.addFinalizer(obj, log) : obj;
     for (const ev of plan.events) await this.events.record(current, ev);
-    const fp = this.o.failpoint?.match(/^after-events=(\d+)$/);
-    if (fp && plan.events.length > 0) {
-      log.warn({ failpoint: "after-events" }, "failpoint after-events reached");
-      await sleep(Number(fp[1]));
-    }
+    await this.failpointAfterEvents(plan, log);
     for (const action of plan.actions) {
-      if (action.type === "destroyEnvironments") {
-        if (action.roles) for (const role of action.roles) await this.o.environments.destroy(current, role, action.reason);
-        else await this.o.environments.destroyAll(current, action.reason);
-      } else if (action.type === "removeFinalizer") {
-        try {
-          await this.o.client.patch(this.objectPath(current), {
-            metadata: { resourceVersion: current.metadata.resourceVersion, finalizers: (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) },
-          });
-          log.info("finalizer removed; rollout deleted");
-        } catch (err) {
-          if (!(err instanceof ApiError && err.notFound)) throw err;
-        }
+      if (action.type === "destroyEnvironments") await this.destroyEnvironments(current, action.reason, action.roles);
+      if (action.type === "removeFinalizer") {
+        await this.removeFinalizer(current, log);
         return {};
       }
     }
-    if (plan.status && !statusEqual(current.status, plan.status)) {
-      const body = { apiVersion: API_VERSION, kind: KIND, metadata: current.metadata, spec: current.spec, status: plan.status };
-      this.informer.observe(await this.o.client.replace<AIRollout>(`${this.objectPath(current)}/status`, body));
-      if (plan.status.phase !== obj.status?.phase) {
-        log.info({ from: obj.status?.phase ?? "Pending", to: plan.status.phase, message: plan.status.message }, "phase changed");
-        if (obj.status?.phase) this.o.metrics.rolloutPhase.remove({ namespace: obj.metadata.namespace, name: obj.metadata.name, phase: obj.status.phase });
-      }
-      if (plan.status.phase) this.o.metrics.rolloutPhase.set({ namespace: obj.metadata.namespace, name: obj.metadata.name, phase: plan.status.phase }, 1);
-    }
+    if (plan.status && !statusEqual(current.status, plan.status)) await this.writeStatus(obj, current, plan.status, log);
     return { ...(plan.backoff ? { backoff: true } : {}), ...(plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {}) };
+  }
+
+  private async addFinalizer(obj: AIRollout, log: Logger): Promise<AIRollout> {
+    const current = await this.o.client.patch<AIRollout>(this.objectPath(obj), {
+      metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers: [...(obj.metadata.finalizers ?? []), FINALIZER] },
+    });
+    this.informer.observe(current);
+    log.debug("finalizer added");
+    return current;
+  }
+
+  /** Test failpoint (AIROLLOUT_FAILPOINT=after-events=MS): a crash window between Events and status. */
+  private async failpointAfterEvents(plan: Plan, log: Logger): Promise<void> {
+    const fp = this.o.failpoint?.match(/^after-events=(\d+)$/);
+    if (!fp || plan.events.length === 0) return;
+    log.warn({ failpoint: "after-events" }, "failpoint after-events reached");
+    await sleep(Number(fp[1]));
+  }
+
+  private async destroyEnvironments(obj: AIRollout, reason: string, roles: readonly RolloutRole[] | undefined): Promise<void> {
+    if (!roles) return this.o.environments.destroyAll(obj, reason);
+    for (const role of roles) await this.o.environments.destroy(obj, role, reason);
+  }
+
+  private async removeFinalizer(obj: AIRollout, log: Logger): Promise<void> {
+    try {
+      await this.o.client.patch(this.objectPath(obj), {
+        metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) },
+      });
+      log.info("finalizer removed; rollout deleted");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.notFound)) throw err;
+    }
+  }
+
+  /** Replaces status through the status subresource; logs and counts a phase change. */
+  private async writeStatus(before: AIRollout, current: AIRollout, status: Status, log: Logger): Promise<void> {
+    const body = { apiVersion: API_VERSION, kind: KIND, metadata: current.metadata, spec: current.spec, status };
+    this.informer.observe(await this.o.client.replace<AIRollout>(`${this.objectPath(current)}/status`, body));
+    const { namespace, name } = before.metadata;
+    const from = before.status?.phase;
+    if (status.phase !== from) {
+      log.info({ from: from ?? "Pending", to: status.phase, message: status.message }, "phase changed");
+      if (from) this.o.metrics.rolloutPhase.remove({ namespace, name, phase: from });
+    }
+    if (status.phase) this.o.metrics.rolloutPhase.set({ namespace, name, phase: status.phase }, 1);
   }
 }

@@ -62,25 +62,38 @@ const MOVING = new Set(["Pending", "Initialized", "ShadowTesting", "Progressing"
  * - Progressing and Degraded as Argo Rollouts users read them.
  */
 export function deriveConditions(s: Status, f: HealthFacts, now: Date, generation: number): Condition[] {
-  const phase = s.phase ?? "Pending";
-  const message = s.message ?? "";
   const stalled = stalledBy(s, f);
-  const moving = !stalled && (MOVING.has(phase) || (phase === "Degraded" && !f.degraded?.needsPerson));
-  const weight = s.canaryWeight ?? 0;
-  const set = (list: Condition[], input: ConditionInput) => setCondition(list, input, now, generation);
+  const inputs = [ready(s, f), reconciling(s, f, stalled), stalledCondition(stalled), progressing(s.phase ?? "Pending", s.message ?? "", f), degraded(s, f)];
   let list = [...(s.conditions ?? [])];
-  list = set(
-    list,
-    phase === "Succeeded"
-      ? { type: ConditionType.Ready, status: "True", reason: Reason.Succeeded, message: `${f.servingVersion} serves all traffic` }
-      : { type: ConditionType.Ready, status: "False", reason: f.degraded?.reason ?? phase, message: `${f.servingVersion} serves ${100 - weight}% of traffic; ${f.degraded?.message ?? message}` },
-  );
-  list = set(list, moving ? { type: ConditionType.Reconciling, status: "True", reason: phase, message: f.degraded?.message ?? message } : { type: ConditionType.Reconciling, status: "False", reason: stalled?.reason ?? phase, message: "" });
-  list = set(list, stalled ? { type: ConditionType.Stalled, status: "True", reason: stalled.reason, message: stalled.message } : { type: ConditionType.Stalled, status: "False", reason: Reason.AsExpected, message: "" });
-  list = set(list, progressing(phase, message, f));
-  if (f.degraded) list = set(list, { type: ConditionType.Degraded, status: "True", reason: f.degraded.reason, message: f.degraded.message });
-  else if (phase !== "RollingBack" && phase !== "RolledBack" && phase !== "Paused" && !f.environmentFailed) list = set(list, { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" });
+  for (const input of inputs) if (input) list = setCondition(list, input, now, generation);
   return list;
+}
+
+/** True only when the candidate serves all traffic. */
+function ready(s: Status, f: HealthFacts): ConditionInput {
+  if (s.phase === "Succeeded") return { type: ConditionType.Ready, status: "True", reason: Reason.Succeeded, message: `${f.servingVersion} serves all traffic` };
+  const why = f.degraded?.message ?? s.message ?? "";
+  return { type: ConditionType.Ready, status: "False", reason: f.degraded?.reason ?? s.phase ?? "Pending", message: `${f.servingVersion} serves ${100 - (s.canaryWeight ?? 0)}% of traffic; ${why}` };
+}
+
+/** True while the rollout moves on by itself, with the phase as the reason. */
+function reconciling(s: Status, f: HealthFacts, stalled: { reason: string } | undefined): ConditionInput {
+  const phase = s.phase ?? "Pending";
+  const moving = !stalled && (MOVING.has(phase) || (phase === "Degraded" && !f.degraded?.needsPerson));
+  if (!moving) return { type: ConditionType.Reconciling, status: "False", reason: stalled?.reason ?? phase, message: "" };
+  return { type: ConditionType.Reconciling, status: "True", reason: phase, message: f.degraded?.message ?? s.message ?? "" };
+}
+
+function stalledCondition(stalled: { reason: string; message: string } | undefined): ConditionInput {
+  return stalled ? { type: ConditionType.Stalled, status: "True", reason: stalled.reason, message: stalled.message } : { type: ConditionType.Stalled, status: "False", reason: Reason.AsExpected, message: "" };
+}
+
+/** True for an unusable spec; cleared once healthy again (rollback and environment failures set it where they happen). */
+function degraded(s: Status, f: HealthFacts): ConditionInput | undefined {
+  if (f.degraded) return { type: ConditionType.Degraded, status: "True", reason: f.degraded.reason, message: f.degraded.message };
+  const phase = s.phase;
+  if (phase === "RollingBack" || phase === "RolledBack" || phase === "Paused" || f.environmentFailed) return undefined;
+  return { type: ConditionType.Degraded, status: "False", reason: Reason.AsExpected, message: "" };
 }
 
 /** Why only a person can move the rollout on, or undefined. */

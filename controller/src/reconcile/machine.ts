@@ -34,7 +34,7 @@ import { deriveConditions, setCondition, type HealthFacts } from "./conditions.t
 import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
 import { referenceDigest, versionReferences } from "./references.ts";
-import type { EnvironmentStatus, RolloutRole } from "./contract.ts";
+import type { EnvironmentFailure, EnvironmentStatus, RolloutRole } from "./contract.ts";
 import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 import { shortHash } from "../api/hash.ts";
 
@@ -376,47 +376,62 @@ type EnvNeed = { role: RolloutRole; version: "stable" | "candidate"; revision: s
  * Stalled and stops retrying until the spec changes. Returns whether all are Ready.
  */
 function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
-  const s = ctx.status;
-  const gen = ctx.obs.object.metadata.generation;
-  const maxFailures = ctx.spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
-  const isReady = (n: EnvNeed) => {
-    const e = s.environments?.[n.role];
-    return e?.phase === "Ready" && e.revision === n.revision;
-  };
   for (const need of needs) {
-    const key = need.role;
-    const cur: EnvironmentStatus | undefined = s.environments?.[key];
-    if (isReady(need)) continue;
+    if (isReady(ctx, need)) continue;
     const outcome = ctx.obs.world.environments?.[need.role];
-    if (!outcome) {
-      const stalledHere = cur?.phase === "Failed" && cur.revision === need.revision && (cur.consecutiveFailures ?? 0) >= maxFailures;
-      if (!stalledHere) ctx.ensure.push(need);
-      continue;
-    }
-    if (outcome.ok) {
-      s.environments = { ...s.environments, [key]: { ...outcome.status, revision: need.revision, consecutiveFailures: 0 } };
-      ctx.events.push({ type: "Normal", reason: "EnvironmentReady", message: `${need.role} environment ready: stack ${outcome.status.stack}${outcome.status.url ? ` at ${outcome.status.url}` : ""}`, dedupeKey: `env/${need.role}/${need.revision}/a${s.attempt ?? 0}` });
-      continue;
-    }
-    const f = outcome.failure;
-    const failures = f.permanent ? maxFailures : (cur?.revision === need.revision ? (cur.consecutiveFailures ?? 0) : 0) + (f.transient ? 0 : 1);
-    s.environments = { ...s.environments, [key]: { ...cur, stack: f.stackName, phase: "Failed", revision: need.revision, message: f.message, consecutiveFailures: failures } };
-    if (f.transient) {
-      ctx.backoff = true;
-      continue;
-    }
-    const message = `${need.role} environment (stack ${f.stackName}): ${f.message}`;
-    s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "True", reason: f.reason, message }, ctx.now, gen);
-    ctx.events.push({ type: "Warning", reason: f.reason, message, dedupeKey: `env/${need.role}/${need.revision}/fail${failures}` });
-    if (failures >= maxFailures) {
-      const stall = `${message}; ${failures} failures in a row (maxConsecutiveFailures ${maxFailures}): not retrying until the spec changes`;
-      ctx.events.push({ type: "Warning", reason: Reason.Stalled, message: stall, dedupeKey: `env/${need.role}/${need.revision}/stalled` });
-    } else {
-      ctx.backoff = true;
-    }
+    if (!outcome) requestEnvironment(ctx, need);
+    else if (outcome.ok) recordReady(ctx, need, outcome.status);
+    else recordFailure(ctx, need, outcome.failure);
   }
-  const ready = needs.every(isReady);
-  return ready;
+  return needs.every((n) => isReady(ctx, n));
+}
+
+function isReady(ctx: Ctx, n: EnvNeed): boolean {
+  const e = ctx.status.environments?.[n.role];
+  return e?.phase === "Ready" && e.revision === n.revision;
+}
+
+function maxEnvironmentFailures(spec: Spec): number {
+  return spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
+}
+
+/** Asks for `pulumi up`, unless this revision already failed maxConsecutiveFailures times. */
+function requestEnvironment(ctx: Ctx, need: EnvNeed): void {
+  const cur = ctx.status.environments?.[need.role];
+  const gaveUp = cur?.phase === "Failed" && cur.revision === need.revision && (cur.consecutiveFailures ?? 0) >= maxEnvironmentFailures(ctx.spec);
+  if (!gaveUp) ctx.ensure.push(need);
+}
+
+function recordReady(ctx: Ctx, need: EnvNeed, env: EnvironmentStatus): void {
+  const s = ctx.status;
+  s.environments = { ...s.environments, [need.role]: { ...env, revision: need.revision, consecutiveFailures: 0 } };
+  ctx.events.push({ type: "Normal", reason: "EnvironmentReady", message: `${need.role} environment ready: stack ${env.stack}${env.url ? ` at ${env.url}` : ""}`, dedupeKey: `env/${need.role}/${need.revision}/a${s.attempt ?? 0}` });
+}
+
+/**
+ * A transient failure (a locked stack) only backs off; any other counts towards
+ * maxConsecutiveFailures (a permanent one reaches it at once), sets Degraded and says why.
+ */
+function recordFailure(ctx: Ctx, need: EnvNeed, f: EnvironmentFailure): void {
+  const s = ctx.status;
+  const cur = s.environments?.[need.role];
+  const maxFailures = maxEnvironmentFailures(ctx.spec);
+  const before = cur?.revision === need.revision ? (cur.consecutiveFailures ?? 0) : 0;
+  const failures = f.permanent ? maxFailures : before + (f.transient ? 0 : 1);
+  s.environments = { ...s.environments, [need.role]: { ...cur, stack: f.stackName, phase: "Failed", revision: need.revision, message: f.message, consecutiveFailures: failures } };
+  if (f.transient) {
+    ctx.backoff = true;
+    return;
+  }
+  const message = `${need.role} environment (stack ${f.stackName}): ${f.message}`;
+  s.conditions = setCondition(s.conditions, { type: ConditionType.Degraded, status: "True", reason: f.reason, message }, ctx.now, ctx.obs.object.metadata.generation);
+  ctx.events.push({ type: "Warning", reason: f.reason, message, dedupeKey: `env/${need.role}/${need.revision}/fail${failures}` });
+  if (failures < maxFailures) {
+    ctx.backoff = true;
+    return;
+  }
+  const stall = `${message}; ${failures} failures in a row (maxConsecutiveFailures ${maxFailures}): not retrying until the spec changes`;
+  ctx.events.push({ type: "Warning", reason: Reason.Stalled, message: stall, dedupeKey: `env/${need.role}/${need.revision}/stalled` });
 }
 
 /** What must run before the steps start: the stable and the candidate's environments. */
@@ -640,26 +655,50 @@ function standUpThenStart(ctx: Ctx): void {
   runSteps(ctx);
 }
 
-/** Runs steps from the current one: each loop turn completes at most one step. */
+/**
+ * Runs the steps from the current one: a human's promote or spec.paused first, then background
+ * analysis, then each step in turn until one is not complete yet.
+ */
 function runSteps(ctx: Ctx): void {
+  if (!followPromoteAndPause(ctx)) return;
+  // Background analysis keeps measuring through pauses, like Argo Rollouts'; a failure there
+  // rolls back even a rollout that waits for a human. A run that stopped the rollout waits.
+  if (!pausedForAnalysis(ctx) && !background(ctx)) return;
+  completeSteps(ctx);
+}
+
+/**
+ * `promote --full` skips to promotion; spec.paused holds the rollout (a step promote still goes
+ * through) and its removal resumes it. Returns whether the steps may run in this pass.
+ */
+function followPromoteAndPause(ctx: Ctx): boolean {
   const { steps, spec, requests } = ctx;
   const s = ctx.status;
   if (requests.promote !== undefined) clearStoppedBackgroundRun(ctx);
   if (requests.promote !== undefined && /^full/.test(requests.promote)) {
     enterStep(ctx, steps.length);
-    return;
+    return false;
   }
   if (spec.paused && !requests.promoteStep) {
     if (s.phase !== "Paused") pause(ctx, Reason.SpecPaused, "Paused by spec.paused");
-    return;
+    return false;
   }
   if (s.phase === "Paused" && !requests.promoteStep && s.pauseReason === Reason.SpecPaused) {
     transition(ctx, steps[s.currentStep ?? 0]?.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.Resumed, "Resumed: spec.paused is false");
   }
-  // Background analysis keeps measuring through pauses, like Argo Rollouts'; a failure there
-  // rolls back even a rollout that waits for a human. A run that stopped the rollout waits.
-  const pausedForAnalysis = s.phase === "Paused" && (s.pauseReason === Reason.AnalysisInconclusive || s.pauseReason === Reason.AnalysisError) && !requests.promoteStep;
-  if (!pausedForAnalysis && !background(ctx)) return;
+  return true;
+}
+
+/** Paused because an analysis could not decide, and not promoted past it. */
+function pausedForAnalysis(ctx: Ctx): boolean {
+  const s = ctx.status;
+  return s.phase === "Paused" && (s.pauseReason === Reason.AnalysisInconclusive || s.pauseReason === Reason.AnalysisError) && !ctx.requests.promoteStep;
+}
+
+/** Completes steps in order; each loop turn completes at most one, a paused rollout none. */
+function completeSteps(ctx: Ctx): void {
+  const { steps, requests } = ctx;
+  const s = ctx.status;
   for (let turn = 0; turn <= steps.length && s.phase !== "Promoting"; turn++) {
     if (s.phase === "Paused" && !requests.promoteStep) return;
     if ((s.currentStep ?? 0) >= steps.length) {
@@ -688,7 +727,7 @@ function clearStoppedBackgroundRun(ctx: Ctx): void {
 
 /** What the conditions need beyond the status: the deadline and environments that gave up. */
 function healthFacts(ctx: Ctx): HealthFacts {
-  const maxFailures = ctx.spec.environments?.pulumi.maxConsecutiveFailures ?? 3;
+  const maxFailures = maxEnvironmentFailures(ctx.spec);
   const envs = ctx.status.environments ?? {};
   const gaveUp = (["stable", "canary", "shadow"] as const).map((r) => [r, envs[r]] as const).find(([, e]) => e?.phase === "Failed" && (e.consecutiveFailures ?? 0) >= maxFailures);
   const envFailed = (["stable", "canary", "shadow"] as const).some((r) => envs[r]?.phase === "Failed");
