@@ -14,4 +14,41 @@ export default tseslint.config(
       "no-implied-eval": "error",
     },
   },
+  {
+    // Function shape: a function reads as its named steps (DESIGN.md style 11). Past these limits,
+    // split it into steps over one context object rather than adding parameters or branches.
+    files: ["**/*.ts"],
+    ignores: ["**/*.test.ts", "test/**"],
+    rules: {
+      complexity: ["error", 20],
+      "max-params": ["error", 6],
+      "max-statements": ["error", 40],
+      "max-depth": ["error", 4],
+      "max-lines-per-function": ["error", { max: 100, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
+    // Interpreters and validators: one case per node kind or keyword in one switch reads better
+    // than the same switch spread over helpers (expression evaluator, JSON Schema checks,
+    // the bounded JSON walker, the banded Levenshtein loop, the PromQL template compiler).
+    files: ["controller/src/analysis/expr.ts", "controller/src/diff/json-schema.ts", "controller/src/diff/json.ts", "controller/src/diff/similarity.ts", "controller/src/analysis/template.ts", "controller/src/diff/compare.ts"],
+    rules: { complexity: ["error", 60], "max-statements": ["error", 45] },
+  },
+  {
+    // Field-by-field defaults and checks, one line per spec field: resolveMetric, judgeCriteria,
+    // environmentProblems; and status printers and CLI argument dispatch.
+    files: ["controller/src/analysis/assess.ts", "infra/environment.ts", "controller/src/cli/*.ts", "controller/src/kube/lease.ts"],
+    rules: { complexity: ["error", 40] },
+  },
+  {
+    // Dev tooling and the demo script read top to bottom as the steps a person would type.
+    files: ["controller/src/dev/*.ts", "hack/*.ts"],
+    rules: { complexity: ["error", 25], "max-statements": ["error", 65], "max-lines-per-function": ["error", 140] },
+  },
+  {
+    // TODO(issue 10): the webhook pipeline becomes named stages over one per-request context,
+    // and compileRollout named compile steps; these limits go back to the defaults then.
+    files: ["controller/src/gateway/gateway.ts", "controller/src/gateway/rollouts.ts"],
+    rules: { complexity: ["error", 80], "max-params": ["error", 10], "max-statements": ["error", 170], "max-lines-per-function": ["error", 230] },
+  },
 );
