@@ -447,6 +447,64 @@ describe("shadow", () => {
   });
 });
 
+describe("hostile answers", () => {
+  it("100,000-deep arrays and objects from the primary or the shadow: answered 200, compared as a limit mismatch, never a candidate failure", async () => {
+    const deepArray = `${"[".repeat(100_000)}1${"]".repeat(100_000)}`;
+    const deepObject = `${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}`;
+    const plain = JSON.stringify({ intent: "refund" });
+    const bodies = { stable: plain, candidate: plain };
+    const stable = await backend("deep-stable", () => ({ body: bodies.stable }));
+    const cand = await backend("deep-cand", () => ({ body: bodies.candidate }));
+    // Two consecutive failures would open the candidate's circuit: each case below sends three.
+    applyRollout("deep", stable.url, cand.url, { traffic: { circuitBreaker: { consecutiveFailures: 2, openDuration: "10m" } }, shadow: { sampleRate: 1, minSamples: 5 } });
+    await setStatus("deep", { canaryWeight: 0, shadowEnabled: true });
+    await seen("deep", (r) => r.shadowOn && r.shadowTarget.breaker !== undefined);
+    const lbl = `rollout="deep",namespace="${ns}"`;
+
+    const cases: [string, string, string][] = [
+      ["shadow: deep array", plain, deepArray],
+      ["shadow: deep object", plain, deepObject],
+      ["primary: deep array", deepArray, plain],
+      ["primary: deep object", deepObject, plain],
+      ["both deep", deepArray, deepObject],
+    ];
+    for (const [name, primaryBody, shadowBody] of cases) {
+      bodies.stable = primaryBody;
+      bodies.candidate = shadowBody;
+      for (let i = 0; i < 3; i++) {
+        const res = await post(hook("deep"), { ticket: i });
+        expect(res.status, name).toBe(200);
+        expect(res.text === primaryBody, `${name}: the primary's answer is passed through unchanged`).toBe(true);
+      }
+      await gateway.mirrorIdle();
+      const breaker = gateway.rollout(ns, "deep")!.shadowTarget.breaker!;
+      expect(breaker.state(Date.now()), name).toBe("closed");
+      expect(breaker.failures, name).toBe(0);
+    }
+    expect(cand.hits).toBe(15);
+    expect(await metric(`airollout_circuit_state{${lbl},version="v2"}`)).toBe(0);
+    expect(await metric(`airollout_shadow_comparisons_total{${lbl}}`)).toBe(15);
+    expect(await metric(`airollout_mirror_dropped_total{${lbl},reason="diff_error"}`)).toBe(0);
+    expect(await metric(`airollout_mirror_dropped_total{${lbl},reason="error"}`)).toBe(0);
+
+    const d = (await (await fetch(`${base}/api/rollouts/${ns}/deep/diffs`)).json()) as { samples: { mismatches: { path: string; rule: string; reason: string }[]; stable: { body: string }; candidate: { body: string } }[] };
+    expect(d.samples.length).toBeGreaterThan(0);
+    for (const sample of d.samples) {
+      expect(sample.mismatches).toEqual([expect.objectContaining({ path: "$", rule: "limit", reason: expect.stringContaining("nested deeper than 1000 levels") })]);
+      // Sample text is cut, never the whole 200-500 KB body.
+      expect(sample.stable.body.length + sample.candidate.body.length).toBeLessThan(20_000);
+    }
+
+    // The gateway keeps serving and judging ordinary answers.
+    bodies.stable = plain;
+    bodies.candidate = plain;
+    expect((await post(hook("deep"), { ticket: 99 })).status).toBe(200);
+    await gateway.mirrorIdle();
+    expect(await metric(`airollout_shadow_comparisons_total{${lbl}}`)).toBe(16);
+    expect(cand.hits).toBe(16);
+  });
+});
+
 describe("guardrails", () => {
   let stable: TestBackend;
   let cand: TestBackend;
@@ -538,6 +596,16 @@ describe("guardrails", () => {
     expect(stable.requests.at(-1)!.json).toEqual({ event: "deleted", ticket: 7, email: "dave@example.com" });
     expect(stable.requests.at(-1)!.headers["x-airollout-replay-of"]).toBe(String(rows[0]!.id));
     expect(gateway.quarantine.get(rows[0]!.id)!.replayStatus).toBe(200);
+  });
+
+  it("a payloadSchema the validator would not enforce as written (unknown format) answers 503 spec_invalid naming the field; nothing is forwarded", async () => {
+    applyRollout("schema-bad", stable.url, cand.url, { traffic: { payloadSchema: { type: "object", properties: { at: { type: "string", format: "datetime" } } } } });
+    await seen("schema-bad", (r) => r.error !== undefined);
+    const before = stable.hits;
+    const res = await post(hook("schema-bad"), { at: "2026-11-29T12:00:00Z" });
+    expect(res.status).toBe(503);
+    expect(res.json).toMatchObject({ error: "spec_invalid", message: expect.stringContaining('spec.traffic.payloadSchema: invalid JSON Schema: #/properties/at/format: format "datetime" is not checked') });
+    expect(stable.hits).toBe(before);
   });
 
   it("HMAC signatures (GitHub and Stripe schemes, secret from a Kubernetes Secret): bad ones 401 and quarantined", async () => {
