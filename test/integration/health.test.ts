@@ -264,12 +264,13 @@ describe("health of live AIRollouts", () => {
     expect(a.message).toContain('"nope"');
   });
 
-  it("before any controller has seen it: Argo CD Progressing, waiting for the controller", () => {
-    // A namespace no controller watches: the object keeps no status.
+  it("before any controller has seen it: kstatus InProgress, Argo CD Progressing, waiting for the controller", () => {
+    // A namespace no controller watches: the object keeps the CRD's default status.
     const other = createNamespace("health-unwatched");
     apply(other, "orphan", [{ setWeight: 10 }]);
     const o = JSON.parse(kubectlOk(["get", "airollout", "orphan", "-n", other, "-o", "json"])) as Live;
-    expect(o.status?.observedGeneration).toBeUndefined();
+    expect(o.status?.observedGeneration).toBe(0);
+    expect(kstatus(o).status).toBe("InProgress");
     expect(argo(o)).toEqual({ status: "Progressing", message: "Waiting for the controller" });
   });
 });

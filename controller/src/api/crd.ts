@@ -48,6 +48,9 @@ export function buildCRD(): Record<string, unknown> {
   const conditions = (status.properties as JSONSchema).conditions as JSONSchema;
   conditions["x-kubernetes-list-type"] = "map";
   conditions["x-kubernetes-list-map-keys"] = ["type"];
+  // A new object reads status.observedGeneration 0 < generation 1, so kstatus (Flux, kubectl
+  // wait tools) sees it InProgress until the controller has written a status, never Current.
+  status.default = { observedGeneration: 0 };
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
