@@ -21,6 +21,8 @@ import { client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpe
 
 let ns: string;
 let loop: Loop;
+/** Status pollers still running (a failed test may not have stopped its own). */
+const watchers = new Set<() => void>();
 
 beforeAll(async () => {
   ns = createNamespace("loop");
@@ -28,6 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const stop of watchers) stop();
   await loop?.close();
 });
 
@@ -121,7 +124,12 @@ function follow(name: string): { seen: Snapshot[]; stop: () => void } {
       await new Promise((r) => setTimeout(r, 250));
     }
   })();
-  return { seen, stop: () => (on = false) };
+  const stop = (): void => {
+    on = false;
+    watchers.delete(stop);
+  };
+  watchers.add(stop);
+  return { seen, stop };
 }
 
 /** Requests a backend received that were not shadow copies, i.e. real traffic routed to it. */
