@@ -5,7 +5,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { compare, compileRules } from "./compare.ts";
-import type { DiffResponse } from "./compare.ts";
+import type { CompareRulesInput, DiffResponse } from "./compare.ts";
 
 const seconds = Number(process.argv[2] ?? "2");
 
@@ -55,7 +55,7 @@ function answer(n: number, variant: number, regressed = false): DiffResponse {
   };
 }
 
-const rules = compileRules({
+const rulesInput: CompareRulesInput = {
   status: true,
   headers: ["content-type", "x-model"],
   ignore: ["$.id", "$.created", "$.usage", "$.entities[*].start", "$.entities[*].end"],
@@ -89,7 +89,8 @@ const rules = compileRules({
       tags: { type: "array", items: { type: "string" } },
     },
   },
-});
+};
+const rules = compileRules(rulesInput);
 
 // Pre-built pairs so the loop measures comparison, not fixture construction. One pair in eight is
 // a real regression, so building mismatch reasons is part of the cost.
@@ -125,6 +126,10 @@ function round(ms: number, fn: (a: DiffResponse, b: DiffResponse) => unknown, ta
 }
 
 const diff = (a: DiffResponse, b: DiffResponse) => compare(a, b, rules).summary.matched;
+// The same rules without the output schema: JSON Schema validation of both bodies
+// (@cfworker/json-schema) is the largest single cost, so it is measured apart.
+const rulesWithoutSchema = compileRules({ ...rulesInput, outputSchema: undefined });
+const diffWithoutSchema = (a: DiffResponse, b: DiffResponse) => compare(a, b, rulesWithoutSchema).summary.matched;
 const baseline = (a: DiffResponse, b: DiffResponse) => JSON.stringify(a.body) === JSON.stringify(b.body);
 
 // The machine may be busy: short alternating rounds expose both measurements to the same load,
@@ -133,12 +138,15 @@ const baseline = (a: DiffResponse, b: DiffResponse) => JSON.stringify(a.body) ==
 const warm: Tally = { calls: 0, wallMs: 0, cpuUs: 0 };
 round(500, diff, warm);
 round(500, baseline, warm);
+round(500, diffWithoutSchema, warm);
 const d: Tally = { calls: 0, wallMs: 0, cpuUs: 0 };
+const n: Tally = { calls: 0, wallMs: 0, cpuUs: 0 };
 const j: Tally = { calls: 0, wallMs: 0, cpuUs: 0 };
 const ROUND_MS = 200;
 for (let r = 0; r < Math.max(1, Math.round((seconds * 1000) / ROUND_MS)); r++) {
   round(ROUND_MS, diff, d);
   round(ROUND_MS, baseline, j);
+  round(ROUND_MS, diffWithoutSchema, n);
 }
 // Keeps the results observable so the work cannot be optimised away.
 if (sink < 0) console.log(sink);
@@ -153,6 +161,8 @@ console.log(
     baseline_json_stringify_equal_per_sec: Math.round(baselinePerSec.wall),
     ratio: Number((diffPerSec.wall / baselinePerSec.wall).toFixed(3)),
     diff_compare_per_cpu_sec: Math.round(diffPerSec.cpu),
+    diff_compare_without_output_schema_per_sec: Math.round(n.calls / (n.wallMs / 1000)),
+    diff_compare_without_output_schema_per_cpu_sec: Math.round(n.calls / (n.cpuUs / 1e6)),
     baseline_json_stringify_equal_per_cpu_sec: Math.round(baselinePerSec.cpu),
     target_per_sec: 20_000,
     meets_target: diffPerSec.wall >= 20_000,
