@@ -412,7 +412,12 @@ describe.concurrent("the real gateway -> Prometheus -> controller loop", () => {
     const restarted = await waitFor("a new revision", async () => {
       const o = await get(name);
       return o.status?.revision && o.status.revision !== r1 ? o : undefined;
-    }, 60_000, 250);
+    }, 60_000, 250).catch(async (err: unknown) => {
+      // Say what the controller had seen, for the post-mortem (its log names its informers' resourceVersions).
+      const cm = kubectlOk(["get", "configmap", configMap, "-n", ns, "-o", "jsonpath={.metadata.resourceVersion}"]);
+      const st = (await get(name)).status;
+      throw new Error(`${(err as Error).message}: ConfigMap ${configMap} is at resourceVersion ${cm}; status.revision ${st?.revision}, revisionInputs ${JSON.stringify(st?.revisionInputs)}; controller log ${loop.controller.id}`, { cause: err });
+    });
     expect(restarted.status!.currentStep ?? 0).toBe(0);
     expect(restarted.status!.canaryWeight ?? 0).toBe(0);
     const ev = await waitFor("a NewRevision Event", async () => (await events(name)).find((e) => e.reason === "NewRevision"), 30_000);
