@@ -274,3 +274,36 @@ describe("health of live AIRollouts", () => {
     expect(argo(o)).toEqual({ status: "Progressing", message: "Waiting for the controller" });
   });
 });
+
+describe("image versions on a controller that stands nothing up (--environments none)", () => {
+  let ns: string;
+  let controller: ControllerProcess;
+
+  beforeAll(async () => {
+    ns = createNamespace("noenv");
+    controller = new ControllerProcess("noenv", ["--namespace", ns, "--lease-namespace", ns, "--environments", "none"]);
+    await controller.waitForLog("leadership", (l) => l.msg === "became leader");
+  });
+
+  afterAll(async () => {
+    await controller?.stop();
+  });
+
+  it("is Stalled with a message saying image versions need environments, never progressing to nothing", async () => {
+    const spec = { stable: { version: "v1", image: "registry.example.com/bot:v1" }, candidate: { version: "v2", image: "registry.example.com/bot:v2" }, strategy: { steps: [{ setWeight: 10 }, { setWeight: 100 }] } };
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "images", namespace: ns }, spec }));
+    type Obj = { metadata: { generation: number }; status?: { phase?: string; canaryWeight?: number; observedGeneration?: number; conditions?: { type: string; status: string; reason: string; message: string }[] } };
+    const o = await waitFor("Stalled", () => {
+      const x = JSON.parse(kubectlOk(["get", "airollout", "images", "-n", ns, "-o", "json"])) as Obj;
+      return x.status?.conditions?.some((c) => c.type === "Stalled" && c.status === "True") ? x : undefined;
+    }, 60_000, 250);
+    const cond = (t: string) => o.status!.conditions!.find((c) => c.type === t)!;
+    expect(cond("Stalled")).toMatchObject({ reason: "EnvironmentFailed" });
+    expect(cond("Degraded")).toMatchObject({ status: "True", reason: "EnvironmentsDisabled" });
+    expect(cond("Degraded").message).toContain("--environments none");
+    expect(o.status!.phase).toBe("Initialized");
+    expect(o.status!.canaryWeight ?? 0).toBe(0);
+    expect(kstatus(o).status).toBe("Failed");
+    expect(argo(o).status).toBe("Degraded");
+  });
+});
