@@ -103,15 +103,22 @@ export class GatewayProcess {
 
   /** Resolves once the gateway listens and its AIRollout watch has synced (/readyz 200). */
   async ready(timeoutMs = 60_000): Promise<void> {
-    await waitFor(`gateway listening (log ${this.logFile})`, () => {
-      if (this.#exit !== undefined) throw new Error(`gateway exited with ${this.#exit}; see ${this.logFile}`);
-      return this.#port !== undefined;
-    }, timeoutMs, 50);
-    await waitFor(`gateway /readyz (log ${this.logFile})`, async () => {
-      const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      return res.status === 200;
-    }, timeoutMs, 100);
+    // A gateway that exits (a syntax error, a bad flag) fails this at once, not at the timeout.
+    const exited = new Promise<never>((_, reject) => {
+      const fail = (): void => reject(new Error(`gateway exited with ${this.proc.exitCode ?? this.proc.signalCode}; see ${this.logFile}`));
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) fail();
+      else this.proc.once("exit", fail);
+    });
+    exited.catch(() => {});
+    await Promise.race([exited, waitFor(`gateway listening (log ${this.logFile})`, () => this.#port !== undefined, timeoutMs, 50)]);
+    await Promise.race([
+      exited,
+      waitFor(`gateway /readyz (log ${this.logFile})`, async () => {
+        const res = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        return res.status === 200;
+      }, timeoutMs, 100),
+    ]);
   }
 
   /** The gateway's view of a rollout (GET /api/rollouts/NS/NAME/diffs), undefined while it does not know it. */
