@@ -6,12 +6,17 @@
  *
  * Everything it knows about a rollout comes from the watched AIRollout (spec + status).
  *
- * Request pipeline, in order (each step answers a clear 4xx/5xx with a reason and counts it):
- *   unknown rollout 404 -> rate limit by header 429 -> declared size 413 -> body read 413 ->
- *   signature 401 -> content type 415 -> JSON 400 -> payload schema 422 -> rate limit by JSON
- *   field 429 -> idempotency (stored answer / wait / 409 / 422) -> split -> circuit breaker ->
- *   forward -> answer -> (after the answer) mirror.
+ * Request pipeline, in order: `#hook` runs one named stage per step over a per-request
+ * HookContext; a stage either goes on or answers (a clear 4xx/5xx with a reason, counted) and
+ * stops:
+ *   unknown rollout 404 (503 before the first list) -> spec invalid 503 -> rate limit by header
+ *   429 -> declared size 413 -> body read 413 -> signature 401 -> content type 415 -> JSON 400 ->
+ *   payload schema 422 -> rate limit by JSON field 429 -> idempotency (stored answer / wait /
+ *   409 / 422) -> split -> circuit breaker 503 -> forward 502/504 -> answer -> (after the answer)
+ *   mirror, usage, idempotency store.
  * Refused payloads that a sender would not resend (413, 401, 415, 400, 422) are quarantined.
+ * Mirrored copies are judged by a shadow runner (shadow.ts, on worker threads) and recorded in
+ * the ShadowBook (shadow-book.ts: noise statistics, shadow metrics, samples).
  */
 import express, { type NextFunction, type Request, type Response } from "express";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
@@ -19,24 +24,28 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AIRollout } from "../api/schema.ts";
-import { maskPII, SampleStore } from "../diff/index.ts";
+import { maskPII } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { Informer } from "../kube/informer.ts";
 import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
-import { SqliteIdempotencyStore, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
-import { createGatewayMetrics, type GatewayMetrics, type RolloutStats } from "./metrics.ts";
+import type { CircuitPermit } from "./circuit.ts";
+import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
 import { parseHookUrl, type HookRoute } from "./route.ts";
-import { compileRollout, DEFAULT_TRAFFIC, type CompileProblem, type Rollout, type Target } from "./rollouts.ts";
-import { backendVerdict, InlineShadowRunner, type Mismatch, type ShadowRunner } from "./shadow.ts";
+import { compileRollout, DEFAULT_TRAFFIC, type CompileProblem, type Rollout, type Target, type Traffic } from "./rollouts.ts";
+import { backendVerdict, InlineShadowRunner, type Outcome, type ShadowJob, type ShadowRunner } from "./shadow.ts";
+import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
-import { createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type UpstreamResponse } from "./upstream.ts";
+import { createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type UpstreamResponse } from "./upstream.ts";
+
+export type { DiffSample } from "./shadow-book.ts";
 
 export interface GatewayOptions {
   log: Logger;
@@ -69,16 +78,6 @@ export function defaultShadowWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
-/** A stored diff sample: every value that came from a request or answer is masked text. */
-export interface DiffSample {
-  time: string;
-  requestId: string;
-  path: string;
-  stable: { version: string; status: number; body: string };
-  candidate: { version: string; status: number; body: string };
-  mismatches: { path: string; concretePath: string; rule: string; reason: string }[];
-}
-
 /** A reason the gateway refused a request: the `error` field of its JSON answer and a metric label. */
 type RejectReason =
   | "not_synced"
@@ -103,13 +102,109 @@ type RejectReason =
   | "client_aborted";
 
 const QUARANTINED_BODY_HEAD = 64 * 1024;
-const MAX_FIELD_LABELS = 100;
-const OTHER_FIELD = "$(other)";
 const UNKNOWN = "(unknown)";
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 /** Webhooks to unknown rollouts quarantined: a burst, then this many per second. */
 const UNKNOWN_QUARANTINE_BURST = 100;
 const UNKNOWN_QUARANTINE_PER_SECOND = 5;
+
+/** Metric labels of a rollout. */
+type Labels = { rollout: string; namespace: string };
+/** Labels of requests to rollouts this gateway does not watch: URL text never becomes a label. */
+const UNKNOWN_LABELS: Labels = { rollout: UNKNOWN, namespace: UNKNOWN };
+const EMPTY_BODY = Buffer.alloc(0);
+const NO_HEADERS: OutgoingHttpHeaders = Object.freeze({});
+/** The permit of a target without a circuit breaker. */
+const ALWAYS_PERMIT: CircuitPermit = { allowed: true, probe: false, retryInMs: 0 };
+/** The "permit" of a target without a backend: never allowed. */
+const NO_BACKEND_PERMIT: CircuitPermit = { allowed: false, probe: false, retryInMs: 0 };
+
+type Signature = NonNullable<Traffic["signature"]>;
+
+/** An idempotency key this request holds until its answer is stored or the key released. */
+interface Claim {
+  store: IdempotencyStore;
+  /** `<namespace>/<rollout>/<key>`: keys are scoped to the rollout. */
+  key: string;
+  /** Proves the claim is this request's when completing or releasing it. */
+  token: string;
+}
+
+/** A webhook before its rollout is looked up: what a refusal and the quarantine need. */
+interface HookRequest {
+  /** The sender's request; its body is read by a stage (or drained on refusal). */
+  req: IncomingMessage;
+  /** The answer to the sender; x-request-id is set on it first thing. */
+  res: ServerResponse;
+  /** Namespace, rollout name and forwarded path (with query) from the URL. */
+  route: HookRoute;
+  /** `<namespace>/<name>` from the URL: the key of the watched rollouts. */
+  key: string;
+  /** Correlation id: the sender's x-request-id when acceptable, else a new UUID. */
+  requestId: string;
+  /** Logger with requestId, namespace, name and rollout on every line. */
+  log: Logger;
+  /** Metric labels: the rollout's, or UNKNOWN_LABELS. */
+  labels: Labels;
+  /** The compiled rollout; undefined when the URL names none this gateway watches. */
+  rollout: Rollout | undefined;
+}
+
+/**
+ * One webhook to a watched rollout as it moves through the stages of #hook. Fields below
+ * `headers` start empty and are filled by the stage named in their comment.
+ */
+interface HookContext extends HookRequest {
+  rollout: Rollout;
+  /** Always POST: other methods on hook URLs are answered 405 by the express app. */
+  method: string;
+  /** The forwarded path: the URL's rest after the rollout, with the query as sent. */
+  path: string;
+  /** The sender's headers. */
+  headers: IncomingHttpHeaders;
+  /** The complete raw body (receiveBody); signatures are checked over these bytes. */
+  body: Buffer;
+  /** performance.now() when the body was complete (receiveBody): airollout_request_duration_seconds starts here. */
+  started: number;
+  /** The parsed JSON body (parseJson), for the schema, rate-limit and sticky keys. */
+  payload: unknown;
+  /** The idempotency key this request claimed (idempotency); completed or released at the end. */
+  claim: Claim | undefined;
+  /** The version that answers (split): the candidate by weight, or the stable as fallback. */
+  target: Target;
+  /** The target's circuit-breaker permit (split); never allowed for a target without backend. */
+  permit: CircuitPermit;
+  /** The target's metric labels (split). */
+  versionLabels: Labels & { version: string };
+  /** The headers sent to the backends (forward), reused for the shadow copies. */
+  forwarded: OutgoingHttpHeaders;
+}
+
+/** One mirrored request, handed from the answered webhook to its shadow job (no request or response objects). */
+interface ShadowCopy extends MirroredRequest {
+  rollout: Rollout;
+  method: string;
+  /** The headers forwarded to the primary. */
+  headers: OutgoingHttpHeaders;
+  body: Buffer;
+  /** The primary's answer, compared with the shadow's. */
+  primary: UpstreamResponse;
+}
+
+/** A target's circuit permit: no backend, no permit; no breaker, always allowed. */
+function permitFor(target: Target): CircuitPermit {
+  if (!target.backend) return NO_BACKEND_PERMIT;
+  return target.breaker?.allow(Date.now()) ?? ALWAYS_PERMIT;
+}
+
+/** Tells the shadow target's breaker what a copy's outcome says about its backend. */
+function tellBreaker(target: Target, permit: CircuitPermit, outcome: Outcome): void {
+  // The breaker hears about the backend only: a diff-side failure reports the answer's status.
+  const verdict = backendVerdict(outcome);
+  if (verdict === "failure") target.breaker?.onFailure(Date.now(), permit.probe);
+  else if (verdict === "success") target.breaker?.onSuccess(permit.probe);
+  else target.breaker?.release(permit.probe);
+}
 
 type BodyResult = { kind: "ok"; body: Buffer } | { kind: "too_large"; head: Buffer; size: number } | { kind: "aborted" };
 
@@ -171,25 +266,15 @@ function answerHeaders(h: IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
-/** What /metrics reports of one rollout at scrape time: shadow queue and shadow evidence. */
-function rolloutStats(r: Rollout): RolloutStats {
-  const t = r.state.tracker.summary(0);
-  return {
-    rollout: r.name,
-    namespace: r.namespace,
-    running: r.state.mirror.running,
-    queued: r.state.mirror.queued,
-    shadow: { revision: r.revision, compared: t.compared, noiseCompared: t.noiseCompared, mismatched: t.mismatched, judged: t.ready },
-  };
-}
-
 export class Gateway {
   readonly app: express.Express;
   readonly metrics: GatewayMetrics;
   readonly quarantine: QuarantineStore;
   readonly log: Logger;
-  readonly samples = new SampleStore<DiffSample>({ capacity: 100 });
   #o: GatewayOptions;
+  /** Shadow results: noise statistics, shadow metrics, samples. */
+  #book: ShadowBook;
+  #maxResponseBytes: number;
   #rollouts = new Map<string, Rollout>();
   #informer: Informer<AIRollout> | undefined;
   #secrets: SecretCache | undefined;
@@ -207,7 +292,10 @@ export class Gateway {
   constructor(o: GatewayOptions) {
     this.#o = o;
     this.log = o.log;
-    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map(rolloutStats));
+    // Read at scrape time only, when the book exists.
+    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map((r) => this.#book.stats(r)));
+    this.#book = new ShadowBook(this.metrics);
+    this.#maxResponseBytes = o.maxResponseBytes ?? 16 * 1024 * 1024;
     this.quarantine = new QuarantineStore(join(o.stateDir, "quarantine.db"), { maxRows: o.quarantineMaxRows });
     this.#primaryAgents = createAgents(o.maxSockets ?? 512);
     // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take
@@ -284,7 +372,7 @@ export class Gateway {
     const key = `${namespace}/${name}`;
     this.#rollouts.delete(key);
     this.#problemsReported.delete(key);
-    this.samples.delete(key);
+    this.#book.forget(key);
     this.log.info({ namespace, name, rollout: key }, "rollout removed");
   }
 
@@ -396,7 +484,7 @@ export class Gateway {
       this.#sendJson(res, 400, { error: "bad_request", message: `limit=${JSON.stringify(limitParam)} is not a non-negative integer` });
       return;
     }
-    const summary = r.state.tracker.summary(20);
+    const { summary, samples, evicted } = this.#book.view(r, limit);
     this.#sendJson(res, 200, {
       namespace,
       name,
@@ -405,27 +493,29 @@ export class Gateway {
       shadowEnabled: r.shadowOn,
       canaryWeight: r.weight,
       summary,
-      samples: this.samples.list(r.key, limit),
-      evicted: this.samples.evicted(r.key),
+      samples,
+      evicted,
     });
   }
 
-  #reject(res: ServerResponse, r: Rollout | undefined, labels: { rollout: string; namespace: string }, log: Logger, status: number, reason: RejectReason, message: string, headers: Record<string, string> = {}): void {
-    this.metrics.rejected.inc({ ...labels, reason, code: String(status) });
+  /** Answers a refusal: counted, logged (masked), JSON with the reason. False, so a stage can `return` it. */
+  #reject(c: HookRequest, status: number, reason: RejectReason, message: string, headers: Record<string, string> = {}): false {
+    this.metrics.rejected.inc({ ...c.labels, reason, code: String(status) });
     // Messages can quote the payload (schema errors): the log gets the masked text.
-    log.info({ status, reason, detail: maskPII(message, r?.masks ?? []) }, "request refused");
-    const requestId = String(res.getHeader("x-request-id") ?? "");
-    this.#sendJson(res, status, { error: reason, message, requestId }, headers);
+    c.log.info({ status, reason, detail: maskPII(message, c.rollout?.masks ?? []) }, "request refused");
+    this.#sendJson(c.res, status, { error: reason, message, requestId: c.requestId }, headers);
+    return false;
   }
 
   /**
-   * Stores a refused webhook. `target` is the rollout the URL named; `labels` its metric labels
+   * Stores a refused webhook under the rollout the URL named, with the request's metric labels
    * ("(unknown)" for rollouts not watched: URL text never becomes a label). True when stored.
    */
-  #quarantine(target: { namespace: string; name: string }, labels: { rollout: string; namespace: string }, req: IncomingMessage, log: Logger, reason: QuarantineReason, detail: string, path: string, body: Buffer, bodySize: number, requestId: string): boolean {
+  #quarantine(c: HookRequest, reason: QuarantineReason, detail: string, body: Buffer, bodySize = body.length): boolean {
+    const { req, route, log } = c;
     try {
-      const id = this.quarantine.add({ namespace: target.namespace, name: target.name, reason, detail, method: req.method ?? "POST", path, headers: req.headers, body, bodySize, requestId });
-      this.metrics.quarantined.inc({ ...labels, reason });
+      const id = this.quarantine.add({ namespace: route.namespace, name: route.name, reason, detail, method: req.method ?? "POST", path: route.path, headers: req.headers, body, bodySize, requestId: c.requestId });
+      this.metrics.quarantined.inc({ ...c.labels, reason });
       log.info({ quarantineId: id, reason }, "payload quarantined");
       return true;
     } catch (err) {
@@ -435,221 +525,348 @@ export class Gateway {
     }
   }
 
+  /**
+   * One webhook, stage by stage in the order of the module comment. Each stage either returns
+   * true (go on) or answers the request itself (a refusal, a stored answer) and returns false.
+   */
   async #hook(req: IncomingMessage, res: ServerResponse, route: HookRoute): Promise<void> {
+    const request = this.#identify(req, res, route);
+    const c = this.#withRollout(request);
+    if (!c) return this.#unknownRollout(request);
+    if (!this.#specValid(c)) return;
+    if (!this.#rateLimitByHeader(c)) return;
+    if (!this.#declaredSize(c)) return;
+    if (!(await this.#receiveBody(c))) return;
+    if (!(await this.#verifySignature(c))) return;
+    if (!this.#contentType(c)) return;
+    if (!this.#parseJson(c)) return;
+    if (!this.#payloadSchema(c)) return;
+    if (!this.#rateLimitByField(c)) return;
+    if (!(await this.#idempotency(c))) return;
+    this.#split(c);
+    if (!(await this.#circuitBreaker(c))) return;
+    const answer = await this.#forward(c);
+    if (!answer) return;
+    const sent = this.#answer(c, answer);
+    this.#mirrorAfterAnswer(c, answer);
+    this.#countUsage(c, answer);
+    await this.#settleIdempotency(c, answer, sent);
+    if (c.log.isLevelEnabled("debug")) c.log.debug({ version: c.target.version, status: answer.status, ms: Math.round(performance.now() - c.started) }, "request answered");
+  }
+
+  /** The request id (the sender's when acceptable), echoed at once, and the request's logger. */
+  #identify(req: IncomingMessage, res: ServerResponse, route: HookRoute): HookRequest {
     const requestId = acceptRequestId(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
-    const { namespace, name, path } = route;
-    const method = "POST";
-    const key = `${namespace}/${name}`;
-    const log = this.log.child({ requestId, namespace, name, rollout: key });
+    const key = `${route.namespace}/${route.name}`;
+    const log = this.log.child({ requestId, namespace: route.namespace, name: route.name, rollout: key });
+    return { req, res, route, key, requestId, log, labels: UNKNOWN_LABELS, rollout: undefined };
+  }
 
-    const r = this.#rollouts.get(key);
-    if (!r) {
-      const unknown = { rollout: UNKNOWN, namespace: UNKNOWN };
-      if (!this.#synced) {
-        req.resume();
-        return this.#reject(res, undefined, unknown, log, 503, "not_synced", "the gateway has not listed AIRollouts yet; retry shortly", { "retry-after": "1" });
-      }
-      const message = `no AIRollout ${key} is watched by this gateway`;
-      // Most senders do not resend after a 4xx: the webhook (sent before its AIRollout was
-      // created, or to a renamed one) is kept for replay, within a budget so that a flood of
-      // made-up URLs cannot evict the payloads of real rollouts.
-      if (!this.#unknownBudget.take(Date.now()).allowed) {
-        req.resume();
-        this.metrics.quarantineSkipped.inc({ reason: "unknown_rollout" });
-        return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", message);
-      }
-      // An unknown rollout has no spec: the body limit is spec.traffic.maxBodyBytes's default.
-      const read = await readBody(req, DEFAULT_TRAFFIC.maxBodyBytes);
-      if (read.kind === "aborted") return;
-      if (read.kind === "too_large") {
-        res.setHeader("connection", "close");
-        req.resume();
-      }
-      const stored = this.#quarantine({ namespace, name }, unknown, req, log, "unknown_rollout", message, path, read.kind === "ok" ? read.body : read.head, read.kind === "ok" ? read.body.length : read.size, requestId);
-      return this.#reject(res, undefined, unknown, log, 404, "unknown_rollout", stored ? `${message}; the payload was quarantined for replay (airollout quarantine list)` : message);
-    }
-    const labels = { rollout: r.name, namespace: r.namespace };
-    if (r.error) {
-      req.resume();
-      return this.#reject(res, r, labels, log, 503, "spec_invalid", r.error, { "retry-after": "30" });
-    }
-    const t = r.traffic;
+  /** The per-request context once the URL names a watched rollout; undefined when it names none. */
+  #withRollout(q: HookRequest): HookContext | undefined {
+    const r = this.#rollouts.get(q.key);
+    if (!r) return undefined;
+    return {
+      ...q,
+      rollout: r,
+      labels: { rollout: r.name, namespace: r.namespace },
+      method: "POST",
+      path: q.route.path,
+      headers: q.req.headers,
+      body: EMPTY_BODY,
+      started: 0,
+      payload: undefined,
+      claim: undefined,
+      target: r.stable,
+      permit: NO_BACKEND_PERMIT,
+      versionLabels: { rollout: r.name, namespace: r.namespace, version: r.stable.version },
+      forwarded: NO_HEADERS,
+    };
+  }
 
-    // Rate limit by header first: refusing before reading the body is the cheap path under a flood.
-    if (r.rateKey?.kind === "header" && !this.#allowRate(res, r, r.rateKey, req.headers, undefined, labels, log)) {
+  /**
+   * A URL naming no watched rollout: 503 before the first list, else 404 with the payload
+   * quarantined for replay, within a budget.
+   */
+  async #unknownRollout(q: HookRequest): Promise<void> {
+    const { req, res } = q;
+    if (!this.#synced) {
       req.resume();
+      this.#reject(q, 503, "not_synced", "the gateway has not listed AIRollouts yet; retry shortly", { "retry-after": "1" });
       return;
     }
-
-    const declared = Number(headerValue(req.headers, "content-length") ?? "0");
-    if (Number.isFinite(declared) && declared > t.maxBodyBytes) {
-      res.setHeader("connection", "close");
+    const message = `no AIRollout ${q.key} is watched by this gateway`;
+    // Most senders do not resend after a 4xx: the webhook (sent before its AIRollout was
+    // created, or to a renamed one) is kept for replay, within a budget so that a flood of
+    // made-up URLs cannot evict the payloads of real rollouts.
+    if (!this.#unknownBudget.take(Date.now()).allowed) {
       req.resume();
-      this.#quarantine(r, labels, req, log, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${t.maxBodyBytes}`, path, Buffer.alloc(0), declared, requestId);
-      return this.#reject(res, r, labels, log, 413, "too_large", `body of ${declared} bytes exceeds the limit of ${t.maxBodyBytes} bytes (spec.traffic.maxBodyBytes)`);
-    }
-    const read = await readBody(req, t.maxBodyBytes);
-    if (read.kind === "aborted") {
-      this.metrics.rejected.inc({ ...labels, reason: "client_aborted", code: "0" });
-      log.info({ reason: "client_aborted" }, "sender closed the connection before the body was complete; nothing forwarded");
+      this.metrics.quarantineSkipped.inc({ reason: "unknown_rollout" });
+      this.#reject(q, 404, "unknown_rollout", message);
       return;
     }
+    // An unknown rollout has no spec: the body limit is spec.traffic.maxBodyBytes's default.
+    const read = await readBody(req, DEFAULT_TRAFFIC.maxBodyBytes);
+    if (read.kind === "aborted") return;
     if (read.kind === "too_large") {
       res.setHeader("connection", "close");
       req.resume();
-      this.#quarantine(r, labels, req, log, "too_large", `body exceeds maxBodyBytes ${t.maxBodyBytes}`, path, read.head, read.size, requestId);
-      return this.#reject(res, r, labels, log, 413, "too_large", `body exceeds the limit of ${t.maxBodyBytes} bytes (spec.traffic.maxBodyBytes)`);
     }
-    const body = read.body;
-    const started = performance.now();
+    const stored = read.kind === "ok" ? this.#quarantine(q, "unknown_rollout", message, read.body) : this.#quarantine(q, "unknown_rollout", message, read.head, read.size);
+    this.#reject(q, 404, "unknown_rollout", stored ? `${message}; the payload was quarantined for replay (airollout quarantine list)` : message);
+  }
 
-    const sig = t.signature;
-    if (sig) {
-      let secret: Buffer;
-      try {
-        if (!this.#secrets) throw new SecretError("the gateway runs without a Kubernetes client and cannot read signature secrets", true);
-        secret = await this.#secrets.get(r.namespace, sig.secretRef.name, sig.secretRef.key);
-      } catch (err) {
-        const message = err instanceof SecretError ? err.message : `reading the signature secret: ${(err as Error).message}`;
-        // A configuration or API server problem, not the sender's: 503 makes it retry later.
-        return this.#reject(res, r, labels, log, 503, "signature_secret", `cannot verify signatures: ${message} (spec.traffic.signature.secretRef)`, { "retry-after": "10" });
-      }
-      const headerName = (sig.header ?? DEFAULT_SIGNATURE_HEADER[sig.scheme]).toLowerCase();
-      const given = headerValue(req.headers, headerName);
-      const v = sig.scheme === "github" ? verifyGithub(body, given, secret) : verifyStripe(body, given, secret, r.signatureToleranceSeconds, Date.now() / 1000);
-      if (!v.ok) {
-        this.#quarantine(r, labels, req, log, "signature", `${headerName}: ${v.reason}`, path, body, body.length, requestId);
-        return this.#reject(res, r, labels, log, 401, "signature", `${headerName}: ${v.reason}`);
-      }
-    }
+  /** A spec the gateway cannot use answers 503 with its problem (the controller reports it too). */
+  #specValid(c: HookContext): boolean {
+    if (!c.rollout.error) return true;
+    c.req.resume();
+    return this.#reject(c, 503, "spec_invalid", c.rollout.error, { "retry-after": "30" });
+  }
 
-    const contentType = headerValue(req.headers, "content-type");
-    if (!isJsonContentType(contentType)) {
-      this.#quarantine(r, labels, req, log, "content_type", `content-type ${JSON.stringify(contentType ?? "")} is not JSON`, path, body, body.length, requestId);
-      return this.#reject(res, r, labels, log, 415, "content_type", `content-type must be application/json (or application/*+json), got ${JSON.stringify(contentType ?? "(none)")}`);
+  /** Rate limit by header first: refusing before reading the body is the cheap path under a flood. */
+  #rateLimitByHeader(c: HookContext): boolean {
+    const source = c.rollout.rateKey;
+    if (source?.kind !== "header" || this.#allowRate(c, source)) return true;
+    c.req.resume();
+    return false;
+  }
+
+  /** A declared Content-Length beyond maxBodyBytes is refused before a byte is read. */
+  #declaredSize(c: HookContext): boolean {
+    const max = c.rollout.traffic.maxBodyBytes;
+    const declared = Number(headerValue(c.headers, "content-length") ?? "0");
+    if (!(Number.isFinite(declared) && declared > max)) return true;
+    c.res.setHeader("connection", "close");
+    c.req.resume();
+    this.#quarantine(c, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${max}`, Buffer.alloc(0), declared);
+    return this.#reject(c, 413, "too_large", `body of ${declared} bytes exceeds the limit of ${max} bytes (spec.traffic.maxBodyBytes)`);
+  }
+
+  /**
+   * Reads the body up to maxBodyBytes (beyond it 413, the head quarantined); a sender that hangs
+   * up gets nothing forwarded. The request's duration counts from the complete body.
+   */
+  async #receiveBody(c: HookContext): Promise<boolean> {
+    const max = c.rollout.traffic.maxBodyBytes;
+    const read = await readBody(c.req, max);
+    if (read.kind === "aborted") {
+      this.metrics.rejected.inc({ ...c.labels, reason: "client_aborted", code: "0" });
+      c.log.info({ reason: "client_aborted" }, "sender closed the connection before the body was complete; nothing forwarded");
+      return false;
     }
-    let payload: unknown;
+    if (read.kind === "too_large") {
+      c.res.setHeader("connection", "close");
+      c.req.resume();
+      this.#quarantine(c, "too_large", `body exceeds maxBodyBytes ${max}`, read.head, read.size);
+      return this.#reject(c, 413, "too_large", `body exceeds the limit of ${max} bytes (spec.traffic.maxBodyBytes)`);
+    }
+    c.body = read.body;
+    c.started = performance.now();
+    return true;
+  }
+
+  /** spec.traffic.signature: the HMAC over the raw body must match, else 401 (quarantined). */
+  async #verifySignature(c: HookContext): Promise<boolean> {
+    const sig = c.rollout.traffic.signature;
+    if (!sig) return true;
+    const secret = await this.#signatureSecret(c, sig);
+    if (!secret) return false;
+    const headerName = (sig.header ?? DEFAULT_SIGNATURE_HEADER[sig.scheme]).toLowerCase();
+    const given = headerValue(c.headers, headerName);
+    const v = sig.scheme === "github" ? verifyGithub(c.body, given, secret) : verifyStripe(c.body, given, secret, c.rollout.signatureToleranceSeconds, Date.now() / 1000);
+    if (v.ok) return true;
+    this.#quarantine(c, "signature", `${headerName}: ${v.reason}`, c.body);
+    return this.#reject(c, 401, "signature", `${headerName}: ${v.reason}`);
+  }
+
+  /** The signature Secret's key; undefined after answering 503 when it cannot be read. */
+  async #signatureSecret(c: HookContext, sig: Signature): Promise<Buffer | undefined> {
     try {
-      payload = JSON.parse(body.toString("utf8"));
+      if (!this.#secrets) throw new SecretError("the gateway runs without a Kubernetes client and cannot read signature secrets", true);
+      return await this.#secrets.get(c.rollout.namespace, sig.secretRef.name, sig.secretRef.key);
     } catch (err) {
-      const detail = body.length === 0 ? "empty body" : (err as Error).message;
-      this.#quarantine(r, labels, req, log, "bad_json", detail, path, body, body.length, requestId);
-      return this.#reject(res, r, labels, log, 400, "bad_json", `body is not valid JSON: ${detail}`);
+      const message = err instanceof SecretError ? err.message : `reading the signature secret: ${(err as Error).message}`;
+      // A configuration or API server problem, not the sender's: 503 makes it retry later.
+      this.#reject(c, 503, "signature_secret", `cannot verify signatures: ${message} (spec.traffic.signature.secretRef)`, { "retry-after": "10" });
+      return undefined;
     }
-    if (r.payloadSchemaError) return this.#reject(res, r, labels, log, 503, "schema_invalid", r.payloadSchemaError, { "retry-after": "30" });
-    if (r.payloadSchema) {
-      const errors = r.payloadSchema.validate(payload);
-      if (errors.length > 0) {
-        const detail = errors.join("; ");
-        this.#quarantine(r, labels, req, log, "schema", detail, path, body, body.length, requestId);
-        return this.#reject(res, r, labels, log, 422, "schema", `payload does not match spec.traffic.payloadSchema: ${detail}`);
-      }
-    }
-    if (r.rateKey?.kind === "json" && !this.#allowRate(res, r, r.rateKey, req.headers, payload, labels, log)) return;
+  }
 
-    // Idempotency: a repeated key is answered from the store; the first one forwards.
-    const idem = t.idempotency;
-    let claim: { store: IdempotencyStore; key: string; token: string } | undefined;
-    if (idem) {
-      const idemKey = headerValue(req.headers, idem.header.toLowerCase());
-      if (idemKey !== undefined) {
-        if (!IDEMPOTENCY_KEY.test(idemKey)) return this.#reject(res, r, labels, log, 400, "idempotency_key", `${idem.header} must be 1-255 printable ASCII characters without spaces`);
-        const store = this.#idempotencyStore(r);
-        if (typeof store === "string") return this.#reject(res, r, labels, log, 503, "idempotency_store", store, { "retry-after": "10" });
-        const outcome = await this.#claim(store, `${r.key}/${idemKey}`, fingerprint(method, path, body), r.timeoutMs + 5000, r.timeoutMs + 2000, log);
-        if (outcome.state === "error") return this.#reject(res, r, labels, log, 503, "idempotency_store", `idempotency store unavailable: ${outcome.message}`, { "retry-after": "2" });
-        if (outcome.state === "mismatch") return this.#reject(res, r, labels, log, 422, "idempotency_mismatch", `${idem.header} ${JSON.stringify(idemKey)} was already used with a different payload`);
-        if (outcome.state === "pending") return this.#reject(res, r, labels, log, 409, "idempotency_in_progress", `a request with ${idem.header} ${JSON.stringify(idemKey)} is still in progress`, { "retry-after": "1" });
-        if (outcome.state === "done") {
-          this.metrics.idempotentReplays.inc(labels);
-          log.info({ status: outcome.response.status }, "repeated idempotency key answered from the store");
-          const h = { ...outcome.response.headers, "x-request-id": requestId, "x-airollout-idempotent-replay": "true", "content-length": String(outcome.response.body.length) };
-          res.writeHead(outcome.response.status, h);
-          res.end(outcome.response.body);
-          return;
-        }
-        claim = { store, key: `${r.key}/${idemKey}`, token: outcome.token };
-      }
-    }
+  /** Only JSON bodies are accepted (415, quarantined). */
+  #contentType(c: HookContext): boolean {
+    const contentType = headerValue(c.headers, "content-type");
+    if (isJsonContentType(contentType)) return true;
+    this.#quarantine(c, "content_type", `content-type ${JSON.stringify(contentType ?? "")} is not JSON`, c.body);
+    return this.#reject(c, 415, "content_type", `content-type must be application/json (or application/*+json), got ${JSON.stringify(contentType ?? "(none)")}`);
+  }
 
-    // Split, then the circuit breaker: an unavailable or open candidate falls back to the stable.
-    const stickyKey = r.sticky ? extractKey(r.sticky, req.headers, payload) : undefined;
+  /** Parses the body into `payload` (400, quarantined, when it is not JSON). */
+  #parseJson(c: HookContext): boolean {
+    try {
+      c.payload = JSON.parse(c.body.toString("utf8"));
+      return true;
+    } catch (err) {
+      const detail = c.body.length === 0 ? "empty body" : (err as Error).message;
+      this.#quarantine(c, "bad_json", detail, c.body);
+      return this.#reject(c, 400, "bad_json", `body is not valid JSON: ${detail}`);
+    }
+  }
+
+  /** spec.traffic.payloadSchema: 422 (quarantined) naming the failing paths; 503 while the schema does not compile. */
+  #payloadSchema(c: HookContext): boolean {
+    const r = c.rollout;
+    if (r.payloadSchemaError) return this.#reject(c, 503, "schema_invalid", r.payloadSchemaError, { "retry-after": "30" });
+    if (!r.payloadSchema) return true;
+    const errors = r.payloadSchema.validate(c.payload);
+    if (errors.length === 0) return true;
+    const detail = errors.join("; ");
+    this.#quarantine(c, "schema", detail, c.body);
+    return this.#reject(c, 422, "schema", `payload does not match spec.traffic.payloadSchema: ${detail}`);
+  }
+
+  /** Rate limit by a JSON field of the payload. */
+  #rateLimitByField(c: HookContext): boolean {
+    const source = c.rollout.rateKey;
+    return source?.kind !== "json" || this.#allowRate(c, source);
+  }
+
+  /** Takes a token from the tenant's bucket; false after answering 429. */
+  #allowRate(c: HookContext, source: KeySource): boolean {
+    const limiter = c.rollout.state.limiter;
+    if (!limiter) return true;
+    // Requests without the tenant key share one bucket: anonymous traffic is limited too.
+    const tenant = extractKey(source, c.headers, c.payload) ?? "";
+    const d = limiter.take(tenant, Date.now());
+    if (d.allowed) return true;
+    return this.#reject(c, 429, "rate_limited", `tenant ${JSON.stringify(tenant)} exceeded ${limiter.ratePerSecond} requests/s (burst ${limiter.burst}); retry after ${d.retryAfterSeconds}s`, { "retry-after": String(d.retryAfterSeconds) });
+  }
+
+  /**
+   * spec.traffic.idempotency: a repeated key is answered from the store (409 while its first
+   * request is in flight past the wait, 422 with another payload); the first one claims the key
+   * and goes on.
+   */
+  async #idempotency(c: HookContext): Promise<boolean> {
+    const idem = c.rollout.traffic.idempotency;
+    const idemKey = idem ? headerValue(c.headers, idem.header.toLowerCase()) : undefined;
+    if (!idem || idemKey === undefined) return true;
+    if (!IDEMPOTENCY_KEY.test(idemKey)) return this.#reject(c, 400, "idempotency_key", `${idem.header} must be 1-255 printable ASCII characters without spaces`);
+    const store = this.#idempotencyStore(c.rollout);
+    if (typeof store === "string") return this.#reject(c, 503, "idempotency_store", store, { "retry-after": "10" });
+    const key = `${c.rollout.key}/${idemKey}`;
+    const outcome = await this.#claim(c, store, key);
+    if (outcome.state === "error") return this.#reject(c, 503, "idempotency_store", `idempotency store unavailable: ${outcome.message}`, { "retry-after": "2" });
+    if (outcome.state === "mismatch") return this.#reject(c, 422, "idempotency_mismatch", `${idem.header} ${JSON.stringify(idemKey)} was already used with a different payload`);
+    if (outcome.state === "pending") return this.#reject(c, 409, "idempotency_in_progress", `a request with ${idem.header} ${JSON.stringify(idemKey)} is still in progress`, { "retry-after": "1" });
+    if (outcome.state === "done") return this.#replay(c, outcome.response);
+    c.claim = { store, key, token: outcome.token };
+    return true;
+  }
+
+  /** A repeat of an answered idempotency key: the stored answer, marked as a replay. */
+  #replay(c: HookContext, stored: StoredResponse): false {
+    this.metrics.idempotentReplays.inc(c.labels);
+    c.log.info({ status: stored.status }, "repeated idempotency key answered from the store");
+    const h = { ...stored.headers, "x-request-id": c.requestId, "x-airollout-idempotent-replay": "true", "content-length": String(stored.body.length) };
+    c.res.writeHead(stored.status, h);
+    c.res.end(stored.body);
+    return false;
+  }
+
+  /**
+   * Split by weight (sticky by key), with the target's circuit permit: an unavailable or open
+   * candidate falls back to the stable.
+   */
+  #split(c: HookContext): void {
+    const r = c.rollout;
+    const stickyKey = r.sticky ? extractKey(r.sticky, c.headers, c.payload) : undefined;
     const chosen: Role = chooseRole(r.weight, r.seed, stickyKey);
-    let target: Target = chosen === "candidate" ? r.candidate : r.stable;
-    let permit = target.backend ? (target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false, retryInMs: 0 }) : undefined;
-    if (chosen === "candidate" && (!target.backend || !permit?.allowed)) {
-      log.info({ candidate: target.version, reason: target.backend ? "circuit open" : target.unavailable }, "candidate unavailable; answering from the stable");
-      target = r.stable;
-      permit = target.backend ? (target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false, retryInMs: 0 }) : undefined;
+    c.target = chosen === "candidate" ? r.candidate : r.stable;
+    c.permit = permitFor(c.target);
+    if (chosen === "candidate" && !c.permit.allowed) {
+      c.log.info({ candidate: c.target.version, reason: c.target.backend ? "circuit open" : c.target.unavailable }, "candidate unavailable; answering from the stable");
+      c.target = r.stable;
+      c.permit = permitFor(c.target);
     }
-    const vlabels = { ...labels, version: target.version };
-    if (!target.backend || !permit) {
-      await this.#release(claim, log);
-      return this.#reject(res, r, labels, log, 503, "no_backend", target.unavailable ?? `no backend for version ${target.version}`, { "retry-after": "10" });
-    }
-    if (!permit.allowed) {
-      await this.#release(claim, log);
-      this.metrics.requests.inc({ ...vlabels, code: "503" });
-      return this.#reject(res, r, labels, log, 503, "circuit_open", `circuit breaker of version ${target.version} is open after consecutive failures; next probe in ${Math.ceil(permit.retryInMs / 1000)}s`, { "retry-after": String(Math.max(1, Math.ceil(permit.retryInMs / 1000))) });
-    }
+    c.versionLabels = { ...c.labels, version: c.target.version };
+  }
 
-    const headers = forwardHeaders(req, requestId);
+  /** The chosen version needs a backend (else 503 no_backend) and a permit (else 503 circuit_open). */
+  async #circuitBreaker(c: HookContext): Promise<boolean> {
+    const { target, permit } = c;
+    if (target.backend && permit.allowed) return true;
+    await this.#release(c);
+    if (!target.backend) return this.#reject(c, 503, "no_backend", target.unavailable ?? `no backend for version ${target.version}`, { "retry-after": "10" });
+    this.metrics.requests.inc({ ...c.versionLabels, code: "503" });
+    const retryIn = Math.ceil(permit.retryInMs / 1000);
+    return this.#reject(c, 503, "circuit_open", `circuit breaker of version ${target.version} is open after consecutive failures; next probe in ${retryIn}s`, { "retry-after": String(Math.max(1, retryIn)) });
+  }
+
+  /**
+   * Forwards to the chosen version and tells its circuit breaker how it went; a failed exchange
+   * answers 502 (504 on timeout) and releases the idempotency key.
+   */
+  async #forward(c: HookContext): Promise<UpstreamResponse | undefined> {
+    const { target, permit } = c;
+    c.forwarded = forwardHeaders(c.req, c.requestId);
     let answer: UpstreamResponse;
     try {
-      answer = await forward({ backend: target.backend, method, path, headers, body, timeoutMs: r.timeoutMs, maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024, agents: this.#primaryAgents });
+      // The circuit-breaker stage answered every target without a backend.
+      answer = await forward({ backend: target.backend!, method: c.method, path: c.path, headers: c.forwarded, body: c.body, timeoutMs: c.rollout.timeoutMs, maxResponseBytes: this.#maxResponseBytes, agents: this.#primaryAgents });
     } catch (err) {
       target.breaker?.onFailure(Date.now(), permit.probe);
-      await this.#release(claim, log);
+      await this.#release(c);
       const e = err instanceof UpstreamError ? err : new UpstreamError("connect", String(err));
       const status = e.kind === "timeout" ? 504 : 502;
-      this.metrics.requests.inc({ ...vlabels, code: String(status) });
-      this.metrics.duration.observe(vlabels, (performance.now() - started) / 1000);
-      log.warn({ version: target.version, kind: e.kind, err: e.message }, "backend failed");
-      return this.#reject(res, r, labels, log, status, e.kind === "timeout" ? "backend_timeout" : "backend_error", `version ${target.version}: ${e.message}`);
+      this.metrics.requests.inc({ ...c.versionLabels, code: String(status) });
+      this.metrics.duration.observe(c.versionLabels, (performance.now() - c.started) / 1000);
+      c.log.warn({ version: target.version, kind: e.kind, err: e.message }, "backend failed");
+      this.#reject(c, status, e.kind === "timeout" ? "backend_timeout" : "backend_error", `version ${target.version}: ${e.message}`);
+      return undefined;
     }
     if (answer.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
     else target.breaker?.onSuccess(permit.probe);
-
-    const outHeaders = answerHeaders(answer.headers);
-    outHeaders["x-request-id"] = requestId;
-    outHeaders["x-airollout-version"] = target.version;
-    outHeaders["content-length"] = String(answer.body.length);
-    res.writeHead(answer.status, outHeaders);
-    res.end(answer.body);
-
-    this.metrics.requests.inc({ ...vlabels, code: String(answer.status) });
-    this.metrics.duration.observe(vlabels, (performance.now() - started) / 1000);
-    const mirrored = r.shadowOn && target.role === "stable";
-    if (mirrored) {
-      // The shadow starts only once the primary's answer is out (see the module comment).
-      const mirror = () => this.#afterAnswer(r, method, path, headers, body, answer, requestId, log);
-      if (res.writableFinished) mirror();
-      else res.once("finish", mirror);
-    }
-    const usage = extractUsage(answer.headers, answer.body, r.usage);
-    if (usage.tokens !== undefined) this.metrics.tokens.inc(vlabels, usage.tokens);
-    if (usage.cost !== undefined) this.metrics.cost.inc(vlabels, usage.cost);
-    if (claim) {
-      if (answer.status < 500) {
-        const stored: StoredResponse = { status: answer.status, headers: outHeaders, body: answer.body };
-        await claim.store.complete(claim.key, claim.token, stored, r.idempotencyTtlMs).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not store the answer of an idempotency key; a repeat will be forwarded again"));
-      } else {
-        await this.#release(claim, log);
-      }
-    }
-    if (log.isLevelEnabled("debug")) log.debug({ version: target.version, status: answer.status, ms: Math.round(performance.now() - started) }, "request answered");
+    return answer;
   }
 
-  #allowRate(res: ServerResponse, r: Rollout, source: KeySource, headers: IncomingHttpHeaders, payload: unknown, labels: { rollout: string; namespace: string }, log: Logger): boolean {
-    const limiter = r.state.limiter;
-    if (!limiter) return true;
-    // Requests without the tenant key share one bucket: anonymous traffic is limited too.
-    const tenant = extractKey(source, headers, payload) ?? "";
-    const d = limiter.take(tenant, Date.now());
-    if (d.allowed) return true;
-    this.#reject(res, r, labels, log, 429, "rate_limited", `tenant ${JSON.stringify(tenant)} exceeded ${limiter.ratePerSecond} requests/s (burst ${limiter.burst}); retry after ${d.retryAfterSeconds}s`, { "retry-after": String(d.retryAfterSeconds) });
-    return false;
+  /** Sends the version's answer to the sender and counts it; returns the headers sent. */
+  #answer(c: HookContext, answer: UpstreamResponse): Record<string, string> {
+    const headers = answerHeaders(answer.headers);
+    headers["x-request-id"] = c.requestId;
+    headers["x-airollout-version"] = c.target.version;
+    headers["content-length"] = String(answer.body.length);
+    c.res.writeHead(answer.status, headers);
+    c.res.end(answer.body);
+    this.metrics.requests.inc({ ...c.versionLabels, code: String(answer.status) });
+    this.metrics.duration.observe(c.versionLabels, (performance.now() - c.started) / 1000);
+    return headers;
+  }
+
+  /** Requests the stable answered are mirrored while shadowing is on; the copy starts only once the answer is out. */
+  #mirrorAfterAnswer(c: HookContext, answer: UpstreamResponse): void {
+    if (!c.rollout.shadowOn || c.target.role !== "stable") return;
+    // A compact copy: the shadow job must not keep the request and response objects alive.
+    const copy: ShadowCopy = { rollout: c.rollout, method: c.method, path: c.path, headers: c.forwarded, body: c.body, primary: answer, primaryStatus: answer.status, requestId: c.requestId, log: c.log };
+    const mirror = () => this.#afterAnswer(copy);
+    if (c.res.writableFinished) mirror();
+    else c.res.once("finish", mirror);
+  }
+
+  /** Tokens and cost of the answer, where spec.traffic.usage says the backend reports them. */
+  #countUsage(c: HookContext, answer: UpstreamResponse): void {
+    const usage = extractUsage(answer.headers, answer.body, c.rollout.usage);
+    if (usage.tokens !== undefined) this.metrics.tokens.inc(c.versionLabels, usage.tokens);
+    if (usage.cost !== undefined) this.metrics.cost.inc(c.versionLabels, usage.cost);
+  }
+
+  /** An answer below 500 is stored for the key's repeats; a 5xx releases the key so a retry is forwarded again. */
+  async #settleIdempotency(c: HookContext, answer: UpstreamResponse, headers: Record<string, string>): Promise<void> {
+    const claim = c.claim;
+    if (!claim) return;
+    if (answer.status >= 500) return this.#release(c);
+    const stored: StoredResponse = { status: answer.status, headers, body: answer.body };
+    await claim.store.complete(claim.key, claim.token, stored, c.rollout.idempotencyTtlMs).catch((err: unknown) => c.log.warn({ err: (err as Error).message }, "could not store the answer of an idempotency key; a repeat will be forwarded again"));
   }
 
   #idempotencyStore(r: Rollout): IdempotencyStore | string {
@@ -668,25 +885,21 @@ export class Gateway {
   }
 
   /**
-   * Claims an idempotency key; while another request (or replica) holds it, polls until it is
-   * answered, released (then this request forwards) or waitMs passes.
+   * Claims an idempotency key for this request's payload; while another request (or replica)
+   * holds it, polls until it is answered, released (then this request forwards) or
+   * traffic.timeout + 2 s pass. A claim lives traffic.timeout + 5 s if this gateway dies.
    */
-  async #claim(
-    store: IdempotencyStore,
-    key: string,
-    fp: string,
-    pendingTtlMs: number,
-    waitMs: number,
-    log: Logger,
-  ): Promise<{ state: "claimed"; token: string } | { state: "done"; response: StoredResponse } | { state: "pending" } | { state: "mismatch" } | { state: "error"; message: string }> {
-    const deadline = Date.now() + waitMs;
+  async #claim(c: HookContext, store: IdempotencyStore, key: string): Promise<ClaimResult | { state: "error"; message: string }> {
+    const fp = fingerprint(c.method, c.path, c.body);
+    const pendingTtlMs = c.rollout.timeoutMs + 5000;
+    const deadline = Date.now() + c.rollout.timeoutMs + 2000;
     let delay = 10;
     for (;;) {
       let res;
       try {
         res = await store.claim(key, fp, pendingTtlMs);
       } catch (err) {
-        log.warn({ err: (err as Error).message }, "idempotency store failed");
+        c.log.warn({ err: (err as Error).message }, "idempotency store failed");
         return { state: "error", message: (err as Error).message };
       }
       if (res.state !== "pending" || Date.now() >= deadline) return res;
@@ -695,122 +908,78 @@ export class Gateway {
     }
   }
 
-  async #release(claim: { store: IdempotencyStore; key: string; token: string } | undefined, log: Logger): Promise<void> {
+  /** Gives up this request's idempotency key, if it holds one. */
+  async #release(c: HookContext): Promise<void> {
+    const claim = c.claim;
     if (!claim) return;
-    await claim.store.release(claim.key, claim.token).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not release an idempotency key; it expires on its own"));
+    await claim.store.release(claim.key, claim.token).catch((err: unknown) => c.log.warn({ err: (err as Error).message }, "could not release an idempotency key; it expires on its own"));
   }
 
   /** Decides whether to mirror this request and queues the shadow job. Never throws. */
-  #afterAnswer(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, requestId: string, log: Logger): void {
+  #afterAnswer(s: ShadowCopy): void {
+    const r = s.rollout;
     try {
-      if (!r.shadow.methods.includes(method)) return;
+      if (!r.shadow.methods.includes(s.method)) return;
       if (r.shadow.sampleRate < 1 && Math.random() >= r.shadow.sampleRate) return;
       const labels = { rollout: r.name, namespace: r.namespace };
       if (r.rulesError) {
         this.metrics.mirrorDropped.inc({ ...labels, reason: "rules_invalid" });
         return;
       }
-      const accepted = r.state.mirror.submit(() => this.#shadowJob(r, method, path, headers, body, primary, requestId, log));
+      const accepted = r.state.mirror.submit(() => this.#shadowJob(s));
       if (!accepted) {
         this.metrics.mirrorDropped.inc({ ...labels, reason: "queue_full" });
-        log.debug({ reason: "queue_full" }, "shadow copy dropped");
+        s.log.debug({ reason: "queue_full" }, "shadow copy dropped");
       }
     } catch (err) {
-      log.error({ err: (err as Error).message }, "mirroring failed");
+      s.log.error({ err: (err as Error).message }, "mirroring failed");
     }
   }
 
   /**
-   * One mirrored request: circuit permits here, the exchanges and the diff on a shadow worker
-   * (shadow.ts), then statistics, metrics and samples here.
+   * One mirrored request: the shadow's circuit permit here, the exchanges and the diff on a
+   * shadow worker (shadow.ts), the breaker told how the shadow answered, then the result
+   * recorded in the shadow book (statistics, metrics, samples).
    */
-  async #shadowJob(r: Rollout, method: string, path: string, headers: OutgoingHttpHeaders, body: Buffer, primary: UpstreamResponse, requestId: string, log: Logger): Promise<void> {
-    const labels = { rollout: r.name, namespace: r.namespace };
-    const drop = (kind: "shadow" | "noise", reason: string) => {
-      this.metrics.mirrorDropped.inc({ ...labels, reason: kind === "noise" ? `noise_${reason}` : reason });
-      log.debug({ kind, reason }, "shadow copy dropped");
-    };
-    const target = r.shadowTarget;
-    let permit: { allowed: boolean; probe: boolean } | undefined;
-    if (!target.backend) drop("shadow", "no_backend");
-    else {
-      permit = target.breaker?.allow(Date.now()) ?? { allowed: true, probe: false };
-      if (!permit.allowed) drop("shadow", "circuit_open");
-    }
-    const shadowBackend = permit?.allowed ? target.backend : undefined;
+  async #shadowJob(s: ShadowCopy): Promise<void> {
+    const r = s.rollout;
+    const permit = this.#shadowPermit(s);
+    const shadowBackend = permit?.allowed ? r.shadowTarget.backend : undefined;
     if (!shadowBackend && !r.noise) return;
-    const shadowHeaders: OutgoingHttpHeaders = { ...headers };
-    if (r.shadow.markHeader) shadowHeaders[r.shadow.markHeader.toLowerCase()] = "true";
-    const result = await this.#shadowRunner.run(
-      {
-        rulesKey: r.rulesKey,
-        method,
-        path,
-        headers: shadowHeaders,
-        // Exact-size copies: they are moved to the worker, and a pooled Buffer's slab must not be.
-        body: new Uint8Array(body),
-        timeoutMs: r.shadowTimeoutMs,
-        maxResponseBytes: this.#o.maxResponseBytes ?? 16 * 1024 * 1024,
-        primary: { status: primary.status, headers: primary.headers, body: new Uint8Array(primary.body) },
-        shadow: shadowBackend,
-        noise: r.noise,
-      },
-      r.shadow.compare ?? {},
-    );
-    const { shadow, noise } = result;
-    if (shadow && permit) {
-      // The breaker hears about the backend only: a diff-side failure reports the answer's status.
-      const verdict = backendVerdict(shadow);
-      if (verdict === "failure") target.breaker?.onFailure(Date.now(), permit.probe);
-      else if (verdict === "success") target.breaker?.onSuccess(permit.probe);
-      else target.breaker?.release(permit.probe);
-    }
-    const tracker = r.state.tracker;
-    if (noise) {
-      if (!noise.ok) drop("noise", noise.reason);
-      else {
-        tracker.recordPaths("noise", noise.judged.compared, noise.judged.mismatched);
-        this.metrics.noiseComparisons.inc(labels);
-        if (!noise.judged.matched) this.metrics.noiseMismatches.inc(labels);
-      }
-    }
-    if (!shadow) return;
-    if (!shadow.ok) {
-      drop("shadow", shadow.reason);
-      if (log.isLevelEnabled("debug")) log.debug({ detail: shadow.detail }, "shadow exchange failed");
-      return;
-    }
-    const j = shadow.judged;
-    tracker.recordPaths("candidate", j.compared, j.mismatched);
-    this.metrics.shadowComparisons.inc(labels);
-    if (j.matched) return;
-    for (const p of j.mismatched) this.metrics.shadowFieldMismatches.inc({ ...labels, field: this.#fieldLabel(r, p) });
-    if (j.mismatched.some((p) => tracker.isFlagged(p))) this.metrics.shadowMismatches.inc(labels);
-    // Masking costs more than the diff; under load a steady trickle of samples is plenty.
-    if (r.state.sampleBudget.take(Date.now()).allowed) this.samples.add(r.key, this.#sample(r, requestId, path, primary.status, result.primaryText ?? "", shadow.status, shadow.text ?? "", j.mismatches), r.shadow.maxSamples);
+    const result = await this.#shadowRunner.run(this.#shadowJobOf(s, shadowBackend), r.shadow.compare ?? {});
+    if (result.shadow && permit) tellBreaker(r.shadowTarget, permit, result.shadow);
+    this.#book.record(r, s, result);
   }
 
-  /** A bounded label for a field path: beyond MAX_FIELD_LABELS distinct paths they pool. */
-  #fieldLabel(r: Rollout, path: string): string {
-    const seen = r.state.fieldLabels;
-    if (seen.has(path)) return path;
-    if (seen.size >= MAX_FIELD_LABELS) return OTHER_FIELD;
-    seen.add(path);
-    return path;
+  /** The shadow target's permit; undefined without a backend. Copies not sent are counted as drops. */
+  #shadowPermit(s: ShadowCopy): CircuitPermit | undefined {
+    const target = s.rollout.shadowTarget;
+    if (!target.backend) {
+      this.#book.dropped(s.rollout, "shadow", "no_backend", s.log);
+      return undefined;
+    }
+    const permit = target.breaker?.allow(Date.now()) ?? ALWAYS_PERMIT;
+    if (!permit.allowed) this.#book.dropped(s.rollout, "shadow", "circuit_open", s.log);
+    return permit;
   }
 
-  #sample(r: Rollout, requestId: string, path: string, stableStatus: number, stableText: string, candidateStatus: number, candidateText: string, mismatches: readonly Mismatch[]): DiffSample {
-    // Bodies arrive as text (shadow.ts sampleText): a card number that is a JSON number is masked
-    // too, and masked text stays valid inside a JSON string.
-    const m = (s: string) => maskPII(s, r.masks);
+  /** The job handed to a shadow runner: copies of the bodies, the shadow mark on the headers. */
+  #shadowJobOf(s: ShadowCopy, shadowBackend: Backend | undefined): ShadowJob {
+    const r = s.rollout;
+    const headers: OutgoingHttpHeaders = { ...s.headers };
+    if (r.shadow.markHeader) headers[r.shadow.markHeader.toLowerCase()] = "true";
     return {
-      time: new Date().toISOString(),
-      requestId,
-      path: m(path),
-      stable: { version: r.stable.version, status: stableStatus, body: m(stableText) },
-      candidate: { version: r.candidate.version, status: candidateStatus, body: m(candidateText) },
-      mismatches: mismatches.map((f) => ({ path: m(f.path), concretePath: m(f.concretePath), rule: f.rule, reason: m(f.reason) })),
+      rulesKey: r.rulesKey,
+      method: s.method,
+      path: s.path,
+      headers,
+      // Exact-size copies: they are moved to the worker, and a pooled Buffer's slab must not be.
+      body: new Uint8Array(s.body),
+      timeoutMs: r.shadowTimeoutMs,
+      maxResponseBytes: this.#maxResponseBytes,
+      primary: { status: s.primary.status, headers: s.primary.headers, body: new Uint8Array(s.primary.body) },
+      shadow: shadowBackend,
+      noise: r.noise,
     };
   }
-
 }
