@@ -45,10 +45,4 @@ export default tseslint.config(
     files: ["controller/src/dev/*.ts", "hack/*.ts"],
     rules: { complexity: ["error", 25], "max-statements": ["error", 65], "max-lines-per-function": ["error", 140] },
   },
-  {
-    // TODO(issue 10): the webhook pipeline becomes named stages over one per-request context,
-    // and compileRollout named compile steps; these limits go back to the defaults then.
-    files: ["controller/src/gateway/gateway.ts", "controller/src/gateway/rollouts.ts"],
-    rules: { complexity: ["error", 80], "max-params": ["error", 10], "max-statements": ["error", 170], "max-lines-per-function": ["error", 230] },
-  },
 );

@@ -138,23 +138,52 @@ function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: 
     .join("; ");
 }
 
+/** What the compile steps share: the watched object's parts, the rollout being built, the problems found. */
+interface Builder {
+  /** The rollout being built: it starts with the defaults an invalid spec leaves, each step fills its part. */
+  out: Rollout;
+  /** The parsed, valid spec (the steps run only for one). */
+  spec: Spec;
+  /** status as watched (environments' URLs, revision). */
+  status: Status;
+  /** State carried over from the previous compile (or new); refreshState resets what lost its meaning. */
+  state: RolloutState;
+  /** For the circuit breakers' state gauge. */
+  metrics: GatewayMetrics;
+  /** Problems found, in step order; reported once per change by the caller. */
+  problems: CompileProblem[];
+}
+
 /**
  * Compiles a watched AIRollout. `previous` carries state across updates; state is reset where
  * its meaning changed (new candidate or rules: fresh noise statistics).
  */
 export function compileRollout(obj: AIRollout, previous: Rollout | undefined, metrics: GatewayMetrics, problems: CompileProblem[] = []): Rollout {
+  const parsed = SpecSchema.safeParse(obj.spec);
+  const out = defaults(obj, parsed.success ? parsed.data : undefined, previous);
+  if (!parsed.success) {
+    out.error = `AIRollout ${out.key} has an invalid spec: ${formatIssues(parsed.error.issues)}`;
+    problems.push({ field: "spec", message: out.error });
+    return out;
+  }
+  const b: Builder = { out, spec: parsed.data, status: obj.status ?? {}, state: out.state, metrics, problems };
+  compileTargets(b);
+  compileNoiseBaseline(b);
+  compileTrafficGuardrails(b);
+  compileShadowRules(b);
+  refreshState(b);
+  return out;
+}
+
+/** The rollout as far as it does not depend on a valid spec: identity, status, durations, state. */
+function defaults(obj: AIRollout, spec: Spec | undefined, previous: Rollout | undefined): Rollout {
   const namespace = obj.metadata.namespace;
   const name = obj.metadata.name;
   const key = `${namespace}/${name}`;
   const status: Status = obj.status ?? {};
-  const parsed = SpecSchema.safeParse(obj.spec);
-  const spec = parsed.success ? parsed.data : undefined;
   const traffic = spec?.traffic ?? DEFAULT_TRAFFIC;
   const shadow = spec?.shadow ?? DEFAULT_SHADOW;
-  const state = previous?.state ?? newState(shadow);
-  const labels = { rollout: name, namespace };
-
-  const base: Rollout = {
+  return {
     key,
     namespace,
     name,
@@ -166,9 +195,9 @@ export function compileRollout(obj: AIRollout, previous: Rollout | undefined, me
     revision: status.revision ?? "",
     weight: clampWeight(status.canaryWeight),
     shadowOn: status.shadowEnabled === true || status.phase === "ShadowTesting",
-    stable: { role: "stable", version: "stable", backend: undefined, unavailable: "spec invalid", breaker: undefined },
-    candidate: { role: "candidate", version: "candidate", backend: undefined, unavailable: "spec invalid", breaker: undefined },
-    shadowTarget: { role: "candidate", version: "candidate", backend: undefined, unavailable: "spec invalid", breaker: undefined },
+    stable: invalidTarget("stable"),
+    candidate: invalidTarget("candidate"),
+    shadowTarget: invalidTarget("candidate"),
     noise: undefined,
     noiseProblem: undefined,
     sticky: undefined,
@@ -185,114 +214,142 @@ export function compileRollout(obj: AIRollout, previous: Rollout | undefined, me
     shadowTimeoutMs: durationMs(shadow.timeout, 10_000),
     signatureToleranceSeconds: Math.round(durationMs(traffic.signature?.tolerance ?? "5m", 300_000) / 1000),
     idempotencyTtlMs: durationMs(traffic.idempotency?.ttl ?? "24h", 86_400_000),
-    state,
+    state: previous?.state ?? newState(shadow),
   };
-  if (!spec) {
-    base.error = `AIRollout ${key} has an invalid spec: ${parsed.success ? "" : formatIssues(parsed.error.issues)}`;
-    problems.push({ field: "spec", message: base.error });
-    return base;
-  }
+}
 
-  const envs = status.environments;
-  const stableUrl = url(spec.stable, envs?.stable, "stable");
+/** A target of a rollout whose spec is invalid: no backend (requests are answered 503 spec_invalid before a split). */
+function invalidTarget(role: Role): Target {
+  return { role, version: role, backend: undefined, unavailable: "spec invalid", breaker: undefined };
+}
+
+/**
+ * Targets: the stable, the candidate and the shadow copies' backend, each with its circuit
+ * breaker; and the split seed (a new candidate draws a new cohort of sticky keys).
+ */
+function compileTargets(b: Builder): void {
+  const { spec, out } = b;
+  const envs = b.status.environments;
   const candUrl = url(spec.candidate, envs?.canary, "candidate");
   // An endpoint candidate is its own shadow; an image candidate has a shadow environment, and
   // before that exists its canary environment serves just as well.
   const shadowUrl = spec.candidate.endpoint !== undefined ? candUrl : url(spec.candidate, envs?.shadow ?? envs?.canary, "shadow");
+  out.stable = target(b, "stable", spec.stable, url(spec.stable, envs?.stable, "stable"));
+  out.candidate = target(b, "candidate", spec.candidate, candUrl);
+  out.shadowTarget = target(b, "candidate", spec.candidate, shadowUrl);
+  out.seed = `${out.key}/${spec.candidate.version}`;
+}
 
-  const cb = traffic.circuitBreaker;
-  const breakerFor = (version: string, backend: Backend | undefined): CircuitBreaker | undefined => {
-    if (!cb || !backend) return undefined;
-    const openDurationMs = durationMs(cb.openDuration, 30_000);
-    const id = `${version}|${backend.url}`;
-    let b = state.breakers.get(id);
-    if (!b || b.consecutiveFailures !== cb.consecutiveFailures || b.openDurationMs !== openDurationMs) {
-      const gaugeLabels = { ...labels, version };
-      b = new CircuitBreaker({ consecutiveFailures: cb.consecutiveFailures, openDurationMs, onChange: (s) => metrics.circuitState.set(gaugeLabels, CIRCUIT_STATE_VALUE[s]) });
-      metrics.circuitState.set(gaugeLabels, 0);
-      state.breakers.set(id, b);
-    }
-    return b;
-  };
-  const target = (role: Role, v: VersionSpec, u: { backend?: Backend; unavailable?: string }): Target => ({
-    role,
-    version: v.version,
-    backend: u.backend,
-    unavailable: u.unavailable,
-    breaker: breakerFor(v.version, u.backend),
-  });
-  base.stable = target("stable", spec.stable, stableUrl);
-  base.candidate = target("candidate", spec.candidate, candUrl);
-  base.shadowTarget = target("candidate", spec.candidate, shadowUrl);
-  base.seed = `${key}/${spec.candidate.version}`;
+function target(b: Builder, role: Role, v: VersionSpec, u: { backend?: Backend; unavailable?: string }): Target {
+  return { role, version: v.version, backend: u.backend, unavailable: u.unavailable, breaker: breakerFor(b, v.version, u.backend) };
+}
 
-  const nb = shadow.noiseBaseline;
-  if (nb?.enabled) {
-    if (nb.endpoint === undefined) {
-      base.noiseProblem = "shadow.noiseBaseline.enabled without an endpoint: the gateway has no second stable backend to compare with";
-      problems.push({ field: "spec.shadow.noiseBaseline.endpoint", message: base.noiseProblem });
-    } else {
-      try {
-        base.noise = parseBackend(nb.endpoint);
-      } catch (err) {
-        base.noiseProblem = (err as Error).message;
-        problems.push({ field: "spec.shadow.noiseBaseline.endpoint", message: base.noiseProblem });
-      }
-    }
-  }
+/**
+ * The circuit breaker of a version's backend (spec.traffic.circuitBreaker): kept across compiles
+ * while its settings hold, so an open circuit stays open through status updates.
+ */
+function breakerFor(b: Builder, version: string, backend: Backend | undefined): CircuitBreaker | undefined {
+  const cb = b.out.traffic.circuitBreaker;
+  if (!cb || !backend) return undefined;
+  const openDurationMs = durationMs(cb.openDuration, 30_000);
+  const id = `${version}|${backend.url}`;
+  const known = b.state.breakers.get(id);
+  if (known && known.consecutiveFailures === cb.consecutiveFailures && known.openDurationMs === openDurationMs) return known;
+  const gaugeLabels = { rollout: b.out.name, namespace: b.out.namespace, version };
+  const metrics = b.metrics;
+  const breaker = new CircuitBreaker({ consecutiveFailures: cb.consecutiveFailures, openDurationMs, onChange: (s) => metrics.circuitState.set(gaugeLabels, CIRCUIT_STATE_VALUE[s]) });
+  metrics.circuitState.set(gaugeLabels, 0);
+  b.state.breakers.set(id, breaker);
+  return breaker;
+}
 
-  for (const [field, value, set] of [
-    ["spec.traffic.stickyBy", traffic.stickyBy, (k: KeySource) => (base.sticky = k)],
-    ["spec.traffic.rateLimit.key", traffic.rateLimit?.key, (k: KeySource) => (base.rateKey = k)],
-  ] as const) {
-    if (value === undefined) continue;
+/** The noise baseline's second stable (spec.shadow.noiseBaseline), or why there is none. */
+function compileNoiseBaseline(b: Builder): void {
+  const { out } = b;
+  const nb = out.shadow.noiseBaseline;
+  if (!nb?.enabled) return;
+  if (nb.endpoint === undefined) {
+    out.noiseProblem = "shadow.noiseBaseline.enabled without an endpoint: the gateway has no second stable backend to compare with";
+  } else {
     try {
-      set(parseKeySource(value));
+      out.noise = parseBackend(nb.endpoint);
     } catch (err) {
-      problems.push({ field, message: (err as Error).message });
+      out.noiseProblem = (err as Error).message;
     }
   }
+  if (out.noiseProblem !== undefined) b.problems.push({ field: "spec.shadow.noiseBaseline.endpoint", message: out.noiseProblem });
+}
 
+/** Traffic guardrails that compile: the sticky and rate-limit keys, the payload schema, the usage source. */
+function compileTrafficGuardrails(b: Builder): void {
+  const { out, problems } = b;
+  const traffic = out.traffic;
+  if (traffic.stickyBy !== undefined) out.sticky = keySource(b, "spec.traffic.stickyBy", traffic.stickyBy);
+  if (traffic.rateLimit?.key !== undefined) out.rateKey = keySource(b, "spec.traffic.rateLimit.key", traffic.rateLimit.key);
   if (traffic.payloadSchema !== undefined) {
     try {
-      base.payloadSchema = compileJsonSchema(traffic.payloadSchema);
-      if (base.payloadSchema.unsupported.length > 0) problems.push({ field: "spec.traffic.payloadSchema", message: `unsupported keywords ignored: ${base.payloadSchema.unsupported.join(", ")}` });
+      out.payloadSchema = compileJsonSchema(traffic.payloadSchema);
+      if (out.payloadSchema.unsupported.length > 0) problems.push({ field: "spec.traffic.payloadSchema", message: `unsupported keywords ignored: ${out.payloadSchema.unsupported.join(", ")}` });
     } catch (err) {
-      base.payloadSchemaError = `spec.traffic.payloadSchema does not compile: ${(err as Error).message}`;
-      problems.push({ field: "spec.traffic.payloadSchema", message: base.payloadSchemaError });
+      out.payloadSchemaError = `spec.traffic.payloadSchema does not compile: ${(err as Error).message}`;
+      problems.push({ field: "spec.traffic.payloadSchema", message: out.payloadSchemaError });
     }
   }
   if (traffic.usage) {
     try {
-      base.usage = compileUsage(traffic.usage);
+      out.usage = compileUsage(traffic.usage);
     } catch (err) {
       problems.push({ field: "spec.traffic.usage", message: `${(err as Error).message}; the defaults are used` });
     }
   }
-  try {
-    base.rules = compileRules(shadow.compare ?? {});
-    base.rulesKey = JSON.stringify(shadow.compare ?? {});
-  } catch (err) {
-    base.rulesError = `spec.shadow.compare does not compile: ${(err as Error).message}`;
-    problems.push({ field: "spec.shadow.compare", message: base.rulesError });
-  }
-  const masks = compileMaskPatterns(shadow.maskPatterns ?? []);
-  base.masks = masks.patterns;
-  for (const e of masks.errors) problems.push({ field: "spec.shadow.maskPatterns", message: e });
+}
 
-  const identity = JSON.stringify([status.revision, spec.stable.version, base.stable.backend?.url, spec.candidate.version, base.candidate.backend?.url, base.shadowTarget.backend?.url, shadow.minSamples, nb, shadow.compare]);
+/** A `header:<name>` / `json:$.<path>` key source; undefined (a problem reported) when it does not parse. */
+function keySource(b: Builder, field: string, value: string): KeySource | undefined {
+  try {
+    return parseKeySource(value);
+  } catch (err) {
+    b.problems.push({ field, message: (err as Error).message });
+    return undefined;
+  }
+}
+
+/** Shadow rules: the compare rules (and their identity for the workers) and the mask patterns of samples. */
+function compileShadowRules(b: Builder): void {
+  const { out, problems } = b;
+  const compare = out.shadow.compare ?? {};
+  try {
+    out.rules = compileRules(compare);
+    out.rulesKey = JSON.stringify(compare);
+  } catch (err) {
+    out.rulesError = `spec.shadow.compare does not compile: ${(err as Error).message}`;
+    problems.push({ field: "spec.shadow.compare", message: out.rulesError });
+  }
+  const masks = compileMaskPatterns(out.shadow.maskPatterns ?? []);
+  out.masks = masks.patterns;
+  for (const e of masks.errors) problems.push({ field: "spec.shadow.maskPatterns", message: e });
+}
+
+/**
+ * State identity: the noise statistics, field labels and sample budget start over when what they
+ * count changed (revision, a version, a backend URL, minSamples, the noise baseline, the rules);
+ * the rate limiter when its settings changed; the mirror queue takes the current limits.
+ */
+function refreshState(b: Builder): void {
+  const { out, spec, state } = b;
+  const shadow = out.shadow;
+  const identity = JSON.stringify([b.status.revision, spec.stable.version, out.stable.backend?.url, spec.candidate.version, out.candidate.backend?.url, out.shadowTarget.backend?.url, shadow.minSamples, shadow.noiseBaseline, shadow.compare]);
   if (identity !== state.trackerIdentity) {
     state.tracker = NoiseTracker.fromShadow(shadow);
     state.trackerIdentity = identity;
     state.fieldLabels.clear();
     state.sampleBudget = new TokenBucket(SAMPLES_PER_SECOND, Math.max(1, shadow.maxSamples), Date.now());
   }
-  const rl = traffic.rateLimit;
+  const rl = out.traffic.rateLimit;
   const limiterIdentity = rl ? `${rl.requestsPerSecond}/${rl.burst}/${rl.key}` : "";
   if (limiterIdentity !== state.limiterIdentity) {
     state.limiter = rl ? new RateLimiter(rl.requestsPerSecond, rl.burst) : undefined;
     state.limiterIdentity = limiterIdentity;
   }
   state.mirror.setLimits(shadow.maxConcurrency, shadow.queueSize);
-  return base;
 }
