@@ -1,6 +1,7 @@
 /**
- * The AIRollout controller loop: informer -> per-key queue -> observe world -> reconcile (pure)
- * -> carry out the plan: finalizer, events, environment actions, then status once per pass.
+ * The AIRollout controller loop: informer -> per-key queue -> observe world -> one pass
+ * (reconcile/pass.ts: decide, run the measurements and environment stand-ups it asks for, decide
+ * again) -> carry out the plan: finalizer, Events, environment teardown, then status once per pass.
  */
 import type { Logger } from "pino";
 import { API_VERSION, FINALIZER, KIND, PLURAL, type AIRollout, type Status } from "../api/schema.ts";

@@ -11,8 +11,8 @@
  * with at least one successful measurement per metric. A measurement error is not evidence
  * against the candidate, so an analysis that errors pauses instead of rolling back.
  *
- * Measurements are I/O: a pass asks for the queries that are due (plan.measure); the controller
- * runs them and calls reconcile again with the outcomes in world.measurements.
+ * Measurements are I/O: a pass asks for the queries that are due (plan.measure); runPass
+ * (pass.ts) has them run and calls reconcile again with the outcomes in world.measurements.
  */
 import { ANNOTATIONS, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status } from "../api/schema.ts";
 import {

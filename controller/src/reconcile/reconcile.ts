@@ -1,6 +1,8 @@
 /**
  * The reconcile decision, as a pure function: (observed object, world, now) -> plan.
- * No I/O here; kube/controller.ts gathers the world, then carries the plan out.
+ * No I/O here; kube/controller.ts gathers the world, runPass (pass.ts) calls this once, or twice
+ * around the measurements and environment stand-ups it asks for, and the controller carries the
+ * final plan out.
  *
  * A pass validates the spec and its references, initialises a new revision (Pending ->
  * Initialized, steps resolved, status filled), then runs the canary state machine (machine.ts).
