@@ -190,7 +190,7 @@ describe("canary state machine", () => {
     expect(sim.reasons()).toContain("Promoted");
   });
 
-  it("a human promote acts once per annotation value", async () => {
+  it("the controller acts on each new annotation value exactly once: a command repeated acts again, a replayed pass never does", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ pause: {} }, { pause: {} }, { pause: {} }, { setWeight: 100 }] } });
     await sim.runUntil(["Paused"]);
     sim.annotate(ANNOTATIONS.promote, "step-a");
@@ -363,6 +363,33 @@ describe("status extras", () => {
     expect(progressing).toMatchObject({ status: "False", reason: "ProgressDeadlineExceeded" });
     expect(sim.events.filter((e) => e.reason === "ProgressDeadlineExceeded")).toHaveLength(1);
     expect(sim.status.phase).toBe("Progressing");
+  });
+
+  it("progressDeadline (default 10m) marks a step that overruns with Progressing=False/ProgressDeadlineExceeded and Stalled=True", async () => {
+    const sim = new Sim({ ...baseSpec, analysis: { ...analysis, metrics: [{ ...analysis.metrics[0], count: 1000 }] }, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }] } });
+    await sim.runUntil(["Progressing"]);
+    const passUntil = async (elapsedMs: number) => {
+      while (sim.now - Date.parse(sim.status.stepStartedAt!) < elapsedMs) {
+        await sim.pass();
+        sim.now += 5_000;
+      }
+      await sim.pass();
+    };
+    const cond = (type: string) => sim.status.conditions!.find((c) => c.type === type)!;
+    await passUntil(9 * 60_000);
+    expect(sim.status.currentStep).toBe(1);
+    expect(cond("Progressing").reason).not.toBe("ProgressDeadlineExceeded");
+    expect(cond("Stalled").status).toBe("False");
+    await passUntil(10 * 60_000 + 5_000);
+    expect(cond("Progressing")).toMatchObject({ status: "False", reason: "ProgressDeadlineExceeded" });
+    expect(cond("Stalled")).toMatchObject({ status: "True", reason: "ProgressDeadlineExceeded" });
+    expect(sim.status.phase).toBe("Progressing");
+  });
+
+  it("progressDeadline counts from the end of a timed step's own duration", async () => {
+    const sim = new Sim({ ...baseSpec, strategy: { progressDeadline: "1m", steps: [{ setWeight: 10 }, { pause: { duration: "5m" } }, { setWeight: 100 }] } });
+    await sim.runUntil(["Succeeded"]);
+    expect(sim.reasons()).not.toContain("ProgressDeadlineExceeded");
   });
 });
 
