@@ -16,7 +16,7 @@ import type { Status } from "../../controller/src/api/schema.ts";
 import { Gateway } from "../../controller/src/gateway/gateway.ts";
 import { replay } from "../../controller/src/gateway/quarantine.ts";
 import { signGithub, signStripe } from "../../controller/src/gateway/signature.ts";
-import { rolloutsPath } from "../../controller/src/kube/controller.ts";
+import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { startBackend, refusingUrl, type TestBackend } from "../support/backends.ts";
 import { startRedis, type TestRedis } from "../support/redis.ts";
 import { CLI, NODE, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
