@@ -474,6 +474,16 @@ describe("shadow steps decide on evidence", () => {
     expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True", reason: "RolledBack" });
   });
 
+  it("rollback: the weight goes to 0 and mirroring stops (the gateway follows status)", async () => {
+    const sim = new Sim(shadowSpec());
+    sim.metric = gatewayEvidence({ compared: 10, mismatched: 0, judged: false });
+    await sim.runUntil(["ShadowTesting"]);
+    expect(sim.status.shadowEnabled).toBe(true);
+    sim.annotate(ANNOTATIONS.abort, "a1");
+    await sim.runUntil(["RolledBack"]);
+    expect(sim.status).toMatchObject({ canaryWeight: 0, shadowEnabled: false });
+  });
+
   it("a candidate near the limit runs its whole step, then the end-of-step rule decides", async () => {
     const sim = new Sim(shadowSpec());
     sim.metric = gatewayEvidence({ compared: 300, mismatched: 18, judged: true });
