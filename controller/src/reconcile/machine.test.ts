@@ -144,6 +144,19 @@ describe("canary state machine", () => {
     expect(sim.status.phase).toBe("Promoting");
   });
 
+  it("an analysis step measures the named metrics (all when empty)", async () => {
+    const metrics = [
+      { name: "a", query: "qa", successCondition: "result < 1" },
+      { name: "b", query: "qb", successCondition: "result < 1" },
+    ];
+    const sim = new Sim({ ...baseSpec, analysis: { ...analysis, metrics }, strategy: { steps: [{ analysis: { metrics: ["b"] } }, { setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
+    await sim.runUntil(["Progressing"]);
+    await sim.runUntil(["Succeeded"]);
+    const firstStep = sim.queries.slice(0, 3);
+    expect(new Set(firstStep)).toEqual(new Set(["qb"]));
+    expect(new Set(sim.queries.slice(3))).toEqual(new Set(["qa", "qb"]));
+  });
+
   it("an error-rate breach rolls back within interval x failureLimit, naming metric, query and value", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     sim.metric = () => ({ kind: "value", value: 0.2 });
