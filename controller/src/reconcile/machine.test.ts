@@ -618,4 +618,17 @@ describe("a Degraded rollout resumes where it was", () => {
     expect(sim.reasons()).toContain("Recovered");
     expect(sim.reasons().filter((r) => r === "Initialized" || r === "NewRevision")).toEqual(["Initialized"]);
   });
+
+  it("an invalid edit mid-rollout keeps its step in status.interruptedPhase and resumes there, with a Recovered Event", async () => {
+    const spec = { ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { setWeight: 30 }, { pause: {} }, { setWeight: 100 }] } };
+    const sim = new Sim(spec);
+    await sim.runUntil(["Paused"]);
+    sim.obj = { ...sim.obj, spec: { ...sim.obj.spec, analysis: { ...analysis, metrics: [{ ...analysis.metrics[0], successCondition: "result <" }] } } };
+    await sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Degraded", interruptedPhase: "Paused", currentStep: 2 });
+    sim.obj = { ...sim.obj, spec: { ...sim.obj.spec, analysis } };
+    await sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Paused", currentStep: 2, canaryWeight: 30 });
+    expect(sim.reasons()).toContain("Recovered");
+  });
 });
