@@ -623,10 +623,10 @@ describe("a Degraded rollout resumes where it was", () => {
     const spec = { ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { setWeight: 30 }, { pause: {} }, { setWeight: 100 }] } };
     const sim = new Sim(spec);
     await sim.runUntil(["Paused"]);
-    sim.obj = { ...sim.obj, spec: { ...sim.obj.spec, analysis: { ...analysis, metrics: [{ ...analysis.metrics[0], successCondition: "result <" }] } } };
+    sim.obj = { ...sim.obj, spec: { ...spec, analysis: { ...analysis, metrics: [{ ...analysis.metrics[0], successCondition: "result <" }] } } };
     await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Degraded", interruptedPhase: "Paused", currentStep: 2 });
-    sim.obj = { ...sim.obj, spec: { ...sim.obj.spec, analysis } };
+    sim.obj = { ...sim.obj, spec: { ...spec, analysis } };
     await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Paused", currentStep: 2, canaryWeight: 30 });
     expect(sim.reasons()).toContain("Recovered");
