@@ -1,4 +1,4 @@
-/** pino JSON logging. Every line about a rollout carries `namespace` and `name` (see forRollout). */
+/** pino JSON logging. Every line about a rollout carries `namespace`, `name` and `rollout` (see forRollout). */
 import { pino, type Logger } from "pino";
 
 export type { Logger };
