@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+import type { AIRollout } from "../api/schema.ts";
+import { renderStatus } from "./status.ts";
+
+describe("renderStatus", () => {
+  it("airollout status NAME prints the running analyses' metrics (phase, last value, counters, query)", () => {
+    const obj = {
+      apiVersion: "airollout.dev/v1alpha1",
+      kind: "AIRollout",
+      metadata: { name: "bot", namespace: "ns", generation: 2 },
+      spec: {},
+      status: {
+        phase: "Progressing",
+        currentStep: 1,
+        stepCount: 3,
+        analysis: {
+          current: {
+            id: "step-1-a0",
+            phase: "Running",
+            startedAt: "2026-05-01T00:00:00Z",
+            metrics: [{ name: "error-rate", phase: "Running", query: 'sum(rate(errors{rollout="bot"}[1m]))', lastValue: "0.004", successful: 2, failed: 1, inconclusive: 0, error: 3, consecutiveErrors: 0, measurements: [] }],
+          },
+        },
+      },
+    } as unknown as AIRollout;
+    const out = renderStatus(obj);
+    expect(out).toContain("Phase:       Progressing");
+    expect(out).toMatch(/error-rate +Running +last 0\.004 +\(2 ok, 1 failed, 0 inconclusive, 3 errors\)/);
+    expect(out).toContain('query: sum(rate(errors{rollout="bot"}[1m]))');
+  });
+});
