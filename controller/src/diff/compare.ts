@@ -196,8 +196,10 @@ export function compileRules(rules: CompareRulesInput = {}, limits: Partial<Comp
   return new CompiledRules(rules, limits);
 }
 
-// Rules objects are treated as immutable: the gateway passes the same parsed spec object for every
-// request, so compiling once per object is enough.
+// Rules objects are treated as immutable, so compiling once per object is enough for callers that
+// pass the same plain object every time (tests, the benchmark). The gateway does not rely on this:
+// its rules reach the shadow workers as copies, so it compiles them once per key itself
+// (RulesCache in gateway/shadow.ts) and passes CompiledRules.
 const compiledCache = new WeakMap<object, CompiledRules>();
 
 function compiled(rules: CompareRulesInput | CompiledRules | undefined): CompiledRules {
