@@ -203,11 +203,16 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
       };
       const onAbort = () => finish();
       this.abort.signal.addEventListener("abort", onAbort, { once: true });
-      // The server closes the watch after timeoutSeconds; silence well past that means a dead
-      // connection (for example an API server that vanished without closing sockets).
-      const silentLimitMs = (this.opts.watchTimeoutSeconds + 30) * 1000;
+      // A healthy watch is never silent for long: client-node ends one idle for 30 s itself and
+      // the loop resumes it from the last version. Silence past a minute means a watch that
+      // never got going (a connection the API server accepted but never answered) or a dead
+      // one; events after it would be missed until the next relist, so start again now.
+      const silentLimitMs = Math.min(this.opts.watchTimeoutSeconds + 30, 60) * 1000;
+      const startedAt = Date.now();
       const watchdog = setInterval(() => {
-        if (this.idleMs > silentLimitMs) finish(new Error(`watch silent for ${Math.round(this.idleMs / 1000)}s`));
+        // Silence on this connection: a new watch in a quiet cluster starts with a full budget.
+        const silentMs = Date.now() - Math.max(this.lastActivity, startedAt);
+        if (silentMs > silentLimitMs) finish(new Error(`watch silent for ${Math.round(silentMs / 1000)}s`));
       }, 5000);
       watchdog.unref();
       this.client
