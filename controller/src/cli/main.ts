@@ -1,8 +1,8 @@
 /**
  * The airollout command line: parses the command and its flags and hands over to the command's
  * module in cli/ (adapters are wired there only: controller.ts for the controller and, through
- * its environmentsPort, previews; gateway.ts for the gateway). Also runs as a kubectl plugin (`kubectl airollout status <name>`) when
- * bin/airollout is on PATH as kubectl-airollout.
+ * its environmentsPort, previews; gateway.ts for the gateway). Also runs as a kubectl plugin
+ * (`kubectl airollout status <name>`) when bin/airollout is on PATH as kubectl-airollout.
  */
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
