@@ -1,6 +1,8 @@
 /**
- * The metrics port: the one thing analysis needs from a metrics backend. One implementation per
- * backend (prometheus.ts), so the decision core (assess.ts) never sees HTTP.
+ * MetricsProvider: the one thing analysis needs from a metrics backend. One implementation per
+ * backend (prometheus.ts), so the decision core (assess.ts) never sees HTTP. Not to be confused
+ * with the reconcile pass's MeasurementsPort (reconcile/contract.ts), which analysis/measure.ts
+ * implements by running a pass's queries through one MetricsProvider per address.
  */
 
 /** The label set of one series as the backend returned it (`__name__` included when present). */
