@@ -1,5 +1,5 @@
 /**
- * The Prometheus implementation of the metrics port, on prometheus-query (which wraps axios).
+ * The Prometheus MetricsProvider (provider.ts), on prometheus-query (which wraps axios).
  *
  * prometheus-query sends the request; the body is read raw through its response interceptor
  * because the package's own parsing loses what a decision needs: SampleValue uses parseFloat,
