@@ -378,7 +378,7 @@ export const StepSchema = z
 export const StrategySchema = z
   .object({
     steps: z.array(StepSchema).min(1).max(64).describe("Canary steps, run in order. After the last one the candidate is promoted."),
-    progressDeadline: duration("Longest time a step may take (pauses without duration excepted) before the rollout is Degraded.").default("10m"),
+    progressDeadline: duration("Longest time a step may take beyond its own duration (pauses without duration excepted) before it is marked Progressing=False/ProgressDeadlineExceeded and Stalled=True; the rollout is not aborted.").default("10m"),
   })
   .describe("How the candidate is rolled out.");
 
