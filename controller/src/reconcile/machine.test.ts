@@ -218,6 +218,20 @@ describe("canary state machine", () => {
     await sim.runUntil(["Succeeded"]);
   });
 
+  it("records each human-control value it acted on in status.handled", async () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ pause: {} }, { pause: {} }, { setWeight: 100 }] } });
+    await sim.runUntil(["Paused"]);
+    expect(sim.status.handled?.promote).toBeUndefined();
+    sim.annotate(ANNOTATIONS.promote, "step-a");
+    await sim.pass();
+    expect(sim.status.handled).toMatchObject({ promote: "step-a" });
+    sim.annotate(ANNOTATIONS.abort, "x1");
+    await sim.runUntil(["RolledBack"]);
+    sim.annotate(ANNOTATIONS.retry, "r1");
+    await sim.pass();
+    expect(sim.status.handled).toMatchObject({ promote: "step-a", abort: "x1", retry: "r1" });
+  });
+
   it("measurement errors within consecutiveErrorLimit do not stop the step; beyond it the rollout pauses (no rollback)", async () => {
     const sim = new Sim({ ...baseSpec, strategy: { steps: [{ setWeight: 10 }, { analysis: {} }, { setWeight: 100 }] } });
     let calls = 0;
