@@ -1,6 +1,8 @@
 /**
- * The environments port for rollouts whose versions are external endpoints: nothing to stand
- * up or tear down. The Pulumi adapter replaces it for image-based versions.
+ * The environments port of a controller run with `--environments none` (cli/controller.ts
+ * chooses it per process; otherwise the Pulumi adapter serves every rollout): an external
+ * endpoint needs nothing stood up or torn down, and an image version is a permanent
+ * EnvironmentsDisabled failure.
  */
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
 import type { EnsureOptions, EnvironmentFailure, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/contract.ts";
