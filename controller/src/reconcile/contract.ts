@@ -1,7 +1,8 @@
 /**
  * The reconcile contract, in one file: the shapes a pass reads (Observed, World) and returns
- * (Plan, actions, Events), and the ports its actions need, which adapters implement (kube/,
- * environments/, analysis/measure.ts) and never the other way round.
+ * (Plan, actions, Events), and the ports its requests and actions need: EnvironmentsPort
+ * (environments/) and MeasurementsPort (analysis/measure.ts). Adapters, and kube/controller.ts
+ * which drives them, import this file, never the other way round.
  */
 import type { AIRollout, Status, VersionSpec } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/provider.ts";
