@@ -372,8 +372,8 @@ type EnvNeed = { role: RolloutRole; version: "stable" | "candidate"; revision: s
 /**
  * Brings the environments in `needs` to their revisions: Ready ones pass; others are requested
  * (Plan.ensure) or, once runPass (pass.ts) had them run, folded into status.environments.
- * Failures set Degraded; after spec.environments.pulumi.maxConsecutiveFailures in a row the rollout is
- * Stalled and stops retrying until the spec changes. Returns whether all are Ready.
+ * Failures set Degraded; after spec.environments.pulumi.maxConsecutiveFailures in a row the
+ * rollout is Stalled and stops retrying until the spec changes. Returns whether all are Ready.
  */
 function environmentsReady(ctx: Ctx, needs: EnvNeed[]): boolean {
   for (const need of needs) {
