@@ -36,7 +36,8 @@ export default tseslint.config(
   },
   {
     // Field-by-field defaults and checks, one line per spec field: resolveMetric, judgeCriteria,
-    // environmentProblems; and status printers and CLI argument dispatch.
+    // environmentProblems; status printers and CLI argument dispatch; and the lease's
+    // acquire-or-renew decision, one branch per state of the Lease object.
     files: ["controller/src/analysis/assess.ts", "infra/environment.ts", "controller/src/cli/*.ts", "controller/src/kube/lease.ts"],
     rules: { complexity: ["error", 40] },
   },
