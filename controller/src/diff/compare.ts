@@ -239,7 +239,8 @@ export function compare(primary: DiffResponse, shadow: DiffResponse, rules?: Com
   return { fields: w.out, summary: w.summary() };
 }
 
-function headerValue(v: string | readonly string[] | undefined): string | undefined {
+/** All values of a header joined as HTTP combines them (a comparison sees every value, not the first). */
+function joinedHeaderValue(v: string | readonly string[] | undefined): string | undefined {
   if (v === undefined) return undefined;
   return typeof v === "string" ? v : v.join(", ");
 }
@@ -249,7 +250,7 @@ function pickHeaders(headers: DiffResponse["headers"], wanted: ReadonlySet<strin
   for (const name of Object.keys(headers)) {
     const lower = name.toLowerCase();
     if (!wanted.has(lower)) continue;
-    const v = headerValue(headers[name]);
+    const v = joinedHeaderValue(headers[name]);
     if (v === undefined) continue;
     // Two spellings of one header (Content-Type and content-type) are combined as HTTP would.
     const prev = out.get(lower);
