@@ -176,6 +176,34 @@ describe("controller", () => {
     expect(ready.status!.conditions!.find((c) => c.type === "Degraded")!.status).toBe("False");
   });
 
+  it("a Secret deleted mid-rollout makes it Degraded; recreated, the rollout resumes at the same step instead of restarting", async () => {
+    const steps = [{ setWeight: 10 }, { setWeight: 30 }, { pause: {} }, { setWeight: 100 }];
+    kubectlOk(["apply", "-f", "-"], manifest(ns, "resume", { traffic: { signature: { scheme: "github", secretRef: { name: "resume-hmac", key: "secret" } } }, strategy: { steps } }));
+    kubectlOk(["create", "secret", "generic", "resume-hmac", "-n", ns, "--from-literal=secret=s3cret"]);
+    const paused = await waitFor("paused at step 3", async () => {
+      const o = await getRollout(ns, "resume");
+      return o.status?.phase === "Paused" && o.status.currentStep === 2 ? o : undefined;
+    }, 60_000);
+    const revision = paused.status!.revision;
+
+    kubectlOk(["delete", "secret", "resume-hmac", "-n", ns]);
+    const degraded = await waitFor("Degraded mid-rollout", async () => {
+      const o = await getRollout(ns, "resume");
+      return o.status?.phase === "Degraded" ? o : undefined;
+    }, 60_000);
+    expect(degraded.status).toMatchObject({ interruptedPhase: "Paused", currentStep: 2, canaryWeight: 30 });
+
+    kubectlOk(["create", "secret", "generic", "resume-hmac", "-n", ns, "--from-literal=secret=s3cret"]);
+    const resumed = await waitFor("resumed", async () => {
+      const o = await getRollout(ns, "resume");
+      return o.status?.phase === "Paused" ? o : undefined;
+    }, 60_000);
+    expect(resumed.status).toMatchObject({ currentStep: 2, canaryWeight: 30, revision });
+    const reasons = (await eventsFor(ns, "resume")).map((e) => e.reason);
+    expect(reasons).toContain("Recovered");
+    expect(reasons.filter((r) => r === "Initialized" || r === "NewRevision")).toEqual(["Initialized"]);
+  });
+
   it("deleting a rollout runs the finalizer and the object goes away", async () => {
     kubectlOk(["delete", "air", "signed", "-n", ns, "--wait=true", "--timeout=30s"]);
     expect(kubectl(["get", "air", "signed", "-n", ns]).code).not.toBe(0);
