@@ -4,8 +4,13 @@
  *   Initialized -> ShadowTesting | Progressing (step i: shadow, setWeight, pause, analysis)
  *     -> Promoting -> Succeeded
  *   analysis Failed (or abort)      -> RollingBack -> RolledBack
+ *   shadow mismatch judged too high -> RollingBack -> RolledBack (fail fast: shadow-evidence.ts)
  *   analysis Inconclusive or Error  -> Paused (waits for a human: promote, abort)
+ *   shadow evidence still missing   -> Paused (InsufficientEvidence, past progressDeadline)
  *   pause without duration          -> Paused (waits for promote)
+ *
+ * A pass (advance) reads as its steps: the human requests, the handler of the phase, the
+ * progress deadline, then the health conditions (conditions.ts) and the next wake-up.
  *
  * Fail closed: a step analysis completes only on a Successful run, and a run is Successful only
  * with at least one successful measurement per metric. A measurement error is not evidence
