@@ -298,8 +298,9 @@ export class NoiseTracker {
       mismatched += Math.min(bound, this.#overflowComparisons);
     }
 
+    // summary(0) is what /metrics reads at every scrape: no rows to build or sort then.
     const rows: FieldSummary[] = [];
-    for (const s of this.#byId) {
+    for (const s of limit > 0 ? this.#byId : []) {
       if (s.candidateMismatched === 0 && s.noiseMismatched === 0) continue;
       rows.push({
         path: s.path,

@@ -524,7 +524,7 @@ function shadowStatus(e: ShadowEvidence, rule: ShadowRule, now: Date): NonNullab
     compared: e.compared,
     required: rule.minSamples,
     noiseCompared: e.noiseCompared,
-    judged: e.judged && missingEvidence(e, rule) === undefined,
+    judged: missingEvidence(e, rule) === undefined,
     mismatched: e.mismatched,
     mismatchRate: e.compared > 0 ? `${((e.mismatched / e.compared) * 100).toFixed(1)}%` : "-",
     updatedAt: iso(now),
