@@ -42,4 +42,12 @@ export const Reason = {
   InsufficientEvidence: "InsufficientEvidence",
   /** A Degraded rollout whose problem cleared, going on where it was. */
   Recovered: "Recovered",
+  /** No stable yet (no spec.stable, no status.stable): the candidate becomes the stable without steps. */
+  Adopted: "Adopted",
+  /** The candidate is the version last promoted (status.stable): nothing to roll out. */
+  CandidateIsStable: "CandidateIsStable",
+  /** A candidate that differs from the stable under the stable's own version name. */
+  VersionNameTaken: "VersionNameTaken",
+  /** status.stable does not parse: the stable is unknown, nothing is rolled out. */
+  InvalidStableRecord: "InvalidStableRecord",
 } as const;
