@@ -13,6 +13,6 @@ export { RingBuffer, SampleStore } from "./samples.ts";
 export type { SampleStoreOptions } from "./samples.ts";
 export { jaccardSimilarity, levenshteinDistance, levenshteinSimilarity } from "./similarity.ts";
 export { parseFieldPath } from "./path.ts";
-export { boundedJSON, jsonNestingDepth, measureValue, UnparsedBody } from "./json.ts";
-export type { SerializeLimits, ValueSize } from "./json.ts";
+export { boundedJSON, jsonNestingDepth, measureValue, scanJsonStructure, UnparsedBody } from "./json.ts";
+export type { JsonStructureLimits, JsonStructureProblem, SerializeLimits, ValueSize } from "./json.ts";
 export type { PathSegment } from "./path.ts";

@@ -5,6 +5,7 @@
  * node budget, and keys are only ever read (Object.keys / Object.hasOwn), never assigned into
  * plain objects, so `__proto__`, `constructor` and `prototype` behave like any other key.
  */
+import { keySegment } from "./path.ts";
 
 /** The JSON type of a value as the diff engine reports it. */
 export type JsonKind = "null" | "array" | "object" | "string" | "number" | "boolean" | "undefined" | "other";
@@ -281,4 +282,143 @@ export class UnparsedBody {
     this.reason = reason;
     this.text = text;
   }
+}
+
+/** The first structural problem scanJsonStructure found in a JSON text. */
+export type JsonStructureProblem =
+  /** A container nested deeper than the limit; `path` is where it starts. */
+  | { kind: "too_deep"; limit: number; path: string }
+  /** An object key that appears twice in one object; `path` is the repeated member's. */
+  | { kind: "duplicate_key"; path: string; key: string };
+
+/** What scanJsonStructure looks for. */
+export interface JsonStructureLimits {
+  /** Deepest nesting of containers allowed: `{}` and `[]` are depth 1. */
+  maxDepth: number;
+  /** Whether a key repeated within one object is a problem. */
+  duplicateKeys: boolean;
+}
+
+/** One open container while scanning: an object (with its keys so far) or an array. */
+interface ScanFrame {
+  object: boolean;
+  /** Keys seen in this object (decoded); undefined for arrays and when duplicates are allowed. */
+  keys: Set<string> | undefined;
+  /** The key of the member being read (objects). */
+  key: string;
+  /** Index of the element being read (arrays); -1 before the first. */
+  index: number;
+  /** Objects: the next string is a key. Arrays: the next value starts a new element. */
+  expectKey: boolean;
+}
+
+const WS_SPACE = 0x20;
+const WS_TAB = 0x09;
+const WS_LF = 0x0a;
+const WS_CR = 0x0d;
+
+/**
+ * One pass over JSON text, without recursion, that finds what JSON.parse hides: containers nested
+ * deeper than `maxDepth` (the scan stops there, so a 100,000-deep body costs maxDepth frames) and
+ * keys repeated within one object (JSON.parse keeps the last, other parsers the first, so a
+ * backend could act on a value nobody validated). Keys are compared decoded: `"a"` and
+ * `"\u0061"` are the same key. Malformed text is scanned as far as it goes and judged by
+ * JSON.parse afterwards; a duplicate found in it means nothing then.
+ */
+export function scanJsonStructure(text: string, limits: JsonStructureLimits): JsonStructureProblem | undefined {
+  const stack: ScanFrame[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === WS_SPACE || c === WS_LF || c === WS_CR || c === WS_TAB || c === 0x3a /* : */) {
+      i++;
+    } else if (c === 0x22 /* " */) {
+      const end = stringEnd(text, i);
+      if (end < 0) return undefined;
+      const top = stack.at(-1);
+      if (top?.object && top.expectKey) {
+        const problem = readKey(stack, top, text.slice(i + 1, end));
+        if (problem !== undefined) return problem === "malformed" ? undefined : problem;
+      } else if (top) {
+        beginValue(top);
+      }
+      i = end + 1;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const top = stack.at(-1);
+      if (top) beginValue(top);
+      if (stack.length + 1 > limits.maxDepth) return { kind: "too_deep", limit: limits.maxDepth, path: scanPath(stack) };
+      const object = c === 0x7b;
+      stack.push({ object, keys: object && limits.duplicateKeys ? new Set() : undefined, key: "", index: -1, expectKey: true });
+      i++;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (stack.pop() === undefined) return undefined;
+      i++;
+    } else if (c === 0x2c /* , */) {
+      const top = stack.at(-1);
+      if (top) top.expectKey = true;
+      i++;
+    } else {
+      // A number, true, false or null (or junk for JSON.parse to refuse): one element.
+      const top = stack.at(-1);
+      if (top) beginValue(top);
+      i = scalarEnd(text, i);
+    }
+  }
+  return undefined;
+}
+
+/** The index of the quote closing the string that opens at `start`; -1 when it never closes. */
+function stringEnd(text: string, start: number): number {
+  let j = start;
+  for (;;) {
+    j = text.indexOf('"', j + 1);
+    if (j < 0) return -1;
+    // Escaped when preceded by an odd number of backslashes.
+    let backslashes = 0;
+    for (let k = j - 1; k > start && text.charCodeAt(k) === 0x5c; k--) backslashes++;
+    if (backslashes % 2 === 0) return j;
+  }
+}
+
+/** The index just past a scalar token (up to the next structural character or whitespace). */
+function scalarEnd(text: string, start: number): number {
+  let j = start + 1;
+  for (; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0x2c || c === 0x7d || c === 0x5d || c === 0x3a || c === 0x22 || c === 0x7b || c === 0x5b || c === WS_SPACE || c === WS_LF || c === WS_CR || c === WS_TAB) break;
+  }
+  return j;
+}
+
+/** A value starts in `frame`: in an array it is the next element. */
+function beginValue(frame: ScanFrame): void {
+  if (!frame.object && frame.expectKey) {
+    frame.index++;
+    frame.expectKey = false;
+  }
+}
+
+/** Records an object key (raw text between the quotes); a repeat is a problem, a bad escape malformed. */
+function readKey(stack: readonly ScanFrame[], frame: ScanFrame, raw: string): JsonStructureProblem | "malformed" | undefined {
+  let key = raw;
+  if (raw.includes("\\")) {
+    try {
+      key = JSON.parse(`"${raw}"`) as string;
+    } catch {
+      return "malformed";
+    }
+  }
+  frame.key = key;
+  frame.expectKey = false;
+  if (!frame.keys) return undefined;
+  if (frame.keys.has(key)) return { kind: "duplicate_key", key, path: scanPath(stack) };
+  frame.keys.add(key);
+  return undefined;
+}
+
+/** The path of the value being read in the innermost open container, as `$.a[2]["b c"]`. */
+function scanPath(stack: readonly ScanFrame[]): string {
+  let path = "$";
+  for (const f of stack) path += f.object ? keySegment(f.key) : `[${Math.max(0, f.index)}]`;
+  return path;
 }
