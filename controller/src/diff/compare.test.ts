@@ -150,6 +150,17 @@ describe("numeric tolerance", () => {
     });
   });
 
+  // Found by compare.property.test.ts: equal answers were flagged when a rule met a value it
+  // cannot judge, so a candidate answering exactly like the stable counted as a mismatch.
+  it.each([
+    { name: "null under a tolerance", rules: { tolerances: [{ path: "$.score", relative: 0.1 }] }, v: null },
+    { name: "an object under a tolerance", rules: { tolerances: [{ path: "$.score", absolute: 1 }] }, v: { x: [1] } },
+    { name: "an array under a text rule", rules: { text: [{ path: "$.score", minSimilarity: 0.9 }] }, v: [] },
+  ])("matches equal values a rule cannot judge: $name", ({ rules, v }) => {
+    expect(only("$.score", { score: v }, { score: structuredClone(v) }, rules)).toMatchObject({ match: true, rule: "equal", reason: "equal" });
+    expect(only("$.score", { score: v }, { score: 0.5 }, rules)).toMatchObject({ match: false, rule: "type" });
+  });
+
   it("applies a wildcard path to every element", () => {
     const rules = { tolerances: [{ path: "$.items[*].score", absolute: 0.05 }] };
     const found = at("$.items[*].score", { items: [{ score: 0.5 }, { score: 0.5 }] }, { items: [{ score: 0.52 }, { score: 0.6 }] }, rules);

@@ -380,8 +380,8 @@ class Walker {
         label ||= n.label;
         unordered ||= n.unordered;
       }
-      if (tolerance) return this.tolerance(a, b, path, norm, tolerance);
-      if (text) return this.text(a, b, path, norm, text);
+      if (tolerance) return this.tolerance(a, b, path, norm, tolerance, depth);
+      if (text) return this.text(a, b, path, norm, text, depth);
     }
 
     const ka = kindOf(a);
@@ -466,8 +466,9 @@ class Walker {
     this.push(norm, path, false, "missing", reason);
   }
 
-  tolerance(a: unknown, b: unknown, path: string, norm: string, t: ToleranceRule): void {
+  tolerance(a: unknown, b: unknown, path: string, norm: string, t: ToleranceRule, depth: number): void {
     if (typeof a !== "number" || typeof b !== "number") {
+      if (this.sameValue(a, b, path, norm, depth)) return;
       this.push(norm, path, false, "type", `tolerance needs numbers: ${kindOf(a)} ${preview(a)} vs ${kindOf(b)} ${preview(b)}`);
       return;
     }
@@ -489,8 +490,9 @@ class Walker {
     }
   }
 
-  text(a: unknown, b: unknown, path: string, norm: string, t: TextRule): void {
+  text(a: unknown, b: unknown, path: string, norm: string, t: TextRule, depth: number): void {
     if (typeof a !== "string" || typeof b !== "string") {
+      if (this.sameValue(a, b, path, norm, depth)) return;
       this.push(norm, path, false, "type", `text rule needs strings: ${kindOf(a)} ${preview(a)} vs ${kindOf(b)} ${preview(b)}`);
       return;
     }
@@ -524,6 +526,24 @@ class Walker {
     } else {
       this.push(norm, path, false, "text", `levenshtein similarity < ${minText} (more than ${k} edits)`);
     }
+  }
+
+  /**
+   * For a tolerance or text rule meeting values it cannot judge (null, objects): equal values on
+   * both sides are a match, since the candidate answered exactly as the stable did. Returns true
+   * when it recorded a result (a match, or a limit for values too deep or too big to compare).
+   */
+  sameValue(a: unknown, b: unknown, path: string, norm: string, depth: number): boolean {
+    if (kindOf(a) !== kindOf(b)) return false;
+    const ca = canonicalJSON(a, this.limits.maxDepth - depth, this.budget);
+    const cb = ca === undefined ? undefined : canonicalJSON(b, this.limits.maxDepth - depth, this.budget);
+    if (ca === undefined || cb === undefined) {
+      if (!this.exhausted(norm, path)) this.push(norm, path, false, "limit", `nested deeper than ${this.limits.maxDepth} levels`);
+      return true;
+    }
+    if (ca !== cb) return false;
+    this.push(norm, path, true, "equal", "equal");
+    return true;
   }
 
   label(a: unknown, b: unknown, path: string, norm: string, depth: number): void {
