@@ -215,6 +215,14 @@ export const TrafficSchema = z
       })
       .optional()
       .describe("Circuit breaker per backend."),
+    concurrency: z
+      .object({
+        maxInFlight: z.number().int().min(1).max(100_000).default(256).describe("Requests one gateway replica forwards to one backend (the stable or the candidate) at once."),
+        maxQueued: z.number().int().min(0).max(100_000).default(512).describe("Requests waiting for a free slot beyond maxInFlight; more are answered 503 overloaded with Retry-After."),
+        queueTimeout: duration("Longest wait for a free slot; a request still waiting is answered 503 overloaded with Retry-After.").default("5s"),
+      })
+      .optional()
+      .describe("Per-backend concurrency caps of the primary path (defaults apply when absent): the excess of an overloaded backend is shed at once instead of queueing without bound."),
   })
   .describe("How the gateway receives webhooks and splits them between stable and candidate.")
   .meta({

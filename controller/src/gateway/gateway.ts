@@ -23,7 +23,8 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Outg
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import type { AIRollout } from "../api/schema.ts";
+import { TrafficSchema, type AIRollout } from "../api/schema.ts";
+import { parseDuration } from "../api/duration.ts";
 import { maskPII } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
@@ -43,7 +44,7 @@ import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
-import { createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type UpstreamResponse } from "./upstream.ts";
+import { BackendSlots, createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type SlotLimits, type UpstreamResponse } from "./upstream.ts";
 
 export type { DiffSample } from "./shadow-book.ts";
 
@@ -97,6 +98,7 @@ type RejectReason =
   | "idempotency_store"
   | "no_backend"
   | "circuit_open"
+  | "overloaded"
   | "backend_timeout"
   | "backend_error"
   | "client_aborted";
@@ -197,6 +199,28 @@ function permitFor(target: Target): CircuitPermit {
   return target.breaker?.allow(Date.now()) ?? ALWAYS_PERMIT;
 }
 
+/** spec.traffic.concurrency's defaults, for rollouts that leave it out. */
+const DEFAULT_CONCURRENCY = TrafficSchema.shape.concurrency.unwrap().parse({});
+/** Slot limits per compiled traffic object: parsed once per spec change, not per request. */
+const SLOT_LIMITS = new WeakMap<Traffic, SlotLimits>();
+
+/** The per-backend concurrency caps a rollout's primary requests are held to. */
+function slotLimits(traffic: Traffic): SlotLimits {
+  let limits = SLOT_LIMITS.get(traffic);
+  if (!limits) {
+    const c = traffic.concurrency ?? DEFAULT_CONCURRENCY;
+    let queueTimeoutMs: number;
+    try {
+      queueTimeoutMs = parseDuration(c.queueTimeout);
+    } catch {
+      queueTimeoutMs = parseDuration(DEFAULT_CONCURRENCY.queueTimeout);
+    }
+    limits = { maxInFlight: c.maxInFlight, maxQueued: c.maxQueued, queueTimeoutMs };
+    SLOT_LIMITS.set(traffic, limits);
+  }
+  return limits;
+}
+
 /** Tells the shadow target's breaker what a copy's outcome says about its backend. */
 function tellBreaker(target: Target, permit: CircuitPermit, outcome: Outcome): void {
   // The breaker hears about the backend only: a diff-side failure reports the answer's status.
@@ -279,6 +303,8 @@ export class Gateway {
   #informer: Informer<AIRollout> | undefined;
   #secrets: SecretCache | undefined;
   #primaryAgents: Agents;
+  /** Per-backend concurrency caps of the primary path (spec.traffic.concurrency). */
+  #slots = new BackendSlots();
   #shadowRunner: ShadowRunner;
   #sqliteIdempotency: SqliteIdempotencyStore | undefined;
   #redisIdempotency = new Map<string, RedisIdempotencyStore>();
@@ -810,11 +836,21 @@ export class Gateway {
   async #forward(c: HookContext): Promise<UpstreamResponse | undefined> {
     const { target, permit } = c;
     c.forwarded = forwardHeaders(c.req, c.requestId);
+    const slot = await this.#slots.acquire(`${c.rollout.key}/${target.version}/${target.backend!.url}`, slotLimits(c.rollout.traffic));
+    if (!slot.ok) {
+      // Shed, not failed: the backend was never asked, so its circuit breaker hears nothing.
+      target.breaker?.release(permit.probe);
+      await this.#release(c);
+      this.metrics.requests.inc({ ...c.versionLabels, code: "503" });
+      this.#reject(c, 503, "overloaded", `version ${target.version}: ${slot.message} (spec.traffic.concurrency)`, { "retry-after": "1" });
+      return undefined;
+    }
     let answer: UpstreamResponse;
     try {
       // The circuit-breaker stage answered every target without a backend.
       answer = await forward({ backend: target.backend!, method: c.method, path: c.path, headers: c.forwarded, body: c.body, timeoutMs: c.rollout.timeoutMs, maxResponseBytes: this.#maxResponseBytes, agents: this.#primaryAgents });
     } catch (err) {
+      slot.release();
       target.breaker?.onFailure(Date.now(), permit.probe);
       await this.#release(c);
       const e = err instanceof UpstreamError ? err : new UpstreamError("connect", String(err));
@@ -825,6 +861,7 @@ export class Gateway {
       this.#reject(c, status, e.kind === "timeout" ? "backend_timeout" : "backend_error", `version ${target.version}: ${e.message}`);
       return undefined;
     }
+    slot.release();
     if (answer.status >= 500) target.breaker?.onFailure(Date.now(), permit.probe);
     else target.breaker?.onSuccess(permit.probe);
     return answer;

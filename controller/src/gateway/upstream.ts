@@ -5,6 +5,7 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { boundedDelay } from "../api/timer.ts";
 
 /** Why an exchange failed: decides the status answered (504 for timeout, 502 otherwise). */
 export type UpstreamFailure = "timeout" | "connect" | "reset" | "too_large";
@@ -111,11 +112,12 @@ export function forward(r: UpstreamRequest): Promise<UpstreamResponse> {
     const headers: OutgoingHttpHeaders = { ...r.headers, host: b.host, "content-length": String(r.body.length) };
     const send = b.https ? httpsRequest : httpRequest;
     const req = send({ hostname: b.hostname, port: b.port, path, method: r.method, headers, agent: b.https ? r.agents.https : r.agents.http });
+    // traffic.timeout comes from the spec: beyond 2^31-1 ms Node would fire the timer at once.
     const timer = setTimeout(() => {
       const e = new UpstreamError("timeout", `${target}: no complete answer within ${r.timeoutMs}ms`);
       finish(e);
       req.destroy(e);
-    }, r.timeoutMs);
+    }, boundedDelay(r.timeoutMs));
     req.on("error", (err: NodeJS.ErrnoException) => finish(classify(err, target)));
     req.on("response", (res) => {
       const chunks: Buffer[] = [];
@@ -147,3 +149,101 @@ export function forward(r: UpstreamRequest): Promise<UpstreamResponse> {
 
 /** Headers that describe one connection (RFC 9110 7.6.1) and are never forwarded. */
 export const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
+
+/** The caps of one backend's pool (spec.traffic.concurrency), per gateway replica. */
+export interface SlotLimits {
+  /** Exchanges with the backend at once. */
+  maxInFlight: number;
+  /** Requests waiting for a slot beyond maxInFlight. */
+  maxQueued: number;
+  /** Longest wait for a slot. */
+  queueTimeoutMs: number;
+}
+
+/** A slot (release it exactly once when the exchange is over), or why none was given. */
+export type SlotGrant = { ok: true; release: () => void } | { ok: false; reason: "queue_full" | "queue_timeout"; message: string };
+
+interface Waiter {
+  grant: (g: SlotGrant) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Pool {
+  inFlight: number;
+  /** FIFO by insertion order; a Set so that a waiter that times out leaves in O(1). */
+  waiting: Set<Waiter>;
+}
+
+/**
+ * Worker-pool caps for the primary path, one pool per backend key: at most maxInFlight
+ * exchanges at once, at most maxQueued requests waiting in arrival order, none waiting longer
+ * than queueTimeoutMs. Without them an overloaded backend makes the socket agent's own queue
+ * grow without bound (memory) and every admitted request wait behind it (latency); with them
+ * the excess is refused at once with a clear reason while the admitted ones keep the backend's
+ * own latency. A pool is dropped when idle, so the map holds only busy backends.
+ */
+export class BackendSlots {
+  readonly #pools = new Map<string, Pool>();
+
+  /** Takes a slot of the backend `key` now, or waits in its queue; never throws. */
+  acquire(key: string, limits: SlotLimits): SlotGrant | Promise<SlotGrant> {
+    let pool = this.#pools.get(key);
+    if (!pool) {
+      pool = { inFlight: 0, waiting: new Set() };
+      this.#pools.set(key, pool);
+    }
+    if (pool.inFlight < limits.maxInFlight && pool.waiting.size === 0) return this.#take(key, pool);
+    if (pool.waiting.size >= limits.maxQueued) {
+      return { ok: false, reason: "queue_full", message: `backend at its cap: ${pool.inFlight} requests in flight (maxInFlight ${limits.maxInFlight}) and ${pool.waiting.size} waiting (maxQueued ${limits.maxQueued})` };
+    }
+    const p = pool;
+    return new Promise<SlotGrant>((resolve) => {
+      const w: Waiter = {
+        grant: resolve,
+        timer: setTimeout(() => {
+          p.waiting.delete(w);
+          this.#dropIfIdle(key, p);
+          resolve({ ok: false, reason: "queue_timeout", message: `no free slot of the backend within ${limits.queueTimeoutMs}ms (maxInFlight ${limits.maxInFlight})` });
+        }, limits.queueTimeoutMs),
+      };
+      p.waiting.add(w);
+    });
+  }
+
+  /** Requests in flight and waiting for the backend `key` (0 and 0 when idle). */
+  usage(key: string): { inFlight: number; waiting: number } {
+    const pool = this.#pools.get(key);
+    return { inFlight: pool?.inFlight ?? 0, waiting: pool?.waiting.size ?? 0 };
+  }
+
+  #take(key: string, pool: Pool): SlotGrant {
+    pool.inFlight++;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        pool.inFlight--;
+        this.#next(key, pool);
+      },
+    };
+  }
+
+  /** Hands a freed slot to the longest waiter. */
+  #next(key: string, pool: Pool): void {
+    const first = pool.waiting.values().next();
+    if (first.done) {
+      this.#dropIfIdle(key, pool);
+      return;
+    }
+    const w = first.value;
+    pool.waiting.delete(w);
+    clearTimeout(w.timer);
+    w.grant(this.#take(key, pool));
+  }
+
+  #dropIfIdle(key: string, pool: Pool): void {
+    if (pool.inFlight === 0 && pool.waiting.size === 0 && this.#pools.get(key) === pool) this.#pools.delete(key);
+  }
+}
