@@ -13,6 +13,7 @@ import { PrometheusDriver, type PrometheusConnectionOptions } from "prometheus-q
 import type { SeriesLabels } from "./provider.ts";
 import type { QueryOutcome } from "./provider.ts";
 import type { MetricsProvider, QueryOptions } from "./provider.ts";
+import { boundedDelay } from "../api/timer.ts";
 
 type RequestInterceptor = NonNullable<PrometheusConnectionOptions["requestInterceptor"]>;
 type ResponseInterceptor = NonNullable<PrometheusConnectionOptions["responseInterceptor"]>;
@@ -207,7 +208,9 @@ export class PrometheusProvider implements MetricsProvider {
   async query(promql: string, opts: QueryOptions): Promise<QueryOutcome> {
     const { timeoutMs, signal } = opts;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be a positive number, got ${timeoutMs}`);
-    const timeout = Math.ceil(timeoutMs);
+    // The timeout comes from the spec (analysis.prometheus.timeout): AbortSignal.timeout fires
+    // at once beyond 2^31-1 ms, so it is bounded.
+    const timeout = Math.ceil(boundedDelay(timeoutMs));
     const address = this.address;
     const cancelled = (): QueryOutcome => ({ kind: "error", message: `query to Prometheus at ${address} was cancelled` });
     if (signal?.aborted) return cancelled();

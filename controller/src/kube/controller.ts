@@ -17,6 +17,7 @@ import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
 import { ReferenceIndex, ReferenceInformers, fetchReference, observeReferences, type ReferenceCache } from "./references.ts";
 import { WorkQueue, type WorkResult } from "./queue.ts";
+import { boundedDelay } from "../api/timer.ts";
 
 export interface ControllerOptions {
   client: KubeClient;
@@ -107,7 +108,8 @@ export class Controller {
     this.running = true;
     this.referenceInformers.start();
     this.informer.start();
-    const resync = this.o.resyncMs ?? 5 * 60_000;
+    // Bounded both ways: a 0 interval would spin, one past 2^31-1 ms would fire every 1 ms.
+    const resync = Math.max(1000, boundedDelay(this.o.resyncMs ?? 5 * 60_000));
     this.resyncTimer = setInterval(() => {
       for (const key of this.informer.keys()) this.queue.add(key);
     }, resync);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { WorkQueue } from "./queue.ts";
+import { MAX_TIMER_MS } from "../api/timer.ts";
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,5 +98,41 @@ describe("WorkQueue", () => {
     q.add("c");
     await tick(40);
     expect(finished).toBe(1);
+  });
+
+  it("a wait longer than Node's timers (pause 720h) is not a hot loop: the key runs after maxWaitMs and asks again", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    const hours720 = 720 * 3_600_000;
+    expect(hours720).toBeGreaterThan(MAX_TIMER_MS);
+    let runs = 0;
+    const q = new WorkQueue(
+      async () => {
+        runs++;
+        return { requeueAfterMs: hours720 };
+      },
+      { maxWaitMs: 40 },
+    );
+    q.add("paused");
+    await tick(230);
+    await q.shutdown();
+    process.off("warning", onWarning);
+    // Unbounded, the 720 h timer fires after 1 ms: hundreds of passes in 230 ms.
+    expect(runs).toBeGreaterThanOrEqual(2);
+    expect(runs).toBeLessThanOrEqual(8);
+    expect(warnings).not.toContain("TimeoutOverflowWarning");
+  });
+
+  it("by default a delayed add of 720h, NaN or Infinity waits (an hour), never fires at once", async () => {
+    const runs: string[] = [];
+    const q = new WorkQueue(async (k) => void runs.push(k));
+    q.addAfter("long", 720 * 3_600_000);
+    q.addAfter("nan", Number.NaN);
+    q.addAfter("inf", Number.POSITIVE_INFINITY);
+    q.addAfter("soon", 5);
+    await tick(60);
+    expect(runs).toEqual(["soon"]);
+    await q.shutdown();
   });
 });

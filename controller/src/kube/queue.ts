@@ -2,7 +2,11 @@
  * A per-key serialized work queue, like client-go's workqueue: a key is never processed by two
  * workers at once; a key added while it is being processed runs once more afterwards; failures
  * back off exponentially per key; delayed adds coalesce to the earliest time.
+ *
+ * Delays are bounded (maxWaitMs, default 1 h): a key due in 30 days runs after an hour, and
+ * that pass asks again for the time still left. Node would fire a longer timer at once.
  */
+import { boundedDelay } from "../api/timer.ts";
 
 /** What a worker asks for after a pass. */
 export interface WorkResult {
@@ -16,6 +20,8 @@ export interface QueueOptions {
   concurrency?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** The longest a delayed add waits before the key runs (and is requeued for the rest). */
+  maxWaitMs?: number;
   onError?: (key: string, err: unknown, retryInMs: number) => void;
 }
 
@@ -24,6 +30,7 @@ export class WorkQueue {
   private readonly concurrency: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly maxWaitMs: number;
   private readonly onError: QueueOptions["onError"];
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
@@ -40,6 +47,7 @@ export class WorkQueue {
     this.concurrency = opts.concurrency ?? 4;
     this.baseDelayMs = opts.baseDelayMs ?? 500;
     this.maxDelayMs = opts.maxDelayMs ?? 5 * 60_000;
+    this.maxWaitMs = boundedDelay(opts.maxWaitMs ?? 60 * 60_000);
     this.onError = opts.onError;
   }
 
@@ -61,18 +69,22 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Enqueue a key after a delay; an earlier pending delay wins. */
+  /**
+   * Enqueue a key after a delay, at most maxWaitMs (a NaN or infinite delay waits maxWaitMs);
+   * an earlier pending delay wins.
+   */
   addAfter(key: string, delayMs: number): void {
     if (this.stopped) return;
-    if (delayMs <= 0) return this.add(key);
-    const at = Date.now() + delayMs;
+    const delay = boundedDelay(delayMs, this.maxWaitMs);
+    if (delay <= 0) return this.add(key);
+    const at = Date.now() + delay;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
     if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
-    }, delayMs);
+    }, delay);
     timer.unref();
     this.timers.set(key, { at, timer });
   }
