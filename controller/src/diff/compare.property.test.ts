@@ -48,18 +48,17 @@ const path = fc.array(segment, { maxLength: 3 }).map((s) => `$${s.join("")}`);
 
 /** Rules as a user could write them (they pass CompareRulesSchema); `relative` only when asked. */
 function rulesArb(withRelative: boolean): fc.Arbitrary<CompareRulesInput> {
-  const tolerance = fc.record(
-    withRelative
-      ? { path, absolute: fc.option(fc.double({ min: 0, max: 10, noNaN: true }), { nil: undefined }), relative: fc.double({ min: 0, max: 1, noNaN: true }) }
-      : { path, absolute: fc.double({ min: 0, max: 10, noNaN: true }) },
-    { requiredKeys: ["path"] },
-  );
+  type Tolerance = { path: string; absolute?: number; relative?: number };
+  const absolute = fc.double({ min: 0, max: 10, noNaN: true });
+  const tolerance: fc.Arbitrary<Tolerance> = withRelative
+    ? fc.record({ path, absolute: fc.option(absolute, { nil: undefined }), relative: fc.double({ min: 0, max: 1, noNaN: true }) })
+    : fc.record({ path, absolute });
   return fc.record(
     {
       status: fc.boolean(),
       headers: fc.array(fc.constantFrom("content-type", "X-Model", "x-request-id"), { maxLength: 2 }),
       ignore: fc.array(path, { maxLength: 2 }),
-      tolerances: fc.array(tolerance.filter((t) => t.absolute !== undefined || (t as { relative?: number }).relative !== undefined), { maxLength: 2 }),
+      tolerances: fc.array(tolerance, { maxLength: 2 }),
       labels: fc.array(path, { maxLength: 2 }),
       text: fc.array(fc.record({ path, minSimilarity: fc.double({ min: 0, max: 1, noNaN: true }), method: fc.constantFrom("jaccard" as const, "levenshtein" as const) }), { maxLength: 2 }),
       unorderedArrays: fc.array(path, { maxLength: 2 }),
