@@ -22,6 +22,10 @@ describe("maskPII", () => {
     { name: "ISO dates survive", text: "on 2024-06-01 and 2024-06-01T12:30:00Z", masked: "on 2024-06-01 and 2024-06-01T12:30:00Z" },
     { name: "decimals survive", text: '{"confidence":0.912345678901}', masked: '{"confidence":0.912345678901}' },
     { name: "several kinds at once", text: "x@y.io, 4111111111111111, 555-123-4567", masked: "[EMAIL], [CARD], [PHONE]" },
+    { name: "UUIDs survive (GitHub delivery ids, request ids)", text: "id 550e8400-e29b-41d4-a716-446655440000 ok", masked: "id 550e8400-e29b-41d4-a716-446655440000 ok" },
+    { name: "all-digit UUIDs survive", text: "12345678-1234-1234-1234-555123456789", masked: "12345678-1234-1234-1234-555123456789" },
+    { name: "digits inside a lettered identifier survive", text: "x-request-id: req-5551234567 and evt-4111111111111111", masked: "x-request-id: req-5551234567 and evt-4111111111111111" },
+    { name: "a phone number beside an identifier is still masked", text: "req-1 555-123-4567", masked: "req-1 [PHONE]" },
   ])("$name", ({ text, masked }) => {
     expect(maskPII(text)).toBe(masked);
   });

@@ -5,6 +5,11 @@
  * The built-in expressions are written so each scan is linear: every match may only start at the
  * beginning of a run of its characters (a negative lookbehind), so a long run without a match is
  * not rescanned from every offset.
+ *
+ * Identifiers are never masked into other values: digits that belong to a token of letters,
+ * digits, `-` and `_` holding a letter (`req-5551234567`, the last group of a UUID such as a
+ * GitHub delivery id) or shaped like a UUID are part of that identifier, not a phone or card
+ * number of their own.
  */
 
 /** Replacement tokens, exported so tests and UIs can recognise them. */
@@ -17,6 +22,28 @@ const CARD = /(?<![\w.])\d(?:[ -]?\d){12,18}(?![\w])/g;
 // An optional +country code, optional (area code), then 2-4 digit groups.
 const PHONE = /(?<![\w+.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,5}(?![\w])/g;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const LETTER = /[A-Za-z]/;
+/** Characters looked at either side of a number to find the identifier it belongs to. */
+const TOKEN_SCAN = 128;
+
+function isTokenChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45;
+}
+
+/**
+ * Whether the number at text[start, end) is part of an identifier (see the module comment). Looks
+ * at most TOKEN_SCAN characters either side, so a long run of matches stays linear.
+ */
+function insideIdentifier(text: string, start: number, end: number): boolean {
+  let a = start;
+  while (a > 0 && start - a < TOKEN_SCAN && isTokenChar(text.charCodeAt(a - 1))) a--;
+  let b = end;
+  while (b < text.length && b - end < TOKEN_SCAN && isTokenChar(text.charCodeAt(b))) b++;
+  if (a === start && b === end) return false;
+  const token = text.slice(a, b);
+  return LETTER.test(token) || UUID.test(token);
+}
 
 /** Luhn checksum over a string of digits. */
 export function luhnValid(digits: string): boolean {
@@ -44,13 +71,14 @@ function digitsOf(s: string): string {
   return out;
 }
 
-function maskCard(m: string): string {
+function maskCard(m: string, offset: number, text: string): string {
+  if (insideIdentifier(text, offset, offset + m.length)) return m;
   const d = digitsOf(m);
   return d.length >= 13 && d.length <= 19 && luhnValid(d) ? MASK.card : m;
 }
 
-function maskPhone(m: string): string {
-  if (ISO_DATE.test(m)) return m;
+function maskPhone(m: string, offset: number, text: string): string {
+  if (ISO_DATE.test(m) || insideIdentifier(text, offset, offset + m.length)) return m;
   const n = digitsOf(m).length;
   // A written country code or area code in parentheses marks a phone number even when short;
   // otherwise demand 10+ digits so small numbers and identifiers survive.
