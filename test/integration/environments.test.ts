@@ -287,9 +287,9 @@ describe("bad input", () => {
     expect(resourcesOf("badimg")).toBe("");
   }, TIMEOUT);
 
-  it("a passphrase Secret that does not exist is a clear error, before any stack exists", async () => {
+  it("a passphrase Secret that does not exist is a clear MissingReference error (as the rollout reports it), before any stack exists", async () => {
     const err = await adapter.ensure(rollout("nopass", { pulumi: { passphraseSecretRef: { name: "pulumi-pass", key: "passphrase" } } }), "canary", version()).catch((e: unknown) => e);
-    expect(err).toMatchObject({ transient: false, reason: "MissingPassphrase" });
+    expect(err).toMatchObject({ transient: false, reason: "MissingReference" });
     expect((err as Error).message).toBe(
       `spec.environments.pulumi.passphraseSecretRef: Secret "pulumi-pass" in namespace "${ns}" has no key "passphrase" (or does not exist): create it with kubectl create secret generic pulumi-pass -n ${ns} --from-literal=passphrase=<passphrase>`,
     );

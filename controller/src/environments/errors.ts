@@ -3,22 +3,22 @@
  *
  * Every failure is an EnvironmentFailure (reconcile/contract.ts): `transient` says whether to
  * requeue with backoff (a stack locked by an update in progress) or to set Degraded with the
- * message (everything a person has to fix: bad input, a missing passphrase, an unwritable
+ * message (everything a person has to fix: bad input, a wrong passphrase, an unwritable
  * backend, an update Pulumi rejected).
  */
 import type { EnvironmentFailure, EnvironmentRole } from "../reconcile/contract.ts";
+import { Reason } from "../reconcile/reasons.ts";
 
-/**
- * Condition and Event reasons of environment failures. They belong with the others in
- * reconcile/reasons.ts once reconcile acts on them.
- */
+/** Condition and Event reasons of environment failures: named in reconcile/reasons.ts with the others. */
 export const EnvironmentReason = {
-  StackLocked: "StackLocked",
-  InvalidEnvironment: "InvalidEnvironment",
-  MissingPassphrase: "MissingPassphrase",
-  BackendUnavailable: "BackendUnavailable",
-  UpdateFailed: "EnvironmentUpdateFailed",
-  DestroyFailed: "EnvironmentDestroyFailed",
+  StackLocked: Reason.StackLocked,
+  InvalidEnvironment: Reason.InvalidEnvironment,
+  MissingPassphrase: Reason.MissingPassphrase,
+  MissingReference: Reason.MissingReference,
+  BackendUnavailable: Reason.BackendUnavailable,
+  UpdateFailed: Reason.EnvironmentUpdateFailed,
+  DestroyFailed: Reason.EnvironmentDestroyFailed,
+  Disabled: Reason.EnvironmentsDisabled,
 } as const;
 
 export interface EnvironmentErrorInit {

@@ -6,6 +6,7 @@
  */
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
 import type { EnsureOptions, EnvironmentFailure, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/contract.ts";
+import { Reason } from "../reconcile/reasons.ts";
 
 export class NoopEnvironments implements EnvironmentsPort {
   async destroyAll(_rollout: AIRollout, _reason: string): Promise<void> {}
@@ -18,7 +19,7 @@ export class NoopEnvironments implements EnvironmentsPort {
     const stack = `${rollout.metadata.namespace}-${rollout.metadata.name}-${role}`;
     if (version.image) {
       const message = `version ${version.version} is an image version (${version.image}), but this controller runs with --environments none and stands nothing up: use endpoint versions, or run the controller with --environments pulumi`;
-      throw Object.assign(new Error(message), { transient: false, permanent: true, reason: "EnvironmentsDisabled", message, stackName: stack, role } satisfies EnvironmentFailure);
+      throw Object.assign(new Error(message), { transient: false, permanent: true, reason: Reason.EnvironmentsDisabled, message, stackName: stack, role } satisfies EnvironmentFailure);
     }
     return {
       stack,

@@ -47,7 +47,7 @@ export const PROJECT = "airollout-env";
  */
 export const DEFAULT_LOCAL_PASSPHRASE = "airollout-local-file-backend";
 
-export const TAGS = { rollout: "airollout:rollout", role: "airollout:role", expiresAt: "airollout:expiresAt" } as const;
+export const TAGS = { rollout: "airollout:rollout", role: "airollout:role", expiresAt: "airollout:expiresAt", url: "airollout:url" } as const;
 
 /** Reads one key of a Secret; undefined when the Secret or the key does not exist. */
 export type SecretReader = (namespace: string, name: string, key: string) => Promise<string | undefined>;
@@ -237,12 +237,14 @@ export class PulumiEnvironments implements EnvironmentsPort {
       try {
         value = await this.o.readSecret(ns, ref.name, ref.key);
       } catch (err) {
-        throw new EnvironmentError({ reason: EnvironmentReason.MissingPassphrase, message: `reading Secret "${ref.name}" for spec.environments.pulumi.passphraseSecretRef: ${(err as Error).message}`, stackName: t.name, role: t.role, transient: true }, { cause: err });
+        throw new EnvironmentError({ reason: EnvironmentReason.MissingReference, message: `reading Secret "${ref.name}" for spec.environments.pulumi.passphraseSecretRef: ${(err as Error).message}`, stackName: t.name, role: t.role, transient: true }, { cause: err });
       }
       if (value === undefined || value === "") {
+        // The same reason as the reference check before any pass acts (reconcile.ts): a missing
+        // Secret or key is MissingReference wherever it is found.
         throw this.fail(
           t,
-          EnvironmentReason.MissingPassphrase,
+          EnvironmentReason.MissingReference,
           `spec.environments.pulumi.passphraseSecretRef: Secret "${ref.name}" in namespace "${ns}" has no key "${ref.key}" (or does not exist): create it with kubectl create secret generic ${ref.name} -n ${ns} --from-literal=${ref.key}=<passphrase>`,
         );
       }
@@ -399,7 +401,10 @@ export class PulumiEnvironments implements EnvironmentsPort {
           .filter(([k, n]) => k !== "same" && (n ?? 0) > 0)
           .map(([k, n]) => `${k} ${n}`);
         this.o.log?.info({ stack: t.name, seconds, changes: result.summary.resourceChanges }, "environment up");
-        return this.statusFrom(t, result.outputs, version, opts, `pulumi up: ${changes.length > 0 ? changes.join(", ") : "no changes"} in ${seconds}s`);
+        const status = this.statusFrom(t, result.outputs, version, opts, `pulumi up: ${changes.length > 0 ? changes.join(", ") : "no changes"} in ${seconds}s`);
+        // The URL as a tag too: `list` (preview list, airollout stacks) reads tags, not outputs.
+        if (status.url) await this.ensureTags(t, stack, { [TAGS.url]: status.url }).catch((err: unknown) => this.o.log?.warn({ stack: t.name, err: (err as Error).message }, "could not tag the stack with its URL"));
+        return status;
       } catch (err) {
         throw this.classify(t, err, EnvironmentReason.UpdateFailed, "pulumi up");
       } finally {
@@ -561,6 +566,7 @@ export class PulumiEnvironments implements EnvironmentsPort {
         role,
         ...(tags[TAGS.rollout] ? { rollout: tags[TAGS.rollout] } : {}),
         ...(tags[TAGS.expiresAt] ? { expiresAt: tags[TAGS.expiresAt] } : {}),
+        ...(tags[TAGS.url] ? { url: tags[TAGS.url] } : {}),
         ...(s.lastUpdate ? { lastUpdate: s.lastUpdate } : {}),
         updating: s.updateInProgress ?? false,
       });

@@ -8,6 +8,7 @@ import { API_VERSION, FINALIZER, KIND, PLURAL, type AIRollout, type Status } fro
 import { rolloutPath, rolloutsPath } from "../api/paths.ts";
 import { forRollout } from "../telemetry/logger.ts";
 import type { ControllerMetrics } from "../telemetry/metrics.ts";
+import type { EgressPolicy } from "../api/egress.ts";
 import { references, validateSpec } from "../reconcile/reconcile.ts";
 import { runPass } from "../reconcile/pass.ts";
 import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MeasurementsPort } from "../reconcile/contract.ts";
@@ -30,6 +31,8 @@ export interface ControllerOptions {
   identity: string;
   resyncMs?: number;
   concurrency?: number;
+  /** The cluster admin's egress policy: a rollout whose spec dials outside it is refused (EgressDenied). */
+  egress?: EgressPolicy;
   /** Test failpoints (AIROLLOUT_FAILPOINT), e.g. `after-events=3000` sleeps between events and status. */
   failpoint?: string;
 }
@@ -124,7 +127,7 @@ export class Controller {
   }
 
   private async observeWorld(obj: AIRollout): Promise<World> {
-    const world: World = { references: {} };
+    const world: World = { references: {}, ...(this.o.egress ? { egress: this.o.egress } : {}) };
     const parsed = validateSpec(obj.spec);
     if (!parsed.ok) return world;
     const ns = obj.metadata.namespace;

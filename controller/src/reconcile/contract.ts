@@ -6,6 +6,7 @@
  */
 import type { AIRollout, Status, VersionSpec } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/provider.ts";
+import type { EgressPolicy } from "../api/egress.ts";
 /** A reference from the spec to another object the controller needs to act. */
 export interface Reference {
   kind: "Secret" | "ConfigMap";
@@ -35,6 +36,8 @@ export interface World {
   measurements?: Record<string, QueryOutcome>;
   /** Outcomes of the environment updates a first pass asked for (Plan.ensure), by role. */
   environments?: Partial<Record<RolloutRole, EnvironmentOutcome>>;
+  /** The cluster admin's egress policy (controller flags): a spec that dials outside it is refused. */
+  egress?: EgressPolicy;
 }
 
 export type EnvironmentOutcome = { ok: true; status: EnvironmentStatus } | { ok: false; failure: EnvironmentFailure };

@@ -12,6 +12,12 @@ export const Reason = {
   Initialized: "Initialized",
   NewRevision: "NewRevision",
   InvalidSpec: "InvalidSpec",
+  /** A spec field points where the egress policy does not allow (api/egress.ts): a person must act. */
+  EgressDenied: "EgressDenied",
+  /**
+   * A Secret or ConfigMap the spec refers to, or its key, is missing: any reference, the Pulumi
+   * passphrase Secret included. It may be created later, so it retries with backoff.
+   */
   MissingReference: "MissingReference",
   AsExpected: "AsExpected",
   Deleting: "Deleting",
@@ -35,6 +41,22 @@ export const Reason = {
   ProgressDeadlineExceeded: "ProgressDeadlineExceeded",
   EnvironmentsPending: "EnvironmentsPending",
   EnvironmentFailed: "EnvironmentFailed",
+  // Environment failures (environments/errors.ts), as Degraded reasons and Warning Events.
+  /** A stack locked by an update in progress (transient: backoff only). */
+  StackLocked: "StackLocked",
+  /** The Pulumi program refused the input (no stack is created). */
+  InvalidEnvironment: "InvalidEnvironment",
+  /**
+   * A backend that needs a secrets passphrase has none configured, or the passphrase given does
+   * not open the stack. A passphrase Secret or key that is missing is MissingReference.
+   */
+  MissingPassphrase: "MissingPassphrase",
+  /** A file backend that cannot be written. */
+  BackendUnavailable: "BackendUnavailable",
+  EnvironmentUpdateFailed: "EnvironmentUpdateFailed",
+  EnvironmentDestroyFailed: "EnvironmentDestroyFailed",
+  /** Image versions with the controller's environments turned off (`--environments none`). */
+  EnvironmentsDisabled: "EnvironmentsDisabled",
   Stalled: "Stalled",
   /** A shadow step whose judged mismatch rate is above the limit (fail fast or at its end). */
   ShadowMismatch: "ShadowMismatch",

@@ -15,6 +15,7 @@ import { advance, resolveRolloutAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./contract.ts";
 import { referenceDigest, referenceKey, versionReferences } from "./references.ts";
 import { shortHash } from "../api/hash.ts";
+import { egressProblems } from "../api/egress.ts";
 
 export { referenceDigest, referenceKey, versionReferences };
 
@@ -194,6 +195,9 @@ export function reconcile(obs: Observed): Plan {
   const parsed = validateSpec(obj.spec);
   if (!parsed.ok) return degrade(Reason.InvalidSpec, parsed.message, false);
   const spec = parsed.spec;
+  // Before anything is dialed or stood up: only the admin (or a spec edit) can clear it.
+  const denied = obs.world.egress ? egressProblems(spec, namespace, obs.world.egress) : [];
+  if (denied.length > 0) return degrade(Reason.EgressDenied, denied.join("; "), false);
   const problems = referenceProblems(spec, obs.world, namespace);
   if (problems.length > 0) return degrade(Reason.MissingReference, problems.join("; "), true);
 
