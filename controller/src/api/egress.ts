@@ -347,9 +347,10 @@ export function dialedFields(spec: DialingSpec): DialedField[] {
   return out;
 }
 
-/** Refusals of a spec's dialed fields under a policy (empty when every one is allowed). */
-export function egressProblems(spec: DialingSpec, namespace: string, policy: EgressPolicy): string[] {
+/** Refusals of a spec's dialed fields under a policy (empty when every one is allowed, or there is no policy). */
+export function egressProblems(spec: DialingSpec, namespace: string, policy: EgressPolicy | undefined): string[] {
   const out: string[] = [];
+  if (!policy) return out;
   for (const f of dialedFields(spec)) {
     const d = checkEndpoint(f.url, namespace, policy, f.field);
     if (!d.allowed) out.push(d.message);

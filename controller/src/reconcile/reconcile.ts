@@ -196,7 +196,7 @@ export function reconcile(obs: Observed): Plan {
   if (!parsed.ok) return degrade(Reason.InvalidSpec, parsed.message, false);
   const spec = parsed.spec;
   // Before anything is dialed or stood up: only the admin (or a spec edit) can clear it.
-  const denied = obs.world.egress ? egressProblems(spec, namespace, obs.world.egress) : [];
+  const denied = egressProblems(spec, namespace, obs.world.egress);
   if (denied.length > 0) return degrade(Reason.EgressDenied, denied.join("; "), false);
   const problems = referenceProblems(spec, obs.world, namespace);
   if (problems.length > 0) return degrade(Reason.MissingReference, problems.join("; "), true);
