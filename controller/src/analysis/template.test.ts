@@ -36,6 +36,25 @@ describe("renderTemplate", () => {
     expect(() => renderTemplate("x > {{rollout}}", { ...vars, rollout: "my-app" })).toThrow(/\{\{rollout\}\} is used outside a quoted string/);
   });
 
+  // Found by template.property.test.ts: `-1` is a number, but after an operand it is a subtraction.
+  it.each([
+    ["x {{args.t}}", "-1", "x - 1"],
+    ["{{args.t}}{{args.t}}", "-1", "-1 - 1"],
+    ["sum(x) {{args.t}}", "+2", "sum(x) + 2"],
+  ])("refuses a signed value after an operand: %s with %s would read as %s", (template, t) => {
+    expect(() => renderTemplate(template, { ...vars, args: { t } })).toThrow(/follows an operand, so its signed value/);
+  });
+
+  it.each([
+    ["x > {{args.t}}", "x > -1"],
+    ["x offset {{args.t}}", "x offset -1"],
+    ["x > bool {{args.t}}", "x > bool -1"],
+    ["max(x, {{args.t}})", "max(x, -1)"],
+    ["{{args.t}}", "-1"],
+  ])("keeps a signed value where the sign is unary: %s", (template, expected) => {
+    expect(renderTemplate(template, { ...vars, args: { t: "-1" } })).toBe(expected);
+  });
+
   it.each<[string, string, string]>([
     ["double quotes", 'x{code=~"{{args.code}}"}', String.raw`x{code=~"5..\"} or vector(1) or {x=\""}`],
     ["single quotes", "x{code=~'{{args.v}}'}", String.raw`x{code=~'it\'s \\ "ok"'}`],

@@ -200,11 +200,33 @@ export function renderTemplate(template: CompiledTemplate | string, vars: Templa
             part.name,
           );
         }
+        if (SIGNED.test(value) && afterOperand(out)) {
+          throw new TemplateError(
+            `{{${part.name}}} follows an operand, so its signed value ${JSON.stringify(value)} would turn into a subtraction or addition; write the sign in the query`,
+            part.name,
+          );
+        }
         out += value;
         break;
     }
   }
   return out;
+}
+
+const SIGNED = /^[+-]/;
+// Words after which a sign is unary in PromQL (`offset -5m`, `x > bool -1`, `a or -1`).
+const OPERATOR_WORDS = new Set(["offset", "bool", "and", "or", "unless", "atan2"]);
+
+/**
+ * Whether the query so far ends with an operand (a name, number, closing bracket or string), so a
+ * signed value placed next would be read as a binary `+`/`-`: `x {{args.t}}` with `-1` is `x - 1`.
+ */
+function afterOperand(rendered: string): boolean {
+  const text = rendered.trimEnd();
+  if (text === "") return false;
+  const word = /[A-Za-z0-9_.:]+$/.exec(text);
+  if (word) return !OPERATOR_WORDS.has(word[0].toLowerCase());
+  return /[)\]}"'`]$/.test(text);
 }
 
 /**
