@@ -3,11 +3,11 @@
  * value; the controller acts on every new value exactly once (status.handled records it), so
  * a repeated command acts again and a replayed pass never does.
  */
-import { parseArgs } from "node:util";
 import { ANNOTATIONS, type AIRollout } from "../api/schema.ts";
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
+import { ABORT, PROMOTE, RETRY, parseFlags } from "./commands.ts";
 
 export type ControlVerb = "promote" | "abort" | "retry";
 
@@ -18,11 +18,7 @@ export function requestValue(verb: ControlVerb, full: boolean, now = Date.now())
 }
 
 export async function controlCommand(verb: ControlVerb, argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { namespace: { type: "string", short: "n" }, kubeconfig: { type: "string" }, full: { type: "boolean", default: false } },
-  });
+  const { values, positionals } = parseFlags({ promote: PROMOTE, abort: ABORT, retry: RETRY }[verb], argv);
   const name = positionals[0];
   if (!name) throw new UsageError(`${verb}: give the AIRollout's name`);
   if (values.full && verb !== "promote") throw new UsageError(`--full applies to promote only`);

@@ -3,7 +3,7 @@ import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { Controller } from "../kube/controller.ts";
 import { LeaderElector } from "../kube/lease.ts";
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
 import { NoopEnvironments } from "../environments/noop.ts";
@@ -16,17 +16,25 @@ import { PrometheusMeasurements } from "../analysis/measure.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { createControllerMetrics } from "../telemetry/metrics.ts";
 import { startHealthServer } from "../telemetry/http.ts";
+import { CONTROLLER, parseFlags } from "./commands.ts";
+import { UsageError } from "./errors.ts";
+import { publishBackend, publishedName, type PublishedBackend } from "./backend.ts";
+import { parseDuration } from "../api/duration.ts";
 
 export interface ControllerFlags {
   kubeconfig?: string;
   namespace?: string;
   metricsPort: number;
+  /** Address of /healthz, /readyz and /metrics. */
+  bindAddress: string;
   leaderElect: boolean;
   leaseNamespace: string;
   leaseName: string;
   identity: string;
   environments: "pulumi" | "none";
   stateDir?: string;
+  /** How often expired previews are collected (default one minute). */
+  previewGcIntervalMs?: number;
 }
 
 /**
@@ -36,8 +44,9 @@ export interface ControllerFlags {
 class LazyPulumiEnvironments implements EnvironmentsPort {
   private inner?: Promise<PulumiEnvironments>;
   private readonly make: () => Promise<PulumiEnvironments>;
-  private readonly backendDir: string;
-  constructor(make: () => Promise<PulumiEnvironments>, backendDir: string) {
+  /** The default backend's directory when it is a file backend (else undefined). */
+  private readonly backendDir: string | undefined;
+  constructor(make: () => Promise<PulumiEnvironments>, backendDir: string | undefined) {
     this.make = make;
     this.backendDir = backendDir;
   }
@@ -62,55 +71,182 @@ class LazyPulumiEnvironments implements EnvironmentsPort {
   }
   async collectExpired(now: Date): Promise<EnvironmentSummary[]> {
     // No stack was ever made here: nothing to collect, and no reason to build the toolchain.
-    if (!this.inner && !process.env.PULUMI_BACKEND_URL && !existsSync(this.backendDir)) return [];
+    if (!this.inner && this.backendDir !== undefined && !existsSync(this.backendDir)) return [];
     return (await this.get()).collectExpired(now);
   }
 }
 
-/** The environments port the controller uses; `airollout preview` shares it (same state dir). */
-export function environmentsPort(flags: Pick<ControllerFlags, "environments" | "stateDir" | "kubeconfig">, client: KubeClient, log: Logger): EnvironmentsPort {
+/** The state directory and default Pulumi backend of a process with these flags. */
+export function pulumiState(flags: { stateDir?: string; backendUrl?: string }, role: "controller" | "cli" = "controller"): { stateDir: string; backend: string } {
+  const stateDir = flags.stateDir ?? join(process.env.AIROLLOUT_STATE_DIR ?? join(homedir(), ".local", "state", "airollout"), role);
+  return { stateDir, backend: flags.backendUrl ?? process.env.PULUMI_BACKEND_URL ?? `file://${join(stateDir, "backend")}` };
+}
+
+/**
+ * The environments port the controller uses; `airollout preview` and `stacks` share it, with
+ * the backend the controller published (backendUrl) and a state directory of their own.
+ */
+export function environmentsPort(flags: Pick<ControllerFlags, "environments" | "stateDir" | "kubeconfig"> & { backendUrl?: string }, client: KubeClient, log: Logger): EnvironmentsPort {
   if (flags.environments === "none") return new NoopEnvironments();
-  const stateDir = flags.stateDir ?? join(process.env.AIROLLOUT_STATE_DIR ?? join(homedir(), ".local", "state", "airollout"), "controller");
+  const { stateDir, backend } = pulumiState(flags);
   const kubeconfig = flags.kubeconfig ?? process.env.KUBECONFIG;
   return new LazyPulumiEnvironments(async () => {
     const toolchain = await ensurePulumiToolchain((line) => log.info({ build: line }, "building the Pulumi toolchain"));
     return new PulumiEnvironments({
       stateDir,
+      backendUrl: backend,
       toolchain,
       readSecret: kubeSecretReader((path) => client.get(path), (err) => err instanceof ApiError && err.notFound),
       ...(kubeconfig ? { env: { KUBECONFIG: kubeconfig } } : {}),
       log: log.child({ port: "environments" }),
     });
-  }, join(stateDir, "backend"));
+  }, backend === `file://${join(stateDir, "backend")}` ? join(stateDir, "backend") : undefined);
 }
 
-/** Runs until SIGTERM/SIGINT (exit 0) or lost leadership (exit 1, to be restarted). */
+/**
+ * Where the probes and metrics listen unless --bind-address says: every interface in a Pod
+ * (the kubelet probes the Pod IP; Prometheus scrapes it), loopback when run by hand, where
+ * nothing else needs to reach them.
+ */
+export function defaultBindAddress(env: NodeJS.ProcessEnv = process.env): string {
+  return env.KUBERNETES_SERVICE_HOST ? "0.0.0.0" : "127.0.0.1";
+}
+
+/** `airollout controller [flags]`: validates the flags, then runs the controller. */
+export async function controllerCommand(args: string[]): Promise<number> {
+  const { values } = parseFlags(CONTROLLER, args);
+  const port = Number(values["metrics-port"]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--metrics-port: ${values["metrics-port"]} is not a port number`);
+  if (values["bind-address"] !== undefined && values["bind-address"].trim() === "") throw new UsageError("--bind-address: empty; give an address such as 127.0.0.1 or 0.0.0.0");
+  if (!["true", "false"].includes(values["leader-elect"])) throw new UsageError(`--leader-elect: ${values["leader-elect"]} is not true or false`);
+  if (values.environments !== "pulumi" && values.environments !== "none") throw new UsageError(`--environments: ${values.environments} is not pulumi or none`);
+  return runController({
+    kubeconfig: values.kubeconfig,
+    namespace: values.namespace,
+    metricsPort: port,
+    bindAddress: values["bind-address"] ?? defaultBindAddress(),
+    leaderElect: values["leader-elect"] === "true",
+    leaseNamespace: values["lease-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
+    leaseName: values["lease-name"],
+    identity: values.id ?? `${hostname()}_${process.pid}`,
+    environments: values.environments,
+    stateDir: values["state-dir"],
+    previewGcIntervalMs: gcInterval(values["preview-gc-interval"]),
+  });
+}
+
+function gcInterval(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`--preview-gc-interval: ${(err as Error).message}`);
+  }
+  // Bounded both ways: 0 would spin, more than 2^31-1 ms would fire at once.
+  if (!(ms >= 1000 && ms <= 24 * 3_600_000)) throw new UsageError(`--preview-gc-interval: ${text} is not between 1s and 24h`);
+  return ms;
+}
+
+/**
+ * One leadership term's reconciler: a fresh Controller (informers, queue) each time the lease
+ * is won, stopped when it is lost, so a replica that is no longer leader acts on nothing and a
+ * new term starts from a fresh list rather than from caches that missed events.
+ */
+class Terms {
+  private current?: Controller;
+  /** Start and stop in the order called: a term never starts before the last one stopped. */
+  private chain: Promise<void> = Promise.resolve();
+  private readonly make: () => Controller;
+  constructor(make: () => Controller) {
+    this.make = make;
+  }
+  get synced(): boolean {
+    return this.current?.synced ?? false;
+  }
+  begin(onStarted: () => void): void {
+    this.chain = this.chain.then(() => {
+      this.current ??= this.make();
+      this.current.start();
+      onStarted();
+    });
+  }
+  end(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      const c = this.current;
+      this.current = undefined;
+      await c?.stop();
+    });
+    return this.chain;
+  }
+}
+
+/** Publishes the default backend for `airollout preview` and `stacks`; a failure is logged, not fatal. */
+function publish(client: KubeClient, flags: ControllerFlags, log: Logger): void {
+  const what: PublishedBackend = {
+    backend: flags.environments === "pulumi" ? pulumiState(flags).backend : "",
+    environments: flags.environments,
+    watchNamespace: flags.namespace ?? "",
+    host: hostname(),
+    identity: flags.identity,
+  };
+  publishBackend(client, { namespace: flags.leaseNamespace, leaseName: flags.leaseName }, what).then(
+    () => log.info({ configMap: `${flags.leaseNamespace}/${publishedName(flags.leaseName)}`, backend: what.backend }, "published the Pulumi backend"),
+    (err: unknown) => log.warn({ err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, "could not publish the Pulumi backend; previews need --backend"),
+  );
+}
+
+/** Runs until SIGTERM/SIGINT (exit 0); a lost lease stops reconciling until it is won again. */
 export async function runController(flags: ControllerFlags): Promise<number> {
   const log = createLogger("controller");
   const metrics = createControllerMetrics();
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig));
   const environments = environmentsPort(flags, client, log);
-  const controller = new Controller({
-    client,
-    log,
-    metrics,
-    environments,
-    measurements: new PrometheusMeasurements(),
-    namespace: flags.namespace,
-    identity: flags.identity,
-    failpoint: process.env.AIROLLOUT_FAILPOINT,
-  });
+  const terms = new Terms(
+    () =>
+      new Controller({
+        client,
+        log,
+        metrics,
+        environments,
+        measurements: new PrometheusMeasurements(),
+        namespace: flags.namespace,
+        identity: flags.identity,
+        failpoint: process.env.AIROLLOUT_FAILPOINT,
+      }),
+  );
   const elector = flags.leaderElect ? new LeaderElector(client, { namespace: flags.leaseNamespace, name: flags.leaseName, identity: flags.identity }, log) : undefined;
-  const { server, port } = await startHealthServer(metrics.registry, { live: () => true, ready: () => !elector?.isLeader || controller.synced }, flags.metricsPort);
-  log.info({ port, identity: flags.identity, namespace: flags.namespace ?? "(all)", server: client.server, leaderElect: flags.leaderElect }, "controller started");
+  const { server, port } = await startHealthServer(metrics.registry, { live: () => true, ready: () => !elector?.isLeader || terms.synced }, flags.metricsPort, flags.bindAddress);
+  log.info({ port, address: flags.bindAddress, identity: flags.identity, namespace: flags.namespace ?? "(all)", server: client.server, leaderElect: flags.leaderElect }, "controller started");
+  const lead = () =>
+    terms.begin(() => {
+      metrics.leader.set(1);
+      publish(client, flags, log);
+      collect();
+    });
+  // Preview environments are collected when their TTL passes (only the leader acts).
+  let collecting = false;
+  const collect = () => {
+    if (flags.environments === "none" || (elector && !elector.isLeader) || collecting) return;
+    collecting = true;
+    environments
+      .collectExpired(new Date())
+      .then(
+        (gone) => gone.length && log.info({ stacks: gone.map((g) => g.stack) }, "expired preview environments destroyed"),
+        (err: unknown) => log.warn({ err: (err as Error).message }, "preview garbage collection failed"),
+      )
+      .finally(() => (collecting = false));
+  };
 
   return new Promise<number>((resolve) => {
     let stopping = false;
+    const gc = setInterval(collect, flags.previewGcIntervalMs ?? 60_000);
+    gc.unref();
     const shutdown = async (code: number, why: string) => {
       if (stopping) return;
       stopping = true;
+      clearInterval(gc);
       log.info({ reason: why }, "shutting down");
-      await controller.stop();
+      await terms.end();
       await elector?.release();
       metrics.leader.set(0);
       server.close();
@@ -119,27 +255,14 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     };
     process.once("SIGTERM", () => void shutdown(0, "SIGTERM"));
     process.once("SIGINT", () => void shutdown(0, "SIGINT"));
-    // Preview environments are collected when their TTL passes (only the leader acts).
-    const gc = setInterval(() => {
-      if (flags.environments === "none" || (elector && !elector.isLeader)) return;
-      environments.collectExpired(new Date()).then(
-        (gone) => gone.length && log.info({ stacks: gone.map((g) => g.stack) }, "expired preview environments destroyed"),
-        (err: unknown) => log.warn({ err: (err as Error).message }, "preview garbage collection failed"),
-      );
-    }, 60_000);
-    gc.unref();
     if (!elector) {
-      metrics.leader.set(1);
-      controller.start();
+      lead();
       return;
     }
     log.info({ lease: `${flags.leaseNamespace}/${flags.leaseName}` }, "waiting for leadership");
-    elector.run(
-      () => {
-        metrics.leader.set(1);
-        controller.start();
-      },
-      () => void shutdown(1, "lost leadership"),
-    );
+    elector.run(lead, () => {
+      metrics.leader.set(0);
+      void terms.end().then(() => log.info("stopped reconciling until the lease is won again"));
+    });
   });
 }

@@ -1,23 +1,31 @@
-/** `airollout dev up|down|status`: the embedded local control plane, like kind or minikube. */
-import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { alive, down, readState, recordNodeSimulator, statusReport, up } from "../dev/controlplane.ts";
+/** `airollout dev up|down|status|env`: the embedded local control plane, like kind or minikube. */
+import { dirname, join } from "node:path";
+import { DEV, parseFlags } from "./commands.ts";
+import { PROJECT_ROOT } from "../dev/tools.ts";
+import { alive, defaultDevDir, down, readState, recordNodeSimulator, statusReport, up } from "../dev/controlplane.ts";
 import { startNodeSimulator } from "../dev/kwok.ts";
 import { UsageError } from "./errors.ts";
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
+/** A value single-quoted for POSIX shells (a quote inside becomes '\''). */
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The exports `eval "$(airollout dev env)"` runs: the control plane's KUBECONFIG, and on PATH
+ * its kubectl (the version matching the server) and this checkout's bin/ (airollout and the
+ * kubectl-airollout plugin, run on the project's pinned Node.js: no npm in the way).
+ */
+export function envExports(state: { kubeconfig: string; kubectl: string }): string {
+  const path = [dirname(state.kubectl), join(PROJECT_ROOT, "bin")].map(shellQuote).join(":");
+  return `export KUBECONFIG=${shellQuote(state.kubeconfig)}\nexport PATH=${path}:"$PATH"\n`;
+}
+
 export async function devCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      dir: { type: "string" },
-      purge: { type: "boolean", default: false },
-      "without-controller-manager": { type: "boolean", default: false },
-      "node-simulator": { type: "boolean", default: false },
-    },
-  });
+  const { values } = parseFlags(DEV, rest);
   switch (sub) {
     case "up": {
       if (values["node-simulator"] && values["without-controller-manager"]) {
@@ -36,7 +44,14 @@ export async function devCommand(argv: string[]): Promise<number> {
       }
       progress(`state and logs: ${state.dir}`);
       progress(`kubectl ${state.kubeVersion} (matching the server): ${state.kubectl}`);
+      progress(`put it, airollout and kubectl-airollout on PATH and use this cluster: eval "$(${join(PROJECT_ROOT, "bin", "airollout")} dev env${values.dir ? ` --dir ${shellQuote(values.dir)}` : ""})"`);
       process.stdout.write(`export KUBECONFIG=${state.kubeconfig}\n`);
+      return 0;
+    }
+    case "env": {
+      const state = readState(values.dir ?? defaultDevDir());
+      if (!state) throw new Error(`no local control plane in ${values.dir ?? defaultDevDir()}: run airollout dev up${values.dir ? ` --dir ${values.dir}` : ""} first`);
+      process.stdout.write(envExports(state));
       return 0;
     }
     case "down":
@@ -49,6 +64,6 @@ export async function devCommand(argv: string[]): Promise<number> {
       return report.running ? 0 : 1;
     }
     default:
-      throw new UsageError(`dev: expected up, down or status, got ${JSON.stringify(sub ?? "")}`);
+      throw new UsageError(`dev: expected up, down, status or env, got ${JSON.stringify(sub ?? "")}`);
   }
 }

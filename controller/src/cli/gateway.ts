@@ -1,7 +1,7 @@
 /** `airollout gateway` and `airollout quarantine list|replay`: wiring and output only. */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { GATEWAY, QUARANTINE, parseFlags } from "./commands.ts";
 import { defaultShadowWorkers, Gateway } from "../gateway/gateway.ts";
 import { QuarantineStore, replay } from "../gateway/quarantine.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
@@ -23,19 +23,7 @@ function port(flag: string, value: string | undefined): number | undefined {
 
 /** Runs the gateway until SIGTERM/SIGINT. */
 export async function gatewayCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      kubeconfig: { type: "string" },
-      namespace: { type: "string" },
-      port: { type: "string", default: "8080" },
-      host: { type: "string", default: "0.0.0.0" },
-      "metrics-port": { type: "string" },
-      "state-dir": { type: "string" },
-      "quarantine-max-rows": { type: "string" },
-      "shadow-workers": { type: "string" },
-    },
-  });
+  const { values } = parseFlags(GATEWAY, args);
   const listenPort = port("--port", values.port)!;
   const metricsPort = port("--metrics-port", values["metrics-port"]);
   const maxRows = values["quarantine-max-rows"] === undefined ? undefined : Number(values["quarantine-max-rows"]);
@@ -73,18 +61,8 @@ export async function gatewayCommand(args: string[]): Promise<number> {
 /** `airollout quarantine list [--rollout NS/NAME] [--limit N] [--json]` and `replay ID --gateway URL`. */
 export async function quarantineCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      "state-dir": { type: "string" },
-      rollout: { type: "string" },
-      namespace: { type: "string", short: "n" },
-      limit: { type: "string", default: "50" },
-      json: { type: "boolean", default: false },
-      gateway: { type: "string", default: process.env.AIROLLOUT_GATEWAY_URL },
-    },
-  });
+  const { values: flags, positionals } = parseFlags(QUARANTINE, rest);
+  const values = { ...flags, gateway: flags.gateway ?? process.env.AIROLLOUT_GATEWAY_URL };
   const store = new QuarantineStore(join(values["state-dir"] ?? defaultStateDir(), "quarantine.db"));
   try {
     if (sub === "list") {

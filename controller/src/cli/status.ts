@@ -1,10 +1,10 @@
 /** `airollout status NAME`: a rollout's phase, steps and conditions, for humans. */
-import { parseArgs } from "node:util";
 import type { AIRollout } from "../api/schema.ts";
 import { formatDuration } from "../api/duration.ts";
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
+import { STATUS, parseFlags } from "./commands.ts";
 
 /** Renders the status block `airollout status` prints. */
 export function renderStatus(obj: AIRollout): string {
@@ -46,7 +46,7 @@ export function renderStatus(obj: AIRollout): string {
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { namespace: { type: "string", short: "n" }, kubeconfig: { type: "string" } } });
+  const { values, positionals } = parseFlags(STATUS, argv);
   const name = positionals[0];
   if (!name) throw new UsageError("status: give the AIRollout's name");
   const client = new KubeClient(loadKubeConfig(values.kubeconfig));

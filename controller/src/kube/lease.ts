@@ -2,8 +2,10 @@
  * Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does:
  * the holder renews every renewPeriod; others may take the lease once renewTime is older than
  * leaseDurationSeconds. Updates carry the resourceVersion, so two candidates can never both win.
- * A leader that cannot renew before its deadline steps down (onStoppedLeading) instead of
- * acting on a lease it may have lost.
+ * A leader that cannot renew before its deadline, or finds another holder, steps down
+ * (onStoppedLeading) instead of acting on a lease it may have lost, and then campaigns again
+ * like any candidate: run by hand, nothing would restart a process that exited, and an API
+ * server that comes back should find the controller waiting, not gone.
  */
 import type { Logger } from "pino";
 import { ApiError, type KubeClient } from "./client.ts";
@@ -29,6 +31,9 @@ interface Lease {
     leaseTransitions?: number;
   };
 }
+
+/** What one attempt found: the lease is ours now, another live holder has it, or it failed. */
+type Attempt = "held" | "other" | "failed";
 
 /** MicroTime as the API expects it (RFC 3339 with microseconds). */
 function microTime(d: Date): string {
@@ -59,45 +64,59 @@ export class LeaderElector {
   }
 
   /**
-   * Campaigns until stopped. onStartedLeading runs once when the lease is won;
-   * onStoppedLeading when it is lost (the caller should exit, as controller-runtime does).
+   * Campaigns until stopped. onStartedLeading runs each time the lease is won; onStoppedLeading
+   * each time it is lost (the caller stops acting at once), after which this keeps campaigning
+   * and may call onStartedLeading again.
    */
   run(onStartedLeading: () => void, onStoppedLeading: () => void): void {
     const tick = async () => {
       if (this.stopped) return;
-      let ok = false;
+      let attempt: Attempt = "failed";
       try {
-        ok = await this.tryAcquireOrRenew();
+        attempt = (await this.tryAcquireOrRenew()) ? "held" : "other";
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, "lease update failed");
       }
-      if (ok) this.lastRenew = Date.now();
-      if (ok && !this.leading) {
+      if (this.stopped) return;
+      if (attempt === "held") this.lastRenew = Date.now();
+      if (attempt === "held" && !this.leading) {
         this.leading = true;
         this.log.info("became leader");
         onStartedLeading();
-      } else if (this.leading && !ok && Date.now() - this.lastRenew > this.opts.renewDeadlineSeconds * 1000) {
-        this.leading = false;
-        this.log.warn("lost leadership (could not renew before the deadline)");
-        onStoppedLeading();
-        return;
+      } else if (this.leading && attempt !== "held") {
+        const missedDeadline = Date.now() - this.lastRenew > this.opts.renewDeadlineSeconds * 1000;
+        // Another holder (or a lost update race) is proof enough; a failed call is not, until the deadline.
+        if (attempt === "other" || missedDeadline) {
+          this.leading = false;
+          this.log.warn({ why: attempt === "other" ? "another holder has the lease" : "could not renew before the deadline" }, "lost leadership; campaigning again");
+          onStoppedLeading();
+        }
       }
-      if (!this.stopped) this.timer = setTimeout(tick, this.opts.retryPeriodSeconds * 1000);
+      this.timer = setTimeout(tick, this.opts.retryPeriodSeconds * 1000);
     };
     void tick();
+  }
+
+  /**
+   * One API call of the election, with a timeout shorter than the renew deadline: a call that
+   * hangs (an unreachable server that drops packets) must not keep a leader acting past it.
+   */
+  private call<T>(method: "GET" | "POST" | "PUT", path: string, body?: unknown): Promise<T> {
+    const timeoutMs = Math.max(1000, (this.opts.renewDeadlineSeconds * 1000) / 2);
+    return this.client.request<T>(method, path, { timeoutMs, ...(body !== undefined ? { body } : {}) });
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const now = new Date();
     let lease: Lease | undefined;
     try {
-      lease = await this.client.get<Lease>(this.path);
+      lease = await this.call<Lease>("GET", this.path);
     } catch (err) {
       if (!(err instanceof ApiError && err.notFound)) throw err;
     }
     if (!lease) {
       try {
-        await this.client.create(`/apis/coordination.k8s.io/v1/namespaces/${this.opts.namespace}/leases`, {
+        await this.call("POST", `/apis/coordination.k8s.io/v1/namespaces/${this.opts.namespace}/leases`, {
           apiVersion: "coordination.k8s.io/v1",
           kind: "Lease",
           metadata: { name: this.opts.name, namespace: this.opts.namespace },
@@ -128,7 +147,7 @@ export class LeaderElector {
       },
     };
     try {
-      await this.client.replace(this.path, next);
+      await this.call("PUT", this.path, next);
       if (takeover) this.log.info({ previousHolder: holder || null }, "acquired lease");
       return true;
     } catch (err) {

@@ -1,0 +1,197 @@
+/**
+ * Every command's flags, declared once: the parser (parseFlags) and the help (renderHelp) read
+ * the same table, so `airollout <command> --help` lists exactly the flags the command accepts.
+ * This module imports nothing heavy, so `--help` answers without loading the adapters.
+ */
+import { parseArgs } from "node:util";
+
+/** One flag: what parseArgs needs plus the words of its help line. */
+export interface Flag {
+  type: "string" | "boolean";
+  short?: string;
+  default?: string | boolean;
+  /** The value's placeholder in the help (`--namespace NS`); none for booleans. */
+  arg?: string;
+  help: string;
+}
+
+/** A command (with its subcommands, which share one set of flags). */
+export interface Command<F extends Record<string, Flag> = Record<string, Flag>> {
+  name: string;
+  /** One line each: the ways to call it, without the leading `airollout`. */
+  synopsis: string[];
+  summary: string;
+  flags: F;
+  positionals: boolean;
+}
+
+const HELP = { type: "boolean", short: "h", help: "print this help and exit" } as const satisfies Flag;
+const KUBECONFIG = { type: "string", arg: "PATH", help: "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)" } as const satisfies Flag;
+const TARGET_NAMESPACE = { type: "string", short: "n", arg: "NS", help: "the AIRollout's namespace (default: the kubeconfig's namespace)" } as const satisfies Flag;
+
+function command<const F extends Record<string, Flag>>(c: Omit<Command<F>, "flags" | "positionals"> & { flags: F; positionals?: boolean }): Command<F & { help: typeof HELP }> {
+  return { ...c, positionals: c.positionals ?? false, flags: { ...c.flags, help: HELP } };
+}
+
+export const CONTROLLER = command({
+  name: "controller",
+  synopsis: ["controller [flags]"],
+  summary: "run the AIRollout controller (KUBECONFIG or in-cluster config)",
+  flags: {
+    kubeconfig: KUBECONFIG,
+    namespace: { type: "string", arg: "NS", help: "watch one namespace (default: all)" },
+    "metrics-port": { type: "string", default: "8080", arg: "N", help: "port of /healthz, /readyz, /metrics (default 8080; 0 = any free port)" },
+    "bind-address": { type: "string", arg: "ADDR", help: "address /healthz, /readyz, /metrics listen on (default: 0.0.0.0 in a Pod, 127.0.0.1 run by hand)" },
+    "leader-elect": { type: "string", default: "true", arg: "BOOL", help: "elect a leader through a Lease (default true); a lost lease makes it a candidate again" },
+    "lease-namespace": { type: "string", arg: "NS", help: "namespace of the Lease and the published backend (default: $POD_NAMESPACE or default)" },
+    "lease-name": { type: "string", default: "airollout-controller", arg: "NAME", help: "name of the Lease (default airollout-controller)" },
+    id: { type: "string", arg: "ID", help: "identity in the Lease (default: hostname_pid)" },
+    environments: { type: "string", default: "pulumi", arg: "pulumi|none", help: "stand image versions up through Pulumi (default), or not at all" },
+    "state-dir": { type: "string", arg: "PATH", help: "Pulumi file backend and workspaces (default: ~/.local/state/airollout/controller)" },
+    "preview-gc-interval": { type: "string", default: "1m", arg: "DURATION", help: "how often expired preview environments are destroyed (default 1m; also on winning the lease)" },
+  },
+});
+
+export const GATEWAY = command({
+  name: "gateway",
+  synopsis: ["gateway [flags]"],
+  summary: "run the webhook gateway: POST /hooks/<namespace>/<rollout>/<path>",
+  flags: {
+    kubeconfig: { type: "string", arg: "PATH", help: "kubeconfig file (AIRollouts are watched, signature Secrets read)" },
+    namespace: { type: "string", arg: "NS", help: "watch one namespace (default: all)" },
+    port: { type: "string", default: "8080", arg: "N", help: "webhook port, also serving /metrics, /healthz, /readyz (default 8080)" },
+    host: { type: "string", default: "0.0.0.0", arg: "ADDR", help: "listen address (default 0.0.0.0)" },
+    "metrics-port": { type: "string", arg: "N", help: "also serve /metrics, /healthz, /readyz on this port" },
+    "state-dir": { type: "string", arg: "DIR", help: "SQLite files: quarantine.db, idempotency.db (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)" },
+    "quarantine-max-rows": { type: "string", arg: "N", help: "rows kept in the quarantine (default 100000)" },
+    "shadow-workers": { type: "string", arg: "N", help: "worker threads for shadow copies and diffs (default: cores - 1, 1 to 4; 0 = on the thread that answers webhooks)" },
+  },
+});
+
+export const QUARANTINE = command({
+  name: "quarantine",
+  synopsis: ["quarantine list [--rollout NS/NAME] [--limit N] [--json]", "quarantine replay ID --gateway URL"],
+  summary: "list refused webhooks, or re-send one through a gateway",
+  positionals: true,
+  flags: {
+    "state-dir": { type: "string", arg: "DIR", help: "the gateway's state directory (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)" },
+    rollout: { type: "string", arg: "NS/NAME", help: "(list) only this rollout's payloads" },
+    namespace: { type: "string", short: "n", arg: "NS", help: "(list) only this namespace's payloads" },
+    limit: { type: "string", default: "50", arg: "N", help: "(list) at most N rows (default 50)" },
+    json: { type: "boolean", default: false, help: "(list) print JSON, bodies in base64" },
+    gateway: { type: "string", arg: "URL", help: "(replay) the gateway's base URL (default: $AIROLLOUT_GATEWAY_URL)" },
+  },
+});
+
+export const DEV = command({
+  name: "dev",
+  synopsis: ["dev up [--node-simulator] [--dir PATH]", "dev down [--purge] [--dir PATH]", "dev status [--dir PATH]", "dev env [--dir PATH]"],
+  summary: "the embedded local control plane (etcd, kube-apiserver, kube-controller-manager); `eval \"$(airollout dev env)\"` puts its KUBECONFIG and kubectl in your shell",
+  flags: {
+    dir: { type: "string", arg: "PATH", help: "state directory (default: $AIROLLOUT_DEV_DIR or ~/.local/state/airollout/dev)" },
+    purge: { type: "boolean", default: false, help: "(down) also delete the state directory" },
+    "without-controller-manager": { type: "boolean", default: false, help: "(up) start etcd and kube-apiserver only" },
+    "node-simulator": { type: "boolean", default: false, help: "(up) also start KWOK and kube-scheduler: one fake Node that marks Pods Running and Ready" },
+  },
+});
+
+export const STATUS = command({
+  name: "status",
+  synopsis: ["status NAME"],
+  summary: "show a rollout's phase, steps, analysis and conditions",
+  positionals: true,
+  flags: { namespace: TARGET_NAMESPACE, kubeconfig: KUBECONFIG },
+});
+
+const control = (name: "promote" | "abort" | "retry", summary: string) =>
+  command({
+    name,
+    synopsis: [name === "promote" ? "promote NAME [--full]" : `${name} NAME`],
+    summary,
+    positionals: true,
+    flags: {
+      namespace: TARGET_NAMESPACE,
+      kubeconfig: KUBECONFIG,
+      full: { type: "boolean", default: false, help: "(promote) skip the remaining steps: promote fully now" },
+    },
+  });
+
+export const PROMOTE = control("promote", "complete the current step (a pause, an inconclusive analysis); --full skips to promotion");
+export const ABORT = control("abort", "roll back now: weight 0, candidate environments torn down");
+export const RETRY = control("retry", "restart a RolledBack rollout from step 1");
+
+const BACKEND = { type: "string", arg: "URL", help: "Pulumi backend (default: the one the controller publishes in its ConfigMap)" } as const satisfies Flag;
+const BACKEND_STATE_DIR = { type: "string", arg: "PATH", help: "a controller state directory whose file backend to use (overrides the published backend)" } as const satisfies Flag;
+const CONTROLLER_NAMESPACE = { type: "string", arg: "NS", help: "namespace of the controller's published backend (default: search every namespace)" } as const satisfies Flag;
+
+export const PREVIEW = command({
+  name: "preview",
+  synopsis: ["preview up ID --rollout NAME [--ttl 24h]", "preview destroy ID --rollout NAME", "preview list --rollout NAME"],
+  summary: "preview environments of a rollout's candidate (Pulumi), in the controller's backend so it collects them on expiry",
+  positionals: true,
+  flags: {
+    rollout: { type: "string", arg: "NAME", help: "the AIRollout whose candidate the preview runs (required)" },
+    namespace: TARGET_NAMESPACE,
+    kubeconfig: KUBECONFIG,
+    ttl: { type: "string", arg: "DURATION", help: "(up) lifetime before the controller destroys it (default: spec.preview.ttl, else 24h)" },
+    backend: BACKEND,
+    "state-dir": BACKEND_STATE_DIR,
+    "controller-namespace": CONTROLLER_NAMESPACE,
+  },
+});
+
+export const STACKS = command({
+  name: "stacks",
+  synopsis: ["stacks [--rollout NAME]"],
+  summary: "list the Pulumi stacks of the controller's environments (canary, shadow, previews) with their URLs",
+  flags: {
+    rollout: { type: "string", arg: "NAME", help: "only this AIRollout's stacks (its own spec.environments.pulumi.backend if it names one)" },
+    namespace: TARGET_NAMESPACE,
+    kubeconfig: KUBECONFIG,
+    backend: BACKEND,
+    "state-dir": BACKEND_STATE_DIR,
+    "controller-namespace": CONTROLLER_NAMESPACE,
+  },
+});
+
+/** Every command, in the order the general help lists them. */
+export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS];
+
+/** Parses a command's arguments against its declared flags (the only parser the CLI uses). */
+export function parseFlags<F extends Record<string, Flag>>(cmd: Command<F>, args: string[]) {
+  return parseArgs({ args, options: cmd.flags, allowPositionals: cmd.positionals, strict: true });
+}
+
+/** Whether the arguments ask for help (`--help` or `-h` before any `--`). */
+export function wantsHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === "--") return false;
+    if (a === "--help" || a === "-h") return true;
+  }
+  return false;
+}
+
+function flagLabel(name: string, f: Flag): string {
+  return `${f.short ? `-${f.short}, ` : "    "}--${name}${f.arg ? ` ${f.arg}` : ""}`;
+}
+
+/** The help of one command: its synopsis, summary and every flag it accepts. */
+export function renderHelp(cmd: Command): string {
+  const entries = Object.entries(cmd.flags);
+  const width = Math.max(...entries.map(([n, f]) => flagLabel(n, f).length)) + 2;
+  const lines = cmd.synopsis.map((s, i) => `${i === 0 ? "usage:" : "      "} airollout ${s}`);
+  lines.push("", cmd.summary, "", "flags:");
+  for (const [name, f] of entries) lines.push(`  ${flagLabel(name, f).padEnd(width)}${f.help}`);
+  return lines.join("\n") + "\n";
+}
+
+/** The general help: every command with its summary. */
+export function renderUsage(): string {
+  const lines = ["usage: airollout <command> [flags]      (airollout <command> --help lists a command's flags)", "", "commands:"];
+  for (const c of COMMANDS) {
+    lines.push(`  ${c.synopsis[0]}`);
+    for (const s of c.synopsis.slice(1)) lines.push(`  ${s}`);
+    lines.push(`      ${c.summary}`);
+  }
+  return lines.join("\n") + "\n";
+}
