@@ -6,10 +6,18 @@ const WHOLE = new RegExp(DURATION_PATTERN);
 
 /** Parses a duration to milliseconds; throws with the offending text when it does not parse. */
 export function parseDuration(text: string): number {
-  if (!WHOLE.test(text)) throw new Error(`invalid duration ${JSON.stringify(text)}: use forms like 30s, 5m, 1h30m, 500ms`);
+  if (!WHOLE.test(text)) throw new Error(`invalid duration ${quoted(text)}: use forms like 30s, 5m, 1h30m, 500ms`);
   let total = 0;
   for (const m of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
+  // Hundreds of digits overflow to Infinity, which no timer or comparison may ever see. Every
+  // duration the spec admits (32 characters at most) stays far below that, so it always parses.
+  if (!Number.isFinite(total)) throw new Error(`invalid duration ${quoted(text)}: too long to represent`);
   return Math.round(total);
+}
+
+// The text comes from users and other programs: an error message quotes a bounded part of it.
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 }
 
 /** Formats milliseconds the way the spec writes durations (1h30m, 45s, 250ms). */
