@@ -18,6 +18,7 @@ import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
 import { ReferenceIndex, ReferenceInformers, fetchReference, observeReferences, type ReferenceCache } from "./references.ts";
 import { WorkQueue, type WorkResult } from "./queue.ts";
+import { ChangeFilter } from "./changes.ts";
 import { boundedDelay } from "../api/timer.ts";
 
 export interface ControllerOptions {
@@ -51,6 +52,8 @@ export class Controller {
   private readonly cache: ReferenceCache;
   private readonly index = new ReferenceIndex();
   private readonly queue: WorkQueue;
+  /** Our own status writes come back through the watch: they must not cut the backoff short. */
+  private readonly changes = new ChangeFilter();
   private readonly events: EventRecorder;
   private resyncTimer?: NodeJS.Timeout;
   private running = false;
@@ -71,10 +74,11 @@ export class Controller {
       {
         onUpsert: (obj) => {
           this.indexReferences(obj);
-          this.queue.add(keyOf(obj));
+          if (this.changes.changed(keyOf(obj), obj)) this.queue.add(keyOf(obj));
         },
         onDelete: (obj) => {
           this.index.remove(keyOf(obj));
+          this.changes.forget(keyOf(obj));
           this.queue.forget(keyOf(obj));
         },
       },
@@ -145,11 +149,18 @@ export class Controller {
     try {
       const world = await this.observeWorld(obj);
       const now = new Date();
+      // The version the plan is applied to: a status announced before a stand-up replaces it.
+      let current = obj;
       const plan = await runPass(obj, world, now, {
         measure: (requests) => this.o.measurements.measure(requests),
         ensure: (requests) => this.ensureEnvironments(obj, requests, log),
+        announce: async (status) => {
+          if (!statusEqual(current.status, status)) current = await this.writeStatus(obj, current, status, log);
+        },
+        // The steps a stand-up lets start are timed from when it answered, not from `now`.
+        clock: () => new Date(),
       });
-      const result = await this.apply(obj, plan, log);
+      const result = await this.apply(current, plan, log);
       end({ result: result.backoff ? "requeue" : "ok" });
       this.o.metrics.reconcileTotal.inc({ result: result.backoff ? "requeue" : "ok" });
       return result;
@@ -247,10 +258,11 @@ export class Controller {
     }
   }
 
-  /** Replaces status through the status subresource; logs and counts a phase change. */
-  private async writeStatus(before: AIRollout, current: AIRollout, status: Status, log: Logger): Promise<void> {
+  /** Replaces status through the status subresource; logs and counts a phase change; returns the object written. */
+  private async writeStatus(before: AIRollout, current: AIRollout, status: Status, log: Logger): Promise<AIRollout> {
     const body = { apiVersion: API_VERSION, kind: KIND, metadata: current.metadata, spec: current.spec, status };
-    this.informer.observe(await this.o.client.replace<AIRollout>(`${this.objectPath(current)}/status`, body));
+    const written = await this.o.client.replace<AIRollout>(`${this.objectPath(current)}/status`, body);
+    this.informer.observe(written);
     const { namespace, name } = before.metadata;
     const from = before.status?.phase;
     if (status.phase !== from) {
@@ -258,5 +270,6 @@ export class Controller {
       if (from) this.o.metrics.rolloutPhase.remove({ namespace, name, phase: from });
     }
     if (status.phase) this.o.metrics.rolloutPhase.set({ namespace, name, phase: status.phase }, 1);
+    return written;
   }
 }

@@ -19,6 +19,10 @@ class Sim {
   /** What the controller observed of referenced Secrets and ConfigMaps. */
   refs: World["references"] = {};
   env: (role: string, version: string) => EnvironmentOutcome = (role, version) => ({ ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready", url: `http://${role}.ns.svc:8080`, version } });
+  /** How long a stand-up (all the environments of one pass, in parallel) takes on the simulated clock. */
+  standUpMs = 0;
+  /** Status messages published before a stand-up ran (what `kubectl get` shows during it). */
+  announced: string[] = [];
 
   constructor(spec: Record<string, unknown>) {
     this.now = Date.parse("2026-05-01T00:00:00Z");
@@ -47,8 +51,11 @@ class Sim {
           this.ensured.push(`${e.role}:${e.version}`);
           out[e.role] = this.env(e.role, e.version);
         }
+        this.now += this.standUpMs;
         return out;
       },
+      announce: async (status) => void this.announced.push(status.message ?? ""),
+      clock: () => new Date(this.now),
     });
     this.events.push(...plan.events);
     this.actions.push(...plan.actions.map((a) => a.type));
@@ -468,6 +475,60 @@ describe("environments (image versions)", () => {
     for (let i = 0; i < 7; i++) await sim.pass();
     expect(sim.status.phase).toBe("ShadowTesting");
     expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "False" });
+  });
+
+  it("a step's clock starts when its environments are Ready: a stand-up longer than the step does not use the step up", async () => {
+    const sim = new Sim({ ...imageSpec, strategy: { steps: [{ pause: { duration: "5s" } }, { pause: {} }] } });
+    sim.standUpMs = 15_000;
+    await sim.pass();
+    expect(sim.status.phase).toBe("Initialized");
+    const passStart = sim.now;
+    const plan = await sim.pass();
+    const ready = passStart + 15_000;
+    expect(sim.now).toBe(ready);
+    expect(sim.status).toMatchObject({ phase: "Progressing", currentStep: 0 });
+    expect(Date.parse(sim.status.stepStartedAt!)).toBe(ready);
+    expect(plan.requeueAfterMs).toBe(5_000);
+    await sim.runUntil(["Paused"]);
+    expect(sim.status.currentStep).toBe(1);
+    // The 5 s pause ran its full 5 s after Ready (before the fix: 0 s, the stand-up had used it).
+    expect(Date.parse(sim.status.stepStartedAt!) - ready).toBeGreaterThanOrEqual(5_000);
+
+    // A config change restarts from step 1 with a new candidate revision: the same again.
+    sim.obj = { ...sim.obj, metadata: { ...sim.obj.metadata, generation: 2 }, spec: { ...(sim.obj.spec as Record<string, unknown>), candidate: { version: "v2", image: "registry/triage:v2", config: { model: "large" } } } };
+    sim.standUpMs = 3_000;
+    await sim.pass();
+    expect(sim.status.phase).toBe("Initialized");
+    const again = sim.now + 3_000;
+    await sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Progressing", currentStep: 0 });
+    expect(Date.parse(sim.status.stepStartedAt!)).toBe(again);
+    await sim.runUntil(["Paused"]);
+    expect(Date.parse(sim.status.stepStartedAt!) - again).toBeGreaterThanOrEqual(5_000);
+  });
+
+  it("while environments are stood up the status says which; a failure retried says so; one that gave up says it stopped and why", async () => {
+    const sim = new Sim(imageSpec);
+    await sim.pass();
+    await sim.pass();
+    expect(sim.announced).toEqual(["Standing up environments: stable, canary, shadow"]);
+
+    const failing = new Sim(imageSpec);
+    failing.env = (role) => (role === "canary" ? { ok: false, failure: { transient: false, reason: "InvalidEnvironment", message: "image is not a valid reference", stackName: "ns-bot-canary", role: "canary" } } : { ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready" } });
+    await failing.pass();
+    await failing.pass();
+    expect(failing.status.message).toBe("Standing up environments: canary; retrying with backoff after canary: image is not a valid reference (1 of 3 failures)");
+    await failing.pass();
+    // During the retry the status published says what it retries after.
+    expect(failing.announced.at(-1)).toBe("Standing up environments: canary; retrying with backoff after canary: image is not a valid reference (1 of 3 failures)");
+    expect(failing.status.message).toContain("(2 of 3 failures)");
+    await failing.pass();
+    expect(failing.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True" });
+    expect(failing.status.message).toBe(
+      "Gave up standing up environments: the canary environment (stack ns-bot-canary) failed 3 times in a row (maxConsecutiveFailures 3): image is not a valid reference. Not retrying until the spec changes",
+    );
+    await failing.pass();
+    expect(failing.status.message).toMatch(/^Gave up standing up environments/);
   });
 
   it("rollback destroys the candidate's environments only", async () => {

@@ -648,16 +648,36 @@ function finishPromotion(ctx: Ctx): void {
   transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
 }
 
-/** Before step 1: the environments must be Ready; then the steps start in the same pass. */
+/**
+ * Before step 1: the environments must be Ready; then the steps start in the same pass. The step's
+ * clock starts at the pass's `now`, which runPass (pass.ts) takes after the stand-up answered.
+ */
 function standUpThenStart(ctx: Ctx): void {
   const needs = startNeeds(ctx);
   if (!environmentsReady(ctx, needs)) {
-    const pending = needs.filter((n) => ctx.status.environments?.[n.role]?.phase !== "Ready").map((n) => n.role);
-    ctx.status.message = `Standing up environments (${pending.join(", ")}) through Pulumi`;
+    ctx.status.message = standUpMessage(ctx, needs);
     return;
   }
   enterStep(ctx, 0);
   runSteps(ctx);
+}
+
+/**
+ * status.message while the environments are not Ready: which ones are being stood up, the
+ * failures being retried with backoff, or, once one gave up, that nothing is retried and why.
+ */
+function standUpMessage(ctx: Ctx, needs: EnvNeed[]): string {
+  const envs = ctx.status.environments ?? {};
+  const max = maxEnvironmentFailures(ctx.spec);
+  const failed = needs.filter((n) => envs[n.role]?.phase === "Failed" && envs[n.role]?.revision === n.revision);
+  const gaveUp = failed.find((n) => (envs[n.role]!.consecutiveFailures ?? 0) >= max);
+  if (gaveUp) {
+    const e = envs[gaveUp.role]!;
+    return `Gave up standing up environments: the ${gaveUp.role} environment (stack ${e.stack}) failed ${e.consecutiveFailures} times in a row (maxConsecutiveFailures ${max}): ${e.message ?? "no message"}. Not retrying until the spec changes`;
+  }
+  const pending = needs.filter((n) => !isReady(ctx, n)).map((n) => n.role);
+  const retrying = failed.map((n) => `${n.role}: ${envs[n.role]!.message ?? "failed"} (${envs[n.role]!.consecutiveFailures ?? 0} of ${max} failures)`);
+  return `Standing up environments: ${pending.join(", ")}${retrying.length ? `; retrying with backoff after ${retrying.join("; ")}` : ""}`;
 }
 
 /**

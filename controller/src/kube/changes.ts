@@ -1,0 +1,37 @@
+/**
+ * Which watch events of an AIRollout call for a pass. The controller's own status writes come
+ * back through the watch; enqueueing each at once ran the next pass right after a failed one and
+ * defeated the queue's backoff (three environment failures 40-60 ms apart, then Stalled). A pass
+ * is due when something outside status changed: the spec (generation), the annotations (promote,
+ * abort, retry), the finalizers, deletion, or the object itself (a new uid). A status changed by
+ * someone else waits for the next timed pass or resync, as in controllers built on
+ * controller-runtime's GenerationChangedPredicate (which also lets annotation changes through here).
+ */
+import type { AIRollout } from "../api/schema.ts";
+
+/** What of an object, besides status, a pass depends on. */
+function fingerprint(obj: AIRollout): string {
+  const m = obj.metadata;
+  return JSON.stringify([m.uid ?? null, m.generation ?? null, m.deletionTimestamp ?? null, m.annotations ?? {}, m.finalizers ?? []]);
+}
+
+/** Remembers, per key, the last version seen; one entry per object the informer holds. */
+export class ChangeFilter {
+  private readonly seen = new Map<string, string>();
+
+  /**
+   * Whether `obj` differs from the last version seen of `key` in anything but status and
+   * resourceVersion (true for a key not seen before). Records it either way.
+   */
+  changed(key: string, obj: AIRollout): boolean {
+    const f = fingerprint(obj);
+    if (this.seen.get(key) === f) return false;
+    this.seen.set(key, f);
+    return true;
+  }
+
+  /** Drops a deleted object's entry. */
+  forget(key: string): void {
+    this.seen.delete(key);
+  }
+}
