@@ -48,8 +48,8 @@ export function echoResponder(name: string): Responder {
   return (req, n) => ({ body: { backend: name, n, echo: req.json } });
 }
 
-/** Starts a backend on a free loopback port. */
-export async function startBackend(name: string, respond: Responder = echoResponder(name)): Promise<TestBackend> {
+/** Starts a backend on a free loopback port, or on `port` (to bring a closed backend back where it was). */
+export async function startBackend(name: string, respond: Responder = echoResponder(name), port = 0): Promise<TestBackend> {
   const sockets = new Set<Socket>();
   const requests: ReceivedRequest[] = [];
   let hits = 0;
@@ -93,17 +93,17 @@ export async function startBackend(name: string, respond: Responder = echoRespon
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
-  const port = await new Promise<number>((resolve, reject) => {
+  const bound = await new Promise<number>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(port, "127.0.0.1", () => {
       const addr = server.address();
       resolve(typeof addr === "object" && addr ? addr.port : 0);
     });
   });
   return {
     name,
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
     get hits() {
       return hits;
     },
@@ -182,4 +182,43 @@ export function classifierResponder(o: ClassifierOptions = {}): Responder {
     const intent = o.drift?.(id) ? "other" : INTENTS[id % INTENTS.length];
     return { headers, body: { intent, confidence: 0.5 + (id % 5) / 10, summary: `ticket ${id}` } };
   };
+}
+
+/** What a {@link capacityBackend} saw. */
+export interface CapacityStats {
+  /** Requests answered. */
+  served: number;
+  /** Most requests outstanding at once (being served or waiting for a worker). */
+  maxOutstanding: number;
+}
+
+/**
+ * A responder with a known capacity, like a model server with a fixed worker pool: at most
+ * `concurrency` requests are served at once, each taking `latencyMs`; more wait in its own queue
+ * (unbounded, as a real server's accept queue is to its callers). Capacity is therefore
+ * concurrency x 1000 / latencyMs requests per second, and its own latency is latencyMs.
+ */
+export function capacityResponder(o: { concurrency: number; latencyMs: number }, inner: Responder = (_req, n) => ({ body: { n } })): { respond: Responder; stats: CapacityStats } {
+  const stats: CapacityStats = { served: 0, maxOutstanding: 0 };
+  let busy = 0;
+  let outstanding = 0;
+  const waiting: (() => void)[] = [];
+  const respond: Responder = async (req, n) => {
+    outstanding++;
+    stats.maxOutstanding = Math.max(stats.maxOutstanding, outstanding);
+    if (busy >= o.concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
+    else busy++;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, o.latencyMs));
+      stats.served++;
+      return await inner(req, n);
+    } finally {
+      outstanding--;
+      // The worker goes straight to the next waiter (busy stays counted), else it is freed.
+      const next = waiting.shift();
+      if (next) next();
+      else busy--;
+    }
+  };
+  return { respond, stats };
 }

@@ -21,6 +21,10 @@ export interface TestRedis {
   readonly dir: string;
   /** Sends one inline command and returns the raw reply (for assertions). */
   command(line: string): Promise<string>;
+  /** SIGKILLs the server (an outage); start() brings it back on the same port, empty. */
+  kill(): Promise<void>;
+  /** Starts the server again after kill() and waits until it answers PING. */
+  start(): Promise<void>;
   /** Stops the server and deletes its directory. */
   dispose(): Promise<void>;
 }
@@ -61,6 +65,27 @@ export async function startRedis(readyTimeoutMs = 15_000): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), "airollout-redis-"));
   const port = await freePort();
   const logFile = join(dir, "redis.log");
+  let server = await launch(binary, port, dir, logFile, readyTimeoutMs);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    command: (line) => inline(port, line),
+    async kill() {
+      await server.stop("SIGKILL");
+    },
+    async start() {
+      server = await launch(binary, port, dir, logFile, readyTimeoutMs);
+    },
+    async dispose() {
+      await server.stop("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One redis-server process with its watchdog, ready (answering PING). */
+async function launch(binary: string, port: number, dir: string, logFile: string, readyTimeoutMs: number): Promise<{ stop: (signal: NodeJS.Signals) => Promise<void> }> {
   const proc = spawn(binary, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--logfile", logFile, "--daemonize", "no"], { detached: true, stdio: "ignore" });
   proc.unref();
   if (proc.pid === undefined) throw new Error(`could not start ${binary}`);
@@ -93,13 +118,9 @@ export async function startRedis(readyTimeoutMs = 15_000): Promise<TestRedis> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    dir,
-    command: (line) => inline(port, line),
-    async dispose() {
+    async stop(signal) {
       process.removeListener("exit", onExit);
-      proc.kill("SIGTERM");
+      proc.kill(signal);
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       proc.kill("SIGKILL");
       try {
@@ -107,7 +128,6 @@ export async function startRedis(readyTimeoutMs = 15_000): Promise<TestRedis> {
       } catch {
         /* already gone */
       }
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
