@@ -151,6 +151,18 @@ describe("canary state machine", () => {
     expect(sim.status.phase).toBe("Promoting");
   });
 
+  it("a 720h pause asks to be woken at its end; a pass woken early (the queue wakes at most hourly) asks for the time left", async () => {
+    const sim = new Sim({ ...baseSpec, strategy: { steps: [{ pause: { duration: "720h" } }, { setWeight: 100 }] } });
+    await sim.pass();
+    const entered = await sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Progressing", currentStep: 0 });
+    expect(entered.requeueAfterMs).toBe(720 * 3_600_000);
+    sim.now += 3_600_000;
+    const early = await sim.pass();
+    expect(sim.status.currentStep).toBe(0);
+    expect(early.requeueAfterMs).toBe(719 * 3_600_000);
+  });
+
   it("an analysis step measures the named metrics (all when empty)", async () => {
     const metrics = [
       { name: "a", query: "qa", successCondition: "result < 1" },
