@@ -5,14 +5,20 @@
  * The leader writes a ConfigMap (<lease-name>-backend, labelled airollout.dev/published=
  * pulumi-backend) in its Lease's namespace each time it starts leading. The CLI finds it by
  * label (in --controller-namespace, else in every namespace) and keeps the controllers that
- * watch the rollout's namespace. The controller's service account may already write ConfigMaps
- * (the environments' own), so no new RBAC rule is needed.
+ * watch the rollout's namespace, and only those whose leader refreshed it recently: a controller
+ * that stopped long ago (run by hand with another state directory, say) must not capture the
+ * previews. The controller's service account may already write ConfigMaps (the environments'
+ * own), so no new RBAC rule is needed.
  */
 import { hostname } from "node:os";
 import { ApiError, type KubeClient } from "../kube/client.ts";
 
 export const PUBLISHED_LABEL = "airollout.dev/published";
 export const PUBLISHED_VALUE = "pulumi-backend";
+/** How often the leader rewrites its ConfigMap. */
+export const HEARTBEAT_MS = 60_000;
+/** A ConfigMap not rewritten for this long belongs to a controller that is gone. */
+export const STALE_AFTER_MS = 5 * HEARTBEAT_MS;
 
 /** What the controller publishes (the ConfigMap's data). */
 export interface PublishedBackend {
@@ -26,6 +32,8 @@ export interface PublishedBackend {
   host: string;
   /** The controller's identity, to tell several controllers apart in an error. */
   identity: string;
+  /** When the leader last wrote it (RFC 3339). */
+  heartbeat: string;
 }
 
 interface ConfigMap {
@@ -69,7 +77,7 @@ function parsePublished(cm: ConfigMap): PublishedBackend | undefined {
   const d = cm.data ?? {};
   if (d.environments !== "pulumi" && d.environments !== "none") return undefined;
   if (d.environments === "pulumi" && !d.backend) return undefined;
-  return { backend: d.backend ?? "", environments: d.environments, watchNamespace: d.watchNamespace ?? "", host: d.host ?? "", identity: d.identity ?? "" };
+  return { backend: d.backend ?? "", environments: d.environments, watchNamespace: d.watchNamespace ?? "", host: d.host ?? "", identity: d.identity ?? "", heartbeat: d.heartbeat ?? "" };
 }
 
 /**
@@ -78,7 +86,7 @@ function parsePublished(cm: ConfigMap): PublishedBackend | undefined {
  * qualify disagree, when the controller stands nothing up, or when its file backend lives on
  * another host (a preview written here would never be collected there).
  */
-export async function discoverBackend(client: KubeClient, rolloutNamespace: string, controllerNamespace?: string, localHost = hostname()): Promise<DiscoveredBackend> {
+export async function discoverBackend(client: KubeClient, rolloutNamespace: string, controllerNamespace?: string, localHost = hostname(), now = Date.now()): Promise<DiscoveredBackend> {
   const path = controllerNamespace ? `/api/v1/namespaces/${controllerNamespace}/configmaps` : "/api/v1/configmaps";
   let items: ConfigMap[];
   try {
@@ -89,12 +97,17 @@ export async function discoverBackend(client: KubeClient, rolloutNamespace: stri
     }
     throw new Error(`finding the controller's Pulumi backend in ${controllerNamespace ? `namespace ${controllerNamespace}` : "the cluster"}`, { cause: err });
   }
-  const found = items
+  const managing = items
     .map((cm) => ({ cm, p: parsePublished(cm) }))
     .filter((x): x is { cm: ConfigMap; p: PublishedBackend } => x.p !== undefined && (x.p.watchNamespace === "" || x.p.watchNamespace === rolloutNamespace));
+  // An unparseable heartbeat is NaN: not live (fail closed).
+  const found = managing.filter((x) => now - Date.parse(x.p.heartbeat) <= STALE_AFTER_MS);
   const where = controllerNamespace ? `in namespace ${controllerNamespace}` : "in any namespace";
   if (found.length === 0) {
-    throw new Error(`no airollout controller managing namespace ${rolloutNamespace} has published its Pulumi backend ${where} (ConfigMap labelled ${PUBLISHED_LABEL}=${PUBLISHED_VALUE}, written when it starts leading): start the controller, or give --backend URL`);
+    const stale = managing.map((x) => `${x.cm.metadata.namespace}/${x.cm.metadata.name} (last written ${x.p.heartbeat || "never"})`);
+    throw new Error(
+      `no running airollout controller managing namespace ${rolloutNamespace} has published its Pulumi backend ${where} (ConfigMap labelled ${PUBLISHED_LABEL}=${PUBLISHED_VALUE}, rewritten every minute by the leader)${stale.length ? `; only stale ones: ${stale.join(", ")}` : ""}: start the controller, or give --backend URL`,
+    );
   }
   const backends = new Set(found.map((x) => `${x.p.environments}|${x.p.backend}|${x.p.host}`));
   const names = found.map((x) => `${x.cm.metadata.namespace}/${x.cm.metadata.name}`);

@@ -18,7 +18,7 @@ import { createControllerMetrics } from "../telemetry/metrics.ts";
 import { startHealthServer } from "../telemetry/http.ts";
 import { CONTROLLER, parseFlags } from "./commands.ts";
 import { UsageError } from "./errors.ts";
-import { publishBackend, publishedName, type PublishedBackend } from "./backend.ts";
+import { HEARTBEAT_MS, publishBackend, publishedName, type PublishedBackend } from "./backend.ts";
 import { parseDuration } from "../api/duration.ts";
 
 export interface ControllerFlags {
@@ -181,16 +181,17 @@ class Terms {
 }
 
 /** Publishes the default backend for `airollout preview` and `stacks`; a failure is logged, not fatal. */
-function publish(client: KubeClient, flags: ControllerFlags, log: Logger): void {
+function publish(client: KubeClient, flags: ControllerFlags, log: Logger, level: "info" | "debug" = "info"): void {
   const what: PublishedBackend = {
     backend: flags.environments === "pulumi" ? pulumiState(flags).backend : "",
     environments: flags.environments,
     watchNamespace: flags.namespace ?? "",
     host: hostname(),
     identity: flags.identity,
+    heartbeat: new Date().toISOString(),
   };
   publishBackend(client, { namespace: flags.leaseNamespace, leaseName: flags.leaseName }, what).then(
-    () => log.info({ configMap: `${flags.leaseNamespace}/${publishedName(flags.leaseName)}`, backend: what.backend }, "published the Pulumi backend"),
+    () => log[level]({ configMap: `${flags.leaseNamespace}/${publishedName(flags.leaseName)}`, backend: what.backend }, "published the Pulumi backend"),
     (err: unknown) => log.warn({ err: (err as Error).message, cause: ((err as Error).cause as Error | undefined)?.message }, "could not publish the Pulumi backend; previews need --backend"),
   );
 }
@@ -241,10 +242,16 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     let stopping = false;
     const gc = setInterval(collect, flags.previewGcIntervalMs ?? 60_000);
     gc.unref();
+    // The published backend's heartbeat: the CLI ignores a ConfigMap its leader stopped writing.
+    const heartbeat = setInterval(() => {
+      if (!elector || elector.isLeader) publish(client, flags, log, "debug");
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
     const shutdown = async (code: number, why: string) => {
       if (stopping) return;
       stopping = true;
       clearInterval(gc);
+      clearInterval(heartbeat);
       log.info({ reason: why }, "shutting down");
       await terms.end();
       await elector?.release();
