@@ -63,7 +63,7 @@ export interface EgressFlags {
 }
 
 /** The outcome of a check: allowed by a rule, or refused with a message naming the field and the rule. */
-export type EgressDecision = { allowed: true; rule: string } | { allowed: false; rule: string; host: string; message: string };
+export type EgressDecision = { allowed: true; rule: string } | { allowed: false; rule: string; host: string; detail: string; message: string };
 
 /** Flag and Helm names, for refusal messages that say how to allow what was refused. */
 const HOW_TO_ALLOW = {
@@ -220,7 +220,8 @@ function inCidr(bytes: number[], c: Cidr): boolean {
 }
 
 function denied(host: string, rule: string, why: string, allowWith: string): EgressDecision {
-  return { allowed: false, rule, host, message: `egress to ${host} is denied: ${why}; a cluster admin can allow it with ${allowWith}` };
+  const detail = `${why}; a cluster admin can allow it with ${allowWith}`;
+  return { allowed: false, rule, host, detail, message: `egress to ${host} is denied: ${detail}` };
 }
 
 /**

@@ -44,7 +44,8 @@ import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
-import { BackendSlots, createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type SlotLimits, type UpstreamResponse } from "./upstream.ts";
+import { BackendSlots, createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type SlotLimits, type UpstreamFailure, type UpstreamResponse } from "./upstream.ts";
+import type { EgressPolicy } from "../api/egress.ts";
 
 export type { DiffSample } from "./shadow-book.ts";
 
@@ -72,6 +73,11 @@ export interface GatewayOptions {
   shadowWorkers?: number;
   /** Nice steps the shadow worker threads run below the gateway on Linux (default 10; 0 = equal). */
   shadowNice?: number;
+  /**
+   * The cluster admin's egress policy: a rollout that would dial outside it is refused whole
+   * (503 egress_denied), and every new connection's resolved address is checked against it.
+   */
+  egress?: EgressPolicy;
 }
 
 /** The default number of shadow workers: the cores beyond the one serving requests, 1 to 4. */
@@ -84,6 +90,7 @@ type RejectReason =
   | "not_synced"
   | "unknown_rollout"
   | "spec_invalid"
+  | "egress_denied"
   | "rate_limited"
   | "too_large"
   | "signature"
@@ -102,6 +109,13 @@ type RejectReason =
   | "backend_timeout"
   | "backend_error"
   | "client_aborted";
+
+/** The answer to a failed exchange: 504 on timeout, 503 for an address the egress policy refused at dial time, else 502. */
+function failureAnswer(kind: UpstreamFailure): { status: number; reason: RejectReason } {
+  if (kind === "timeout") return { status: 504, reason: "backend_timeout" };
+  if (kind === "egress_denied") return { status: 503, reason: "egress_denied" };
+  return { status: 502, reason: "backend_error" };
+}
 
 const QUARANTINED_BODY_HEAD = 64 * 1024;
 const UNKNOWN = "(unknown)";
@@ -323,11 +337,11 @@ export class Gateway {
     this.#book = new ShadowBook(this.metrics);
     this.#maxResponseBytes = o.maxResponseBytes ?? 16 * 1024 * 1024;
     this.quarantine = new QuarantineStore(join(o.stateDir, "quarantine.db"), { maxRows: o.quarantineMaxRows });
-    this.#primaryAgents = createAgents(o.maxSockets ?? 512);
+    this.#primaryAgents = createAgents(o.maxSockets ?? 512, o.egress);
     // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take
     // sockets the primary path needs.
     const workers = o.shadowWorkers ?? defaultShadowWorkers();
-    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }), { nice: o.shadowNice });
+    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256, o.egress)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }), { nice: o.shadowNice, egress: o.egress });
     this.#secrets = o.client ? new SecretCache(o.client, { ttlMs: o.secretTtlMs }) : undefined;
     this.#synced = !o.client;
     if (o.client) {
@@ -382,7 +396,7 @@ export class Gateway {
   upsert(obj: AIRollout): void {
     const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
     const problems: CompileProblem[] = [];
-    const r = compileRollout(obj, this.#rollouts.get(key), this.metrics, problems);
+    const r = compileRollout(obj, this.#rollouts.get(key), this.metrics, problems, this.#o.egress);
     this.#rollouts.set(key, r);
     // Report each distinct set of spec problems once, not on every status update.
     const text = problems.map((p) => `${p.field}: ${p.message}`).join("; ");
@@ -647,7 +661,7 @@ export class Gateway {
   #specValid(c: HookContext): boolean {
     if (!c.rollout.error) return true;
     c.req.resume();
-    return this.#reject(c, 503, "spec_invalid", c.rollout.error, { "retry-after": "30" });
+    return this.#reject(c, 503, c.rollout.egressDenied ? "egress_denied" : "spec_invalid", c.rollout.error, { "retry-after": "30" });
   }
 
   /** Rate limit by header first: refusing before reading the body is the cheap path under a flood. */
@@ -851,14 +865,16 @@ export class Gateway {
       answer = await forward({ backend: target.backend!, method: c.method, path: c.path, headers: c.forwarded, body: c.body, timeoutMs: c.rollout.timeoutMs, maxResponseBytes: this.#maxResponseBytes, agents: this.#primaryAgents });
     } catch (err) {
       slot.release();
-      target.breaker?.onFailure(Date.now(), permit.probe);
-      await this.#release(c);
       const e = err instanceof UpstreamError ? err : new UpstreamError("connect", String(err));
-      const status = e.kind === "timeout" ? 504 : 502;
+      // An address the egress policy refused is the admin's decision, not the backend failing.
+      if (e.kind === "egress_denied") target.breaker?.release(permit.probe);
+      else target.breaker?.onFailure(Date.now(), permit.probe);
+      await this.#release(c);
+      const { status, reason } = failureAnswer(e.kind);
       this.metrics.requests.inc({ ...c.versionLabels, code: String(status) });
       this.metrics.duration.observe(c.versionLabels, (performance.now() - c.started) / 1000);
       c.log.warn({ version: target.version, kind: e.kind, err: e.message }, "backend failed");
-      this.#reject(c, status, e.kind === "timeout" ? "backend_timeout" : "backend_error", `version ${target.version}: ${e.message}`);
+      this.#reject(c, status, reason, `version ${target.version}: ${e.message}`);
       return undefined;
     }
     slot.release();

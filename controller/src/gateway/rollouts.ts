@@ -14,6 +14,7 @@ import { MirrorQueue } from "./mirror.ts";
 import { RateLimiter, TokenBucket } from "./ratelimit.ts";
 import { compileUsage, DEFAULT_USAGE, type UsageSource } from "./payload.ts";
 import { parseBackend, type Backend } from "./upstream.ts";
+import { checkEndpoint, type EgressPolicy } from "../api/egress.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 export type Traffic = z.output<typeof TrafficSchema>;
@@ -56,6 +57,8 @@ export interface Rollout {
   name: string;
   /** Set when the spec cannot be used at all: requests are answered 503 with it. */
   error: string | undefined;
+  /** The error is an egress refusal: requests are answered 503 egress_denied rather than spec_invalid. */
+  egressDenied: boolean;
   spec: Spec | undefined;
   traffic: Traffic;
   shadow: Shadow;
@@ -152,13 +155,15 @@ interface Builder {
   metrics: GatewayMetrics;
   /** Problems found, in step order; reported once per change by the caller. */
   problems: CompileProblem[];
+  /** The cluster admin's egress policy; none: no check. */
+  egress: EgressPolicy | undefined;
 }
 
 /**
  * Compiles a watched AIRollout. `previous` carries state across updates; state is reset where
  * its meaning changed (new candidate or rules: fresh noise statistics).
  */
-export function compileRollout(obj: AIRollout, previous: Rollout | undefined, metrics: GatewayMetrics, problems: CompileProblem[] = []): Rollout {
+export function compileRollout(obj: AIRollout, previous: Rollout | undefined, metrics: GatewayMetrics, problems: CompileProblem[] = [], egress?: EgressPolicy): Rollout {
   const parsed = SpecSchema.safeParse(obj.spec);
   const out = defaults(obj, parsed.success ? parsed.data : undefined, previous);
   if (!parsed.success) {
@@ -166,9 +171,10 @@ export function compileRollout(obj: AIRollout, previous: Rollout | undefined, me
     problems.push({ field: "spec", message: out.error });
     return out;
   }
-  const b: Builder = { out, spec: parsed.data, status: obj.status ?? {}, state: out.state, metrics, problems };
+  const b: Builder = { out, spec: parsed.data, status: obj.status ?? {}, state: out.state, metrics, problems, egress };
   compileTargets(b);
   compileNoiseBaseline(b);
+  compileEgress(b);
   compileTrafficGuardrails(b);
   compileShadowRules(b);
   refreshState(b);
@@ -188,6 +194,7 @@ function defaults(obj: AIRollout, spec: Spec | undefined, previous: Rollout | un
     namespace,
     name,
     error: undefined,
+    egressDenied: false,
     spec,
     traffic,
     shadow,
@@ -278,6 +285,40 @@ function compileNoiseBaseline(b: Builder): void {
     }
   }
   if (out.noiseProblem !== undefined) b.problems.push({ field: "spec.shadow.noiseBaseline.endpoint", message: out.noiseProblem });
+}
+
+/**
+ * The egress policy over every address this rollout makes the gateway dial: the versions'
+ * backends (spec endpoints, or the URLs status gives), the noise baseline and Redis. One refused
+ * address rejects the whole rollout (503 egress_denied, and the compile problem logged): the
+ * gateway sends nothing where the admin forbade, and a half-working rollout would hide why.
+ */
+function compileEgress(b: Builder): void {
+  const { out, egress } = b;
+  if (!egress) return;
+  const idem = out.traffic.idempotency;
+  const dialed = new Map<string, string>();
+  const add = (url: string | undefined, field: string) => {
+    if (url !== undefined && !dialed.has(url)) dialed.set(url, field);
+  };
+  for (const t of [out.stable, out.candidate, out.shadowTarget]) add(t.backend?.url, backendField(b, t.role, t.backend?.url));
+  add(out.noise?.url, "spec.shadow.noiseBaseline.endpoint");
+  add(idem?.store === "redis" ? idem.redisUrl : undefined, "spec.traffic.idempotency.redisUrl");
+  const refusals: string[] = [];
+  for (const [url, field] of dialed) {
+    const d = checkEndpoint(url, out.namespace, egress, field);
+    if (!d.allowed) refusals.push(d.message);
+  }
+  if (refusals.length === 0) return;
+  out.error = `AIRollout ${out.key}: ${refusals.join("; ")}`;
+  out.egressDenied = true;
+  b.problems.push({ field: "egress", message: out.error });
+}
+
+/** The field a backend URL came from: a spec endpoint, or status (an environment's URL). */
+function backendField(b: Builder, role: Role, url: string | undefined): string {
+  const endpoint = role === "candidate" ? b.spec.candidate.endpoint : (b.spec.stable as VersionSpec | undefined)?.endpoint;
+  return url !== undefined && url === endpoint ? `spec.${role}.endpoint` : `the ${role}'s URL in status`;
 }
 
 /** Traffic guardrails that compile: the sticky and rate-limit keys, the payload schema, the usage source. */

@@ -6,6 +6,7 @@
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { CompareRulesInput } from "../diff/index.ts";
+import type { EgressPolicy } from "../api/egress.ts";
 import { runnerFailed, type ShadowJob, type ShadowResult, type ShadowRunner } from "./shadow.ts";
 import type { WorkerReply, WorkerRequest } from "./shadow-worker.ts";
 
@@ -40,18 +41,21 @@ export class ShadowWorkerPool implements ShadowRunner {
 
   /** Nice steps the worker threads go below the gateway's own priority (Linux); 0 leaves them equal. */
   readonly nice: number;
+  /** The egress policy each worker's connections resolve through (plain data: it crosses to the threads). */
+  readonly #egress: EgressPolicy | undefined;
 
-  constructor(size: number, log: Logger, options: { nice?: number } = {}) {
+  constructor(size: number, log: Logger, options: { nice?: number; egress?: EgressPolicy } = {}) {
     if (!(Number.isInteger(size) && size >= 1)) throw new Error(`shadow worker count must be a positive integer, got ${size}`);
     this.size = size;
     this.nice = options.nice ?? DEFAULT_SHADOW_NICE;
+    this.#egress = options.egress;
     this.#log = log;
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn(i));
   }
 
   #spawn(index: number): Slot {
     // Workers run the .ts sources by type stripping, like the main thread; no loader flags needed.
-    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: [], workerData: { nice: this.nice } });
+    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: [], workerData: { nice: this.nice, egress: this.#egress } });
     worker.unref();
     const slot: Slot = { worker, pending: new Map(), sent: new Set(), batch: [], transfer: [], flushing: false };
     worker.on("message", (replies: WorkerReply[]) => {

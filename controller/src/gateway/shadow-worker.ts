@@ -10,6 +10,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { CompareRulesInput } from "../diff/index.ts";
 import { RulesCache, runnerFailed, runShadowJob, type ShadowJob, type ShadowResult } from "./shadow.ts";
 import { createAgents } from "./upstream.ts";
+import type { EgressPolicy } from "../api/egress.ts";
 
 export interface WorkerRequest {
   id: number;
@@ -42,7 +43,7 @@ function lowerPriority(nice: number): void {
   }
 }
 lowerPriority(Number((workerData as { nice?: number } | undefined)?.nice ?? 0));
-const agents = createAgents(256);
+const agents = createAgents(256, (workerData as { egress?: EgressPolicy } | undefined)?.egress);
 const rules = new RulesCache();
 
 let replies: WorkerReply[] = [];

@@ -5,10 +5,16 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from "node:dns";
+import type { LookupFunction } from "node:net";
 import { boundedDelay } from "../api/timer.ts";
+import { checkAddress, type EgressPolicy } from "../api/egress.ts";
 
-/** Why an exchange failed: decides the status answered (504 for timeout, 502 otherwise). */
-export type UpstreamFailure = "timeout" | "connect" | "reset" | "too_large";
+/**
+ * Why an exchange failed: decides the status answered (504 for timeout, 503 for an address the
+ * egress policy refuses at dial time, 502 otherwise).
+ */
+export type UpstreamFailure = "timeout" | "connect" | "reset" | "too_large" | "egress_denied";
 
 export class UpstreamError extends Error {
   readonly kind: UpstreamFailure;
@@ -77,11 +83,42 @@ export interface Agents {
   https: HttpsAgent;
 }
 
-/** Creates keep-alive agents with a socket cap per backend. */
-export function createAgents(maxSockets: number): Agents {
+/**
+ * Creates keep-alive agents with a socket cap per backend. With an egress policy every new
+ * connection's name lookup goes through it: a name that resolves to an address the policy
+ * refuses (a metadata or link-local address, loopback when denied) is never connected to, even
+ * when the name itself was allowed when the rollout was compiled (DNS can change, or lie).
+ */
+export function createAgents(maxSockets: number, egress?: EgressPolicy): Agents {
+  const lookup = egress ? { lookup: egressLookup(egress) } : {};
   return {
-    http: new HttpAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo" }),
-    https: new HttpsAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo" }),
+    http: new HttpAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo", ...lookup }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo", ...lookup }),
+  };
+}
+
+/** The code of a dial the egress policy refused (classified as egress_denied). */
+export const EGRESS_DENIED = "EGRESS_DENIED";
+
+/**
+ * dns.lookup, then the policy over every address the name resolved to: one refused address
+ * refuses the dial (a resolver answering several may hand any of them to the connection).
+ */
+export function egressLookup(policy: EgressPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    const all: LookupAllOptions = { ...options, all: true };
+    dnsLookup(hostname, all, (err, addresses: LookupAddress[]) => {
+      if (err) return callback(err, "", 0);
+      const refused = addresses.map((a) => checkAddress(a.address, policy)).find((d) => !d.allowed);
+      if (refused && !refused.allowed) {
+        const e: NodeJS.ErrnoException = new Error(`egress to ${hostname} is denied at dial time: it resolves to ${refused.host}, ${refused.detail}`);
+        e.code = EGRESS_DENIED;
+        return callback(e, "", 0);
+      }
+      if (addresses.length === 0) return callback(Object.assign(new Error(`${hostname}: no addresses`), { code: "ENOTFOUND" }), "", 0);
+      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
   };
 }
 
@@ -90,6 +127,7 @@ const RESET_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_
 function classify(err: NodeJS.ErrnoException, target: string): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const code = err.code ?? "";
+  if (code === EGRESS_DENIED) return new UpstreamError("egress_denied", `${target}: ${err.message}`, { cause: err });
   if (RESET_CODES.has(code) || code.startsWith("HPE_")) return new UpstreamError("reset", `${target}: connection reset (${code || err.message})`, { cause: err });
   return new UpstreamError("connect", `${target}: ${code || err.message}`, { cause: err });
 }
