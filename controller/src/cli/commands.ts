@@ -29,6 +29,18 @@ const HELP = { type: "boolean", short: "h", help: "print this help and exit" } a
 const KUBECONFIG = { type: "string", arg: "PATH", help: "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)" } as const satisfies Flag;
 const TARGET_NAMESPACE = { type: "string", short: "n", arg: "NS", help: "the AIRollout's namespace (default: the kubeconfig's namespace)" } as const satisfies Flag;
 
+/**
+ * The egress policy (api/egress.ts), the same flags on the controller and the gateway: the
+ * controller refuses a rollout that dials outside it, the gateway never routes there.
+ */
+const EGRESS = {
+  "egress-allow-hosts": { type: "string", arg: "HOSTS", help: "hosts rollouts may dial, comma-separated, exact or *.suffix (default: none listed)" },
+  "egress-allow-cidrs": { type: "string", arg: "CIDRS", help: "IP blocks rollouts may dial, comma-separated; may reopen an always-denied block (default: none)" },
+  "egress-allow-namespaces": { type: "string", arg: "NAMESPACES", help: "namespaces whose services any rollout may dial, comma-separated, or * (default: only the rollout's own)" },
+  "egress-deny-loopback": { type: "boolean", help: "refuse loopback addresses and localhost (the Helm chart sets it)" },
+  "egress-default": { type: "string", default: "allow", arg: "allow|deny", help: "for hosts and IP addresses no rule matches (default allow; the Helm chart sets deny)" },
+} as const satisfies Record<string, Flag>;
+
 function command<const F extends Record<string, Flag>>(c: Omit<Command<F>, "flags" | "positionals"> & { flags: F; positionals?: boolean }): Command<F & { help: typeof HELP }> {
   return { ...c, positionals: c.positionals ?? false, flags: { ...c.flags, help: HELP } };
 }
@@ -49,6 +61,7 @@ export const CONTROLLER = command({
     environments: { type: "string", default: "pulumi", arg: "pulumi|none", help: "stand image versions up through Pulumi (default), or not at all" },
     "state-dir": { type: "string", arg: "PATH", help: "Pulumi file backend and workspaces (default: ~/.local/state/airollout/controller)" },
     "preview-gc-interval": { type: "string", default: "1m", arg: "DURATION", help: "how often expired preview environments are destroyed (default 1m; also on winning the lease)" },
+    ...EGRESS,
   },
 });
 
@@ -65,6 +78,7 @@ export const GATEWAY = command({
     "state-dir": { type: "string", arg: "DIR", help: "SQLite files: quarantine.db, idempotency.db (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)" },
     "quarantine-max-rows": { type: "string", arg: "N", help: "rows kept in the quarantine (default 100000)" },
     "shadow-workers": { type: "string", arg: "N", help: "worker threads for shadow copies and diffs (default: cores - 1, 1 to 4; 0 = on the thread that answers webhooks)" },
+    ...EGRESS,
   },
 });
 

@@ -20,6 +20,8 @@ import { CONTROLLER, parseFlags } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 import { HEARTBEAT_MS, publishBackend, publishedName, type PublishedBackend } from "./backend.ts";
 import { parseDuration } from "../api/duration.ts";
+import type { EgressPolicy } from "../api/egress.ts";
+import { describeEgress, egressPolicyFromFlags } from "./egress.ts";
 
 export interface ControllerFlags {
   kubeconfig?: string;
@@ -35,6 +37,8 @@ export interface ControllerFlags {
   stateDir?: string;
   /** How often expired previews are collected (default one minute). */
   previewGcIntervalMs?: number;
+  /** The egress policy a rollout's spec is checked against (none: no check). */
+  egress?: EgressPolicy;
 }
 
 /**
@@ -132,6 +136,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
     environments: values.environments,
     stateDir: values["state-dir"],
     previewGcIntervalMs: gcInterval(values["preview-gc-interval"]),
+    egress: egressPolicyFromFlags(values),
   });
 }
 
@@ -213,11 +218,12 @@ export async function runController(flags: ControllerFlags): Promise<number> {
         namespace: flags.namespace,
         identity: flags.identity,
         failpoint: process.env.AIROLLOUT_FAILPOINT,
+        ...(flags.egress ? { egress: flags.egress } : {}),
       }),
   );
   const elector = flags.leaderElect ? new LeaderElector(client, { namespace: flags.leaseNamespace, name: flags.leaseName, identity: flags.identity }, log) : undefined;
   const { server, port } = await startHealthServer(metrics.registry, { live: () => true, ready: () => !elector?.isLeader || terms.synced }, flags.metricsPort, flags.bindAddress);
-  log.info({ port, address: flags.bindAddress, identity: flags.identity, namespace: flags.namespace ?? "(all)", server: client.server, leaderElect: flags.leaderElect }, "controller started");
+  log.info({ port, address: flags.bindAddress, identity: flags.identity, namespace: flags.namespace ?? "(all)", server: client.server, leaderElect: flags.leaderElect, ...(flags.egress ? { egress: describeEgress(flags.egress) } : {}) }, "controller started");
   const lead = () =>
     terms.begin(() => {
       metrics.leader.set(1);

@@ -8,6 +8,7 @@ import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { startHealthServer } from "../telemetry/http.ts";
 import { UsageError } from "./errors.ts";
+import { describeEgress, egressPolicyFromFlags } from "./egress.ts";
 
 /** Where the gateway keeps its SQLite files unless --state-dir says otherwise. */
 export function defaultStateDir(): string {
@@ -31,16 +32,17 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const shadowWorkers = values["shadow-workers"] === undefined ? undefined : Number(values["shadow-workers"]);
   if (shadowWorkers !== undefined && !(Number.isInteger(shadowWorkers) && shadowWorkers >= 0 && shadowWorkers <= 64)) throw new UsageError(`--shadow-workers: ${values["shadow-workers"]} is not a whole number from 0 to 64`);
   const stateDir = values["state-dir"] ?? defaultStateDir();
+  const egress = egressPolicyFromFlags(values);
 
   const log = createLogger("gateway");
   const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers });
+  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers, egress });
   // A bug in one request's handling must not take every other request down with the process.
   process.on("unhandledRejection", (err) => log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, "unhandled rejection"));
   gateway.start();
   const { port: bound } = await gateway.listen(listenPort, values.host);
   const health = metricsPort === undefined ? undefined : await startHealthServer(gateway.metrics.registry, { live: () => true, ready: () => gateway.synced }, metricsPort, values.host);
-  log.info({ port: bound, metricsPort: health?.port, namespace: values.namespace ?? "(all)", server: client.server, stateDir, shadowWorkers: shadowWorkers ?? defaultShadowWorkers() }, "gateway started");
+  log.info({ port: bound, metricsPort: health?.port, namespace: values.namespace ?? "(all)", server: client.server, stateDir, shadowWorkers: shadowWorkers ?? defaultShadowWorkers(), egress: describeEgress(egress) }, "gateway started");
 
   return new Promise<number>((resolve) => {
     let stopping = false;
