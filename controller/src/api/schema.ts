@@ -172,19 +172,22 @@ export const TrafficSchema = z
       .describe("Key that keeps one tenant on one version while the weight holds: header:<name> or json:$.<path>. Consistent hashing; without it requests are split at random."),
     payloadSchema: jsonSchemaField("JSON Schema every incoming webhook body must satisfy. Invalid payloads are answered 422 and quarantined.").optional(),
     maxBodyBytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1_048_576).describe("Largest accepted webhook body in bytes; larger bodies are answered 413 and quarantined."),
+    maxJsonDepth: z.number().int().min(1).max(1000).default(128).describe("Deepest nesting of JSON arrays and objects accepted in a webhook body ({} is 1); deeper bodies are answered 400 (too_deep) and quarantined."),
+    allowDuplicateKeys: z.boolean().default(false).describe("Forward bodies with a key repeated in one JSON object. By default they are answered 400 (duplicate_key, naming the path) and quarantined: the gateway reads the last value, a backend may read the first."),
+    allowInvalidUtf8: z.boolean().default(false).describe("Forward bodies that are not valid UTF-8 (the gateway's checks then read them with U+FFFD in place of the bad bytes, the backend gets the raw bytes). By default they are answered 400 (invalid_utf8) and quarantined."),
     timeout: duration("Timeout of a primary (stable or candidate) request.").default("30s"),
     signature: z
       .object({
-        scheme: z.enum(["github", "stripe"]).describe("github: X-Hub-Signature-256 (sha256=<hex> HMAC of the raw body). stripe: `t=<unix>,v1=<hex>` HMAC of `<t>.<body>`."),
-        header: z.string().max(128).optional().describe("Header carrying the signature; defaults to X-Hub-Signature-256 (github) or Stripe-Signature (stripe)."),
+        scheme: z.enum(["github", "stripe", "standard"]).describe("github: X-Hub-Signature-256 (sha256=<hex> HMAC of the raw body). stripe: `t=<unix>,v1=<hex>` HMAC of `<t>.<body>`. standard: Standard Webhooks, webhook-signature `v1,<base64>` (space-separated list) HMAC of `<webhook-id>.<webhook-timestamp>.<body>`, the key being the base64 after `whsec_` in the Secret."),
+        header: z.string().max(128).optional().describe("Header carrying the signature; defaults to X-Hub-Signature-256 (github), Stripe-Signature (stripe) or webhook-signature (standard)."),
         secretRef: secretKeyRef("Secret holding the HMAC key."),
-        tolerance: duration("Largest accepted age of a signed timestamp (stripe scheme).").default("5m"),
+        tolerance: duration("Largest accepted age of a signed timestamp (stripe and standard schemes).").default("5m"),
       })
       .optional()
       .describe("HMAC signature verification of incoming webhooks over the raw body."),
     idempotency: z
       .object({
-        header: z.string().max(128).default("Idempotency-Key").describe("Header carrying the idempotency key."),
+        header: z.string().max(128).optional().describe("Header carrying the idempotency key. Default: webhook-id with the standard signature scheme, else Idempotency-Key."),
         store: z.enum(["sqlite", "redis"]).default("sqlite").describe("sqlite for one gateway replica; redis when several replicas share keys."),
         redisUrl: z.string().max(2048).optional().describe("Redis URL (redis://host:port/db) when store is redis."),
         ttl: duration("How long a stored response answers repeats of its key.").default("24h"),
