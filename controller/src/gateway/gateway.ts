@@ -10,14 +10,19 @@
  * HookContext; a stage either goes on or answers (a clear 4xx/5xx with a reason, counted) and
  * stops:
  *   unknown rollout 404 (503 before the first list) -> spec invalid 503 -> rate limit by header
- *   429 -> declared size 413 -> body read 413 -> signature 401 -> content type 415 -> JSON 400 ->
- *   payload schema 422 -> rate limit by JSON field 429 -> idempotency (stored answer / wait /
- *   409 / 422) -> split -> circuit breaker 503 -> forward 502/504 -> answer -> (after the answer)
- *   mirror, usage, idempotency store.
+ *   429 -> declared size 413 -> body read 413 -> signature 401 -> content type 415 -> UTF-8 400 ->
+ *   JSON 400 (too deep, not JSON, duplicate key) -> payload schema 422 -> rate limit by JSON field
+ *   429 -> idempotency (stored answer / wait / 409 / 422) -> split -> circuit breaker 503 ->
+ *   forward 502/504 -> answer -> (after the answer) mirror, usage, idempotency store.
  * Refused payloads that a sender would not resend (413, 401, 415, 400, 422) are quarantined.
+ * The backend gets exactly the bytes the gateway judged: a body the gateway would read otherwise
+ * than a backend might (invalid UTF-8, a repeated key) is refused unless the rollout allows it.
+ * A sender that sends `Expect: 100-continue` gets `100 Continue` only when its body is about to
+ * be read, so a refusal before that reaches it before it uploads anything.
  * Mirrored copies are judged by a shadow runner (shadow.ts, on worker threads) and recorded in
  * the ShadowBook (shadow-book.ts: noise statistics, shadow metrics, samples).
  */
+import { isUtf8 } from "node:buffer";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import { availableParallelism } from "node:os";
@@ -25,7 +30,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { TrafficSchema, type AIRollout } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
-import { maskPII } from "../diff/index.ts";
+import { maskPII, scanJsonStructure } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { Informer } from "../kube/informer.ts";
@@ -33,7 +38,7 @@ import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import type { CircuitPermit } from "./circuit.ts";
 import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
-import { acceptRequestId, extractUsage, fingerprint, headerValue, isJsonContentType } from "./payload.ts";
+import { acceptRequestId, extractUsage, fingerprint, headerValue, invalidUtf8Offset, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
@@ -43,7 +48,7 @@ import { backendVerdict, InlineShadowRunner, type Outcome, type ShadowJob, type 
 import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
-import { DEFAULT_SIGNATURE_HEADER, verifyGithub, verifyStripe } from "./signature.ts";
+import { DEFAULT_SIGNATURE_HEADER, STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER, standardWebhookKey, verifyGithub, verifyStandard, verifyStripe, type VerifyResult } from "./signature.ts";
 import { BackendSlots, createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type SlotLimits, type UpstreamFailure, type UpstreamResponse } from "./upstream.ts";
 import type { EgressPolicy } from "../api/egress.ts";
 
@@ -96,7 +101,10 @@ type RejectReason =
   | "signature"
   | "signature_secret"
   | "content_type"
+  | "invalid_utf8"
+  | "too_deep"
   | "bad_json"
+  | "duplicate_key"
   | "schema"
   | "schema_invalid"
   | "idempotency_key"
@@ -118,6 +126,16 @@ function failureAnswer(kind: UpstreamFailure): { status: number; reason: RejectR
 }
 
 const QUARANTINED_BODY_HEAD = 64 * 1024;
+/**
+ * The body of a refused request that is still arriving is read and dropped up to these bounds,
+ * then the connection is closed: closing while a sender is still uploading can make its network
+ * stack drop the answer (a TCP reset), and reading without a bound would let a sender hold the
+ * gateway busy with gigabytes it will never use.
+ */
+const DRAIN_BYTES = 8 * 1024 * 1024;
+const DRAIN_MS = 10_000;
+/** How long a refusal of a declared oversize body waits for its first bytes (kept for the quarantine). */
+const HEAD_WAIT_MS = 2000;
 const UNKNOWN = "(unknown)";
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 /** Webhooks to unknown rollouts quarantined: a burst, then this many per second. */
@@ -180,6 +198,8 @@ interface HookContext extends HookRequest {
   headers: IncomingHttpHeaders;
   /** The complete raw body (receiveBody); signatures are checked over these bytes. */
   body: Buffer;
+  /** The body decoded as UTF-8 (decodeText), what the JSON stages read. */
+  text: string;
   /** performance.now() when the body was complete (receiveBody): airollout_request_duration_seconds starts here. */
   started: number;
   /** The parsed JSON body (parseJson), for the schema, rate-limit and sticky keys. */
@@ -244,36 +264,81 @@ function tellBreaker(target: Target, permit: CircuitPermit, outcome: Outcome): v
   else target.breaker?.release(permit.probe);
 }
 
-type BodyResult = { kind: "ok"; body: Buffer } | { kind: "too_large"; head: Buffer; size: number } | { kind: "aborted" };
+type BodyResult =
+  | { kind: "ok"; body: Buffer }
+  /** More than the limit arrived (or the wait ran out first): the first bytes and how many were read. */
+  | { kind: "too_large"; head: Buffer; size: number }
+  | { kind: "aborted" };
 
-/** Reads a request body up to `limit` bytes; beyond it keeps a head for the quarantine and drains the rest. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+/**
+ * Reads a request body up to `limit` bytes. Past the limit, or after `waitMs` when given, it stops
+ * reading (the stream paused, its listeners removed, for discardBody to take over) and keeps the
+ * first QUARANTINED_BODY_HEAD bytes for the quarantine.
+ */
+function readBody(req: IncomingMessage, limit: number, waitMs?: number): Promise<BodyResult> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let settled = false;
+    const timer = waitMs === undefined ? undefined : setTimeout(() => settle(tooLarge()), waitMs);
+    const tooLarge = (): BodyResult => ({ kind: "too_large", head: Buffer.concat(chunks).subarray(0, QUARANTINED_BODY_HEAD), size });
+    const onData = (c: Buffer) => {
+      size += c.length;
+      // Chunks past the quarantined head are not kept, not even until the limit check below.
+      if (size - c.length < QUARANTINED_BODY_HEAD || size <= limit) chunks.push(c);
+      if (size > limit) settle(tooLarge());
+    };
+    const onEnd = () => settle({ kind: "ok", body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+    const onError = () => settle({ kind: "aborted" });
+    const onClose = () => {
+      if (!req.complete) settle({ kind: "aborted" });
+    };
     const settle = (r: BodyResult) => {
-      if (settled) return;
-      settled = true;
+      clearTimeout(timer);
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+      if (r.kind === "too_large") req.pause();
       resolve(r);
     };
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (settled) return;
-      if (size > limit) {
-        const head = Buffer.concat(chunks).subarray(0, QUARANTINED_BODY_HEAD);
-        chunks.length = 0;
-        settle({ kind: "too_large", head, size });
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => settle({ kind: "ok", body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }));
-    req.on("error", () => settle({ kind: "aborted" }));
-    req.on("close", () => {
-      if (!req.complete) settle({ kind: "aborted" });
-    });
+    req.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
   });
+}
+
+/**
+ * Disposes of the unread rest of a refused request's body, so that the refusal reaches the
+ * sender: the rest is read and dropped as it arrives (the connection stays usable), up to
+ * DRAIN_BYTES or DRAIN_MS, past which the connection is closed. (A sender still waiting for
+ * `100 Continue` has sent nothing: Gateway's #sendJson closes its connection after the answer.)
+ */
+function discardBody(req: IncomingMessage, awaitingContinue: boolean): void {
+  if (awaitingContinue || req.complete || req.destroyed) return;
+  let drained = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    req.off("data", onData).off("end", stop).off("close", stop);
+  };
+  const cut = () => {
+    stop();
+    req.socket.destroy();
+  };
+  const onData = (c: Buffer) => {
+    drained += c.length;
+    if (drained > DRAIN_BYTES) cut();
+  };
+  const timer = setTimeout(cut, DRAIN_MS);
+  timer.unref();
+  req.on("data", onData).once("end", stop).once("close", stop);
+  req.resume();
+}
+
+/** The Content-Length a request declared; undefined without one (chunked). */
+function declaredLength(headers: IncomingHttpHeaders): number | undefined {
+  const v = headerValue(headers, "content-length");
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** The idempotency key header: spec.traffic.idempotency.header, else the signature scheme's message id. */
+function idempotencyHeader(traffic: Traffic): string {
+  return traffic.idempotency?.header ?? (traffic.signature?.scheme === "standard" ? STANDARD_ID_HEADER : "Idempotency-Key");
 }
 
 /** The headers forwarded to a backend: the sender's, without hop-by-hop ones, plus the correlation id. */
@@ -328,6 +393,8 @@ export class Gateway {
   #synced: boolean;
   #servers: Server[] = [];
   #stopping = false;
+  /** Requests that sent `Expect: 100-continue` and have not been told to go on yet. */
+  #awaitingContinue = new WeakSet<IncomingMessage>();
 
   constructor(o: GatewayOptions) {
     this.#o = o;
@@ -368,19 +435,34 @@ export class Gateway {
       return;
     }
     if ("error" in route) {
-      req.resume();
-      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason: "bad_request", code: "400" });
-      this.#sendJson(res, 400, { error: "bad_request", message: route.error });
+      discardBody(req, this.#awaitingContinue.has(req));
+      this.#refuse(req, res, 400, "bad_request", route.error);
       return;
     }
     this.#hook(req, res, route).catch((err: unknown) => {
       const e = err instanceof Error ? err : new Error(String(err));
-      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason: "internal", code: "500" });
       this.log.error({ err: e.message, stack: e.stack, path: url }, "unexpected error while handling a webhook");
       if (res.headersSent) res.destroy();
-      else this.#sendJson(res, 500, { error: "internal", message: "internal error; see the gateway log" });
+      else this.#refuse(req, res, 500, "internal", "internal error; see the gateway log");
     });
   };
+
+  /**
+   * The server's `checkContinue` listener (a request with `Expect: 100-continue`): handled like
+   * any request, but `100 Continue` is sent only when a stage is about to read the body, so a
+   * refusal before that (unknown rollout, rate limit, declared size) reaches the sender before it
+   * uploads anything.
+   */
+  readonly handleCheckContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    this.#awaitingContinue.add(req);
+    this.handle(req, res);
+  };
+
+  /** Tells a sender waiting for `100 Continue` to send its body (once); others need nothing. */
+  #continue(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.#awaitingContinue.delete(req)) return;
+    res.writeContinue();
+  }
 
   /** Whether the AIRollouts have been listed once (requests before that answer 503). */
   get synced(): boolean {
@@ -425,6 +507,7 @@ export class Gateway {
   listen(port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
     return new Promise((resolve, reject) => {
       const server = createServer(this.handle);
+      server.on("checkContinue", this.handleCheckContinue);
       server.listen(port, host, () => {
         const addr = server.address();
         resolve({ server, port: typeof addr === "object" && addr ? addr.port : port });
@@ -483,31 +566,44 @@ export class Gateway {
     app.get("/api/rollouts/:namespace/:name/diffs", (req, res) => this.#diffs(req, res));
     // POST /hooks/... is dispatched before express (see handle); other methods end here.
     app.all("/hooks/:namespace/:name{/*path}", (req, res) => {
-      res.setHeader("allow", "POST");
-      this.#sendJson(res, 405, { error: "method_not_allowed", message: `webhooks are POSTed; ${req.method} is not accepted` });
+      this.#refuse(req, res, 405, "method_not_allowed", `webhooks are POSTed; ${req.method} is not accepted`, { allow: "POST" });
     });
     app.use((req: Request, res: Response) => {
-      this.#sendJson(res, 404, { error: "not_found", message: `no route for ${req.method} ${req.path}; webhooks go to POST /hooks/<namespace>/<rollout>/<path>` });
+      this.#refuse(req, res, 404, "not_found", `no route for ${req.method} ${req.path}; webhooks go to POST /hooks/<namespace>/<rollout>/<path>`);
     });
     // Express answers its own parse errors (a malformed %-escape in the path) through here.
     app.use((err: Error & { status?: number; statusCode?: number }, req: Request, res: Response, _next: NextFunction) => {
       const status = err.status ?? err.statusCode ?? 500;
-      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason: status < 500 ? "bad_request" : "internal", code: String(status) });
       if (status >= 500) this.log.error({ err: err.message, stack: err.stack, path: req.path }, "unexpected error while handling a request");
       if (res.headersSent) {
         res.destroy();
         return;
       }
-      this.#sendJson(res, status >= 400 && status < 500 ? status : 500, { error: status < 500 ? "bad_request" : "internal", message: status < 500 ? err.message : "internal error; see the gateway log" });
+      if (status >= 400 && status < 500) this.#refuse(req, res, status, "bad_request", err.message);
+      else this.#refuse(req, res, 500, "internal", "internal error; see the gateway log");
     });
     return app;
   }
 
+  /** Sends a JSON answer; a sender still waiting for `100 Continue` sent no body, so its connection closes after it. */
   #sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent) return;
     const text = JSON.stringify(body);
-    res.writeHead(status, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) });
+    const close: Record<string, string> = this.#awaitingContinue.has(res.req) ? { connection: "close" } : {};
+    res.writeHead(status, { ...headers, ...close, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(text)) });
     res.end(text);
+  }
+
+  /**
+   * A refusal outside the hook pipeline (a malformed URL, another method, no route, an internal
+   * error): counted, with the request's correlation id in the answer and its x-request-id like
+   * every refusal.
+   */
+  #refuse(req: IncomingMessage, res: ServerResponse, status: number, reason: string, message: string, headers: Record<string, string> = {}): void {
+    const given = res.getHeader("x-request-id");
+    const requestId = typeof given === "string" ? given : acceptRequestId(req.headers["x-request-id"]);
+    this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason, code: String(status) });
+    this.#sendJson(res, status, { error: reason, message, requestId }, { ...headers, "x-request-id": requestId });
   }
 
   #diffs(req: Request, res: Response): void {
@@ -515,13 +611,13 @@ export class Gateway {
     const name = String(req.params.name);
     const r = this.#rollouts.get(`${namespace}/${name}`);
     if (!r) {
-      this.#sendJson(res, 404, { error: "unknown_rollout", message: `no AIRollout ${namespace}/${name} is watched by this gateway` });
+      this.#refuse(req, res, 404, "unknown_rollout", `no AIRollout ${namespace}/${name} is watched by this gateway`);
       return;
     }
     const limitParam = new URL(req.originalUrl, "http://x").searchParams.get("limit");
     const limit = limitParam === null ? undefined : Number(limitParam);
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
-      this.#sendJson(res, 400, { error: "bad_request", message: `limit=${JSON.stringify(limitParam)} is not a non-negative integer` });
+      this.#refuse(req, res, 400, "bad_request", `limit=${JSON.stringify(limitParam)} is not a non-negative integer`);
       return;
     }
     const { summary, samples, evicted } = this.#book.view(r, limit);
@@ -551,10 +647,10 @@ export class Gateway {
    * Stores a refused webhook under the rollout the URL named, with the request's metric labels
    * ("(unknown)" for rollouts not watched: URL text never becomes a label). True when stored.
    */
-  #quarantine(c: HookRequest, reason: QuarantineReason, detail: string, body: Buffer, bodySize = body.length): boolean {
+  #quarantine(c: HookRequest, reason: QuarantineReason, detail: string, body: Buffer, sizes: { declaredSize?: number; receivedBytes?: number; complete?: boolean } = {}): boolean {
     const { req, route, log } = c;
     try {
-      const id = this.quarantine.add({ namespace: route.namespace, name: route.name, reason, detail, method: req.method ?? "POST", path: route.path, headers: req.headers, body, bodySize, requestId: c.requestId });
+      const id = this.quarantine.add({ namespace: route.namespace, name: route.name, reason, detail, method: req.method ?? "POST", path: route.path, headers: req.headers, body, ...sizes, requestId: c.requestId, masks: c.rollout?.masks });
       this.metrics.quarantined.inc({ ...c.labels, reason });
       log.info({ quarantineId: id, reason }, "payload quarantined");
       return true;
@@ -575,10 +671,11 @@ export class Gateway {
     if (!c) return this.#unknownRollout(request);
     if (!this.#specValid(c)) return;
     if (!this.#rateLimitByHeader(c)) return;
-    if (!this.#declaredSize(c)) return;
+    if (!(await this.#declaredSize(c))) return;
     if (!(await this.#receiveBody(c))) return;
     if (!(await this.#verifySignature(c))) return;
     if (!this.#contentType(c)) return;
+    if (!this.#decodeText(c)) return;
     if (!this.#parseJson(c)) return;
     if (!this.#payloadSchema(c)) return;
     if (!this.#rateLimitByField(c)) return;
@@ -615,6 +712,7 @@ export class Gateway {
       path: q.route.path,
       headers: q.req.headers,
       body: EMPTY_BODY,
+      text: "",
       started: 0,
       payload: undefined,
       claim: undefined,
@@ -632,7 +730,7 @@ export class Gateway {
   async #unknownRollout(q: HookRequest): Promise<void> {
     const { req, res } = q;
     if (!this.#synced) {
-      req.resume();
+      this.#discardBody(req);
       this.#reject(q, 503, "not_synced", "the gateway has not listed AIRollouts yet; retry shortly", { "retry-after": "1" });
       return;
     }
@@ -641,46 +739,66 @@ export class Gateway {
     // created, or to a renamed one) is kept for replay, within a budget so that a flood of
     // made-up URLs cannot evict the payloads of real rollouts.
     if (!this.#unknownBudget.take(Date.now()).allowed) {
-      req.resume();
+      this.#discardBody(req);
       this.metrics.quarantineSkipped.inc({ reason: "unknown_rollout" });
       this.#reject(q, 404, "unknown_rollout", message);
       return;
     }
     // An unknown rollout has no spec: the body limit is spec.traffic.maxBodyBytes's default.
+    this.#continue(req, res);
     const read = await readBody(req, DEFAULT_TRAFFIC.maxBodyBytes);
     if (read.kind === "aborted") return;
-    if (read.kind === "too_large") {
-      res.setHeader("connection", "close");
-      req.resume();
-    }
-    const stored = read.kind === "ok" ? this.#quarantine(q, "unknown_rollout", message, read.body) : this.#quarantine(q, "unknown_rollout", message, read.head, read.size);
+    if (read.kind === "too_large") this.#discardBody(req);
+    const stored = read.kind === "ok" ? this.#quarantine(q, "unknown_rollout", message, read.body) : this.#quarantine(q, "unknown_rollout", message, read.head, { declaredSize: declaredLength(req.headers), receivedBytes: read.size, complete: false });
     this.#reject(q, 404, "unknown_rollout", stored ? `${message}; the payload was quarantined for replay (airollout quarantine list)` : message);
   }
 
   /** A spec the gateway cannot use answers 503 with its problem (the controller reports it too). */
   #specValid(c: HookContext): boolean {
     if (!c.rollout.error) return true;
-    c.req.resume();
+    this.#discardBody(c.req);
     return this.#reject(c, 503, c.rollout.egressDenied ? "egress_denied" : "spec_invalid", c.rollout.error, { "retry-after": "30" });
   }
 
   /** Rate limit by header first: refusing before reading the body is the cheap path under a flood. */
   #rateLimitByHeader(c: HookContext): boolean {
     const source = c.rollout.rateKey;
-    if (source?.kind !== "header" || this.#allowRate(c, source)) return true;
-    c.req.resume();
-    return false;
+    if (source?.kind !== "header") return true;
+    // Before the answer: a refused sender's body is drained (or its connection closed) as the answer goes out.
+    return this.#allowRate(c, source, () => this.#discardBody(c.req));
   }
 
-  /** A declared Content-Length beyond maxBodyBytes is refused before a byte is read. */
-  #declaredSize(c: HookContext): boolean {
+  /**
+   * A declared Content-Length beyond maxBodyBytes is refused without reading the body: a sender
+   * waiting for `100 Continue` is refused before it uploads; from one already uploading the
+   * first bytes (up to QUARANTINED_BODY_HEAD, for HEAD_WAIT_MS at most) are kept for the
+   * quarantine beside the declared size, and the rest is drained while the 413 goes out.
+   */
+  async #declaredSize(c: HookContext): Promise<boolean> {
     const max = c.rollout.traffic.maxBodyBytes;
-    const declared = Number(headerValue(c.headers, "content-length") ?? "0");
-    if (!(Number.isFinite(declared) && declared > max)) return true;
-    c.res.setHeader("connection", "close");
-    c.req.resume();
-    this.#quarantine(c, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${max}`, Buffer.alloc(0), declared);
+    const declared = declaredLength(c.headers);
+    if (declared === undefined || declared <= max) return true;
+    let read: BodyResult = { kind: "too_large", head: EMPTY_BODY, size: 0 };
+    if (!this.#awaitingContinue.has(c.req)) {
+      read = await readBody(c.req, QUARANTINED_BODY_HEAD, HEAD_WAIT_MS);
+      if (read.kind === "aborted") return this.#aborted(c);
+      this.#discardBody(c.req);
+    }
+    const sizes = read.kind === "ok" ? { declaredSize: declared, receivedBytes: read.body.length, complete: true } : { declaredSize: declared, receivedBytes: read.size, complete: false };
+    this.#quarantine(c, "too_large", `declared body of ${declared} bytes exceeds maxBodyBytes ${max}`, read.kind === "ok" ? read.body : read.head, sizes);
     return this.#reject(c, 413, "too_large", `body of ${declared} bytes exceeds the limit of ${max} bytes (spec.traffic.maxBodyBytes)`);
+  }
+
+  /** The rest of a refused request's body: drained, or (waiting for 100 Continue) never asked for. */
+  #discardBody(req: IncomingMessage): void {
+    discardBody(req, this.#awaitingContinue.has(req));
+  }
+
+  /** A sender that hung up before its body was complete: counted, nothing forwarded, no answer. */
+  #aborted(c: HookContext): false {
+    this.metrics.rejected.inc({ ...c.labels, reason: "client_aborted", code: "0" });
+    c.log.info({ reason: "client_aborted" }, "sender closed the connection before the body was complete; nothing forwarded");
+    return false;
   }
 
   /**
@@ -689,16 +807,12 @@ export class Gateway {
    */
   async #receiveBody(c: HookContext): Promise<boolean> {
     const max = c.rollout.traffic.maxBodyBytes;
+    this.#continue(c.req, c.res);
     const read = await readBody(c.req, max);
-    if (read.kind === "aborted") {
-      this.metrics.rejected.inc({ ...c.labels, reason: "client_aborted", code: "0" });
-      c.log.info({ reason: "client_aborted" }, "sender closed the connection before the body was complete; nothing forwarded");
-      return false;
-    }
+    if (read.kind === "aborted") return this.#aborted(c);
     if (read.kind === "too_large") {
-      c.res.setHeader("connection", "close");
-      c.req.resume();
-      this.#quarantine(c, "too_large", `body exceeds maxBodyBytes ${max}`, read.head, read.size);
+      this.#discardBody(c.req);
+      this.#quarantine(c, "too_large", `body exceeds maxBodyBytes ${max} (${read.size} bytes read when refused)`, read.head, { receivedBytes: read.size, complete: false });
       return this.#reject(c, 413, "too_large", `body exceeds the limit of ${max} bytes (spec.traffic.maxBodyBytes)`);
     }
     c.body = read.body;
@@ -714,10 +828,28 @@ export class Gateway {
     if (!secret) return false;
     const headerName = (sig.header ?? DEFAULT_SIGNATURE_HEADER[sig.scheme]).toLowerCase();
     const given = headerValue(c.headers, headerName);
-    const v = sig.scheme === "github" ? verifyGithub(c.body, given, secret) : verifyStripe(c.body, given, secret, c.rollout.signatureToleranceSeconds, Date.now() / 1000);
+    const v = this.#verify(c, sig, secret, given);
+    if (v === undefined) return false;
     if (v.ok) return true;
     this.#quarantine(c, "signature", `${headerName}: ${v.reason}`, c.body);
     return this.#reject(c, 401, "signature", `${headerName}: ${v.reason}`);
+  }
+
+  /** Checks the signature by the rollout's scheme; undefined after answering 503 for a Secret the scheme cannot use. */
+  #verify(c: HookContext, sig: Signature, secret: Buffer, given: string | undefined): VerifyResult | undefined {
+    const now = Date.now() / 1000;
+    const tolerance = c.rollout.signatureToleranceSeconds;
+    if (sig.scheme === "github") return verifyGithub(c.body, given, secret);
+    if (sig.scheme === "stripe") return verifyStripe(c.body, given, secret, tolerance, now);
+    let key: Buffer;
+    try {
+      key = standardWebhookKey(secret);
+    } catch (err) {
+      this.#reject(c, 503, "signature_secret", `cannot verify signatures: ${(err as Error).message} (spec.traffic.signature.secretRef ${sig.secretRef.name}/${sig.secretRef.key})`, { "retry-after": "10" });
+      return undefined;
+    }
+    const headers = { id: headerValue(c.headers, STANDARD_ID_HEADER), timestamp: headerValue(c.headers, STANDARD_TIMESTAMP_HEADER), signature: given };
+    return verifyStandard(c.body, headers, key, tolerance, now);
   }
 
   /** The signature Secret's key; undefined after answering 503 when it cannot be read. */
@@ -741,16 +873,46 @@ export class Gateway {
     return this.#reject(c, 415, "content_type", `content-type must be application/json (or application/*+json), got ${JSON.stringify(contentType ?? "(none)")}`);
   }
 
-  /** Parses the body into `payload` (400, quarantined, when it is not JSON). */
-  #parseJson(c: HookContext): boolean {
-    try {
-      c.payload = JSON.parse(c.body.toString("utf8"));
+  /**
+   * The body as text. Bytes that are not UTF-8 would be read by the gateway's checks as U+FFFD
+   * while the backend gets the bytes themselves: 400 (quarantined) unless
+   * spec.traffic.allowInvalidUtf8. Checked natively; the offset is found only for a refusal.
+   */
+  #decodeText(c: HookContext): boolean {
+    if (isUtf8(c.body) || c.rollout.traffic.allowInvalidUtf8) {
+      c.text = c.body.toString("utf8");
       return true;
+    }
+    const detail = `body is not valid UTF-8 (first bad byte at offset ${invalidUtf8Offset(c.body)})`;
+    this.#quarantine(c, "invalid_utf8", detail, c.body);
+    return this.#reject(c, 400, "invalid_utf8", `${detail}; spec.traffic.allowInvalidUtf8 lets such bodies through`);
+  }
+
+  /**
+   * Parses the body into `payload`, after one bounded scan of its structure: nested deeper than
+   * spec.traffic.maxJsonDepth (400 too_deep), not JSON (400 bad_json), or a key repeated in one
+   * object (400 duplicate_key naming the path, unless spec.traffic.allowDuplicateKeys: JSON.parse
+   * keeps the last value, a backend may keep the first). Each refusal is quarantined.
+   */
+  #parseJson(c: HookContext): boolean {
+    const t = c.rollout.traffic;
+    const problem = scanJsonStructure(c.text, { maxDepth: t.maxJsonDepth, duplicateKeys: !t.allowDuplicateKeys });
+    if (problem?.kind === "too_deep") {
+      const detail = `JSON nested deeper than ${problem.limit} levels at ${problem.path}`;
+      this.#quarantine(c, "too_deep", detail, c.body);
+      return this.#reject(c, 400, "too_deep", `${detail} (spec.traffic.maxJsonDepth)`);
+    }
+    try {
+      c.payload = JSON.parse(c.text);
     } catch (err) {
       const detail = c.body.length === 0 ? "empty body" : (err as Error).message;
       this.#quarantine(c, "bad_json", detail, c.body);
       return this.#reject(c, 400, "bad_json", `body is not valid JSON: ${detail}`);
     }
+    if (problem?.kind !== "duplicate_key") return true;
+    const detail = `key ${JSON.stringify(problem.key)} appears more than once at ${problem.path}`;
+    this.#quarantine(c, "duplicate_key", detail, c.body);
+    return this.#reject(c, 400, "duplicate_key", `${detail}; a backend may read another value than the gateway checked (spec.traffic.allowDuplicateKeys lets such bodies through)`);
   }
 
   /** spec.traffic.payloadSchema: 422 (quarantined) naming the failing paths; 503 while the schema does not compile. */
@@ -771,14 +933,15 @@ export class Gateway {
     return source?.kind !== "json" || this.#allowRate(c, source);
   }
 
-  /** Takes a token from the tenant's bucket; false after answering 429. */
-  #allowRate(c: HookContext, source: KeySource): boolean {
+  /** Takes a token from the tenant's bucket; false after answering 429 (`beforeRefusal` runs first). */
+  #allowRate(c: HookContext, source: KeySource, beforeRefusal?: () => void): boolean {
     const limiter = c.rollout.state.limiter;
     if (!limiter) return true;
     // Requests without the tenant key share one bucket: anonymous traffic is limited too.
     const tenant = extractKey(source, c.headers, c.payload) ?? "";
     const d = limiter.take(tenant, Date.now());
     if (d.allowed) return true;
+    beforeRefusal?.();
     return this.#reject(c, 429, "rate_limited", `tenant ${JSON.stringify(tenant)} exceeded ${limiter.ratePerSecond} requests/s (burst ${limiter.burst}); retry after ${d.retryAfterSeconds}s`, { "retry-after": String(d.retryAfterSeconds) });
   }
 
@@ -789,16 +952,17 @@ export class Gateway {
    */
   async #idempotency(c: HookContext): Promise<boolean> {
     const idem = c.rollout.traffic.idempotency;
-    const idemKey = idem ? headerValue(c.headers, idem.header.toLowerCase()) : undefined;
+    const header = idempotencyHeader(c.rollout.traffic);
+    const idemKey = idem ? headerValue(c.headers, header.toLowerCase()) : undefined;
     if (!idem || idemKey === undefined) return true;
-    if (!IDEMPOTENCY_KEY.test(idemKey)) return this.#reject(c, 400, "idempotency_key", `${idem.header} must be 1-255 printable ASCII characters without spaces`);
+    if (!IDEMPOTENCY_KEY.test(idemKey)) return this.#reject(c, 400, "idempotency_key", `${header} must be 1-255 printable ASCII characters without spaces`);
     const store = this.#idempotencyStore(c.rollout);
     if (typeof store === "string") return this.#reject(c, 503, "idempotency_store", store, { "retry-after": "10" });
     const key = `${c.rollout.key}/${idemKey}`;
     const outcome = await this.#claim(c, store, key);
     if (outcome.state === "error") return this.#reject(c, 503, "idempotency_store", `idempotency store unavailable: ${outcome.message}`, { "retry-after": "2" });
-    if (outcome.state === "mismatch") return this.#reject(c, 422, "idempotency_mismatch", `${idem.header} ${JSON.stringify(idemKey)} was already used with a different payload`);
-    if (outcome.state === "pending") return this.#reject(c, 409, "idempotency_in_progress", `a request with ${idem.header} ${JSON.stringify(idemKey)} is still in progress`, { "retry-after": "1" });
+    if (outcome.state === "mismatch") return this.#reject(c, 422, "idempotency_mismatch", `${header} ${JSON.stringify(idemKey)} was already used with a different payload`);
+    if (outcome.state === "pending") return this.#reject(c, 409, "idempotency_in_progress", `a request with ${header} ${JSON.stringify(idemKey)} is still in progress`, { "retry-after": "1" });
     if (outcome.state === "done") return this.#replay(c, outcome.response);
     c.claim = { store, key, token: outcome.token };
     return true;

@@ -1,6 +1,8 @@
+import { isUtf8 } from "node:buffer";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { UnparsedBody } from "../diff/index.ts";
-import { acceptRequestId, compileUsage, decodeBody, extractUsage, fingerprint, isJsonContentType, MAX_DECODE_DEPTH } from "./payload.ts";
+import { acceptRequestId, compileUsage, decodeBody, extractUsage, fingerprint, invalidUtf8Offset, isJsonContentType, MAX_DECODE_DEPTH } from "./payload.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -84,5 +86,32 @@ describe("payload helpers", () => {
     expect(a).toBe(fingerprint("POST", "/x", Buffer.from("{}")));
     expect(a).not.toBe(fingerprint("POST", "/y", Buffer.from("{}")));
     expect(a).not.toBe(fingerprint("POST", "/x", Buffer.from("{ }")));
+  });
+});
+
+describe("invalidUtf8Offset", () => {
+  it.each([
+    { name: "ASCII", bytes: [0x7b, 0x7d], at: -1 },
+    { name: "two, three and four byte forms", bytes: [0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80], at: -1 },
+    { name: "a lone continuation byte", bytes: [0x61, 0x80], at: 1 },
+    { name: "an overlong slash", bytes: [0x22, 0xc0, 0xaf, 0x22], at: 1 },
+    { name: "an overlong three-byte form", bytes: [0xe0, 0x80, 0xaf], at: 0 },
+    { name: "a UTF-16 surrogate (CESU-8)", bytes: [0x61, 0xed, 0xa0, 0x80], at: 1 },
+    { name: "past U+10FFFF", bytes: [0xf4, 0x90, 0x80, 0x80], at: 0 },
+    { name: "a truncated sequence at the end", bytes: [0x61, 0x62, 0xe2, 0x82], at: 2 },
+    { name: "0xFF", bytes: [0xff], at: 0 },
+  ])("$name: $at", ({ bytes, at }) => {
+    expect(invalidUtf8Offset(Uint8Array.from(bytes))).toBe(at);
+  });
+
+  it("agrees with node:buffer isUtf8 on random bytes, and the prefix before the offset is valid", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 24 }), (bytes) => {
+        const at = invalidUtf8Offset(bytes);
+        expect(at === -1).toBe(isUtf8(bytes));
+        if (at >= 0) expect(isUtf8(bytes.subarray(0, at))).toBe(true);
+      }),
+      { seed: 16, numRuns: 2000 },
+    );
   });
 });

@@ -146,3 +146,32 @@ export function extractUsage(headers: IncomingHttpHeaders, body: Buffer, source:
 export function fingerprint(method: string, path: string, body: Buffer): string {
   return createHash("sha256").update(method).update("\u0000").update(path).update("\u0000").update(body).digest("hex");
 }
+
+/**
+ * The offset of the first byte that does not start a well-formed UTF-8 sequence (overlong forms,
+ * surrogates and code points past U+10FFFF included), or -1 when all of it is UTF-8. Only used to
+ * name where a body node:buffer's isUtf8 refused goes wrong.
+ */
+export function invalidUtf8Offset(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const x = b[i]!;
+    if (x < 0x80) {
+      i++;
+      continue;
+    }
+    const more = x >= 0xc2 && x <= 0xdf ? 1 : x >= 0xe0 && x <= 0xef ? 2 : x >= 0xf0 && x <= 0xf4 ? 3 : 0;
+    if (more === 0) return i;
+    // The second byte's range excludes overlong forms (E0, F0), surrogates (ED) and > U+10FFFF (F4).
+    const lo = x === 0xe0 ? 0xa0 : x === 0xf0 ? 0x90 : 0x80;
+    const hi = x === 0xed ? 0x9f : x === 0xf4 ? 0x8f : 0xbf;
+    const second = b[i + 1];
+    if (second === undefined || second < lo || second > hi) return i;
+    for (let k = 2; k <= more; k++) {
+      const next = b[i + k];
+      if (next === undefined || (next & 0xc0) !== 0x80) return i;
+    }
+    i += more + 1;
+  }
+  return -1;
+}

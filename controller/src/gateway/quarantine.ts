@@ -1,17 +1,22 @@
 /**
  * Durable quarantine of webhooks the gateway refused (bad JSON, wrong content type, oversize,
- * schema-invalid, bad signature): a SQLite file (node:sqlite), synchronous=FULL because these are
- * payloads a sender will not resend. Rows keep the raw body (for replay) and headers with
- * credentials redacted and PII masked. `airollout quarantine list|replay` read the same file.
+ * schema-invalid, bad signature, invalid UTF-8, duplicate keys, too deep): SQLite (node:sqlite),
+ * synchronous=FULL because these are payloads a sender will not resend. Two files:
+ * - `quarantine.db`, the view: headers and body with PII masked and credentials redacted, what
+ *   `airollout quarantine list` shows;
+ * - `quarantine-replay.db`, created with mode 0600 (its WAL files inherit it): the exact header
+ *   values and body bytes a replay sends, so a replay carries the sender's own ids and signature.
+ *   Credentials (authorization, cookies, API keys) are kept in neither.
+ * Masking is for people reading rows; it never touches the bytes a replay sends.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { maskPII } from "../diff/index.ts";
 import { HOP_BY_HOP } from "./upstream.ts";
 
 /** Why a payload was quarantined (the `reason` label of airollout_quarantined_total). */
-export type QuarantineReason = "bad_json" | "content_type" | "too_large" | "schema" | "signature" | "unknown_rollout";
+export type QuarantineReason = "bad_json" | "content_type" | "too_large" | "schema" | "signature" | "unknown_rollout" | "invalid_utf8" | "duplicate_key" | "too_deep";
 
 /** A refused webhook, as handed to add(). */
 export interface QuarantineInput {
@@ -24,10 +29,17 @@ export interface QuarantineInput {
   /** Path below /hooks/<ns>/<name>, query included. */
   path: string;
   headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The body as received: all of it, or the first bytes read of a refused oversize body. */
   body: Buffer;
-  /** Size the sender declared or sent, when the stored body is truncated. */
-  bodySize?: number;
+  /** Content-Length the sender declared, if it declared one. */
+  declaredSize?: number;
+  /** Bytes the gateway had read when it refused (default: body.length); may exceed what is kept. */
+  receivedBytes?: number;
+  /** False when the sender's body went on past what was read (refused mid-body); default true. */
+  complete?: boolean;
   requestId: string;
+  /** The rollout's extra mask patterns (spec.shadow.maskPatterns) for the view. */
+  masks?: readonly (string | RegExp)[];
 }
 
 /** A stored row. */
@@ -40,11 +52,21 @@ export interface QuarantineRow {
   detail: string;
   method: string;
   path: string;
+  /** Headers for viewing: credentials redacted, PII masked. */
   headers: Record<string, string>;
   contentType: string;
+  /** The kept body for viewing (PII masked in rows stored since masking; see viewMasked). */
   body: Buffer;
+  /** The body's size as far as known: the declared Content-Length, else the bytes received (a lower bound when truncated). */
   bodySize: number;
+  /** Content-Length the sender declared; undefined without one. */
+  declaredSize: number | undefined;
+  /** Bytes the gateway had read when it refused the request. */
+  receivedBytes: number;
+  /** Not all of the body was kept (refused mid-body, or kept only in part): the row cannot be replayed. */
   truncated: boolean;
+  /** Whether headers and body are the masked view (the exact bytes live in the replay file). */
+  viewMasked: boolean;
   requestId: string;
   replayedAt: string | undefined;
   replayStatus: number | undefined;
@@ -54,17 +76,51 @@ export interface QuarantineRow {
 export const REDACTED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"]);
 export const REDACTED = "[REDACTED]";
 
-/** Stored headers: credentials redacted, PII masked, hop-by-hop headers dropped. */
-export function maskHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+/** Headers for viewing: credentials redacted, PII masked, hop-by-hop headers dropped. */
+export function maskHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, masks: readonly (string | RegExp)[] = []): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) && lower !== "content-length") continue;
-    const value = Array.isArray(v) ? v.join(", ") : v;
-    out[lower] = REDACTED_HEADERS.has(lower) ? REDACTED : maskPII(value);
+  for (const [name, value] of headerEntries(headers)) {
+    if (HOP_BY_HOP.has(name) && name !== "content-length") continue;
+    out[name] = REDACTED_HEADERS.has(name) ? REDACTED : maskPII(value, masks);
   }
   return out;
+}
+
+/** Headers about the original exchange only: a replay makes its own (fetch refuses `expect`). */
+const NOT_REPLAYED = new Set(["expect"]);
+
+/** Headers a replay sends: the exact values, without credentials and hop-by-hop headers. */
+export function replayHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headerEntries(headers)) {
+    if (HOP_BY_HOP.has(name) || REDACTED_HEADERS.has(name) || NOT_REPLAYED.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function headerEntries(headers: Readonly<Record<string, string | string[] | undefined>>): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [name, v] of Object.entries(headers)) {
+    if (v !== undefined) out.push([name.toLowerCase(), Array.isArray(v) ? v.join(", ") : v]);
+  }
+  return out;
+}
+
+/** The view of a body: its text (U+FFFD for bytes that are not UTF-8) with PII masked. */
+export function maskBody(body: Buffer, masks: readonly (string | RegExp)[] = []): Buffer {
+  return Buffer.from(maskPII(body.toString("utf8"), masks), "utf8");
+}
+
+/** What a replay sends: the exact headers (no credentials) and body bytes. */
+export interface ReplayCopy {
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** The replay file beside a quarantine file: `quarantine.db` -> `quarantine-replay.db`. */
+export function replayFileOf(file: string): string {
+  return file.endsWith(".db") ? `${file.slice(0, -3)}-replay.db` : `${file}-replay`;
 }
 
 interface DbRow {
@@ -80,7 +136,10 @@ interface DbRow {
   content_type: string;
   body: Uint8Array;
   body_size: number;
+  declared_size: number | null;
+  received_bytes: number | null;
   truncated: number;
+  view_masked: number;
   request_id: string;
   replayed_at: string | null;
   replay_status: number | null;
@@ -100,7 +159,10 @@ function toRow(r: DbRow): QuarantineRow {
     contentType: r.content_type,
     body: Buffer.from(r.body),
     bodySize: r.body_size,
+    declaredSize: r.declared_size ?? undefined,
+    receivedBytes: r.received_bytes ?? r.body.length,
     truncated: r.truncated === 1,
+    viewMasked: r.view_masked === 1,
     requestId: r.request_id,
     replayedAt: r.replayed_at ?? undefined,
     replayStatus: r.replay_status ?? undefined,
@@ -115,13 +177,18 @@ export interface QuarantineOptions {
 
 export class QuarantineStore {
   readonly file: string;
+  /** The access-controlled file of exact replay bytes (mode 0600). */
+  readonly replayFile: string;
   readonly maxRows: number;
   #db: DatabaseSync;
+  /** Opened on first need: listing rows does not need read access to the exact bytes. */
+  #replayDb: DatabaseSync | undefined;
   #now: () => Date;
   #inserted = 0;
 
   constructor(file: string, o: QuarantineOptions = {}) {
     this.file = file;
+    this.replayFile = replayFileOf(file);
     this.maxRows = o.maxRows ?? 100_000;
     this.#now = o.now ?? (() => new Date());
     mkdirSync(dirname(file), { recursive: true });
@@ -146,24 +213,69 @@ export class QuarantineStore {
       replay_status INTEGER
     )`);
     this.#db.exec("CREATE INDEX IF NOT EXISTS quarantine_rollout ON quarantine (namespace, name, id)");
+    this.#migrate();
   }
 
-  /** Stores a refused webhook; returns its id. */
+  /** Columns added since the first release; rows stored before them read as unmasked, sizes unknown. */
+  #migrate(): void {
+    const have = new Set((this.#db.prepare("PRAGMA table_info(quarantine)").all() as { name: string }[]).map((c) => c.name));
+    if (!have.has("declared_size")) this.#db.exec("ALTER TABLE quarantine ADD COLUMN declared_size INTEGER");
+    if (!have.has("received_bytes")) this.#db.exec("ALTER TABLE quarantine ADD COLUMN received_bytes INTEGER");
+    if (!have.has("view_masked")) this.#db.exec("ALTER TABLE quarantine ADD COLUMN view_masked INTEGER NOT NULL DEFAULT 0");
+  }
+
+  /** The replay file, created 0600 before SQLite opens it (SQLite gives its WAL files the same mode). */
+  #replay(): DatabaseSync {
+    if (this.#replayDb) return this.#replayDb;
+    closeSync(openSync(this.replayFile, "a", 0o600));
+    chmodSync(this.replayFile, 0o600);
+    const db = new DatabaseSync(this.replayFile);
+    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+    db.exec("CREATE TABLE IF NOT EXISTS replay (id INTEGER PRIMARY KEY, headers TEXT NOT NULL, body BLOB NOT NULL)");
+    this.#replayDb = db;
+    return db;
+  }
+
+  /**
+   * Stores a refused webhook: the masked view in the quarantine file, the exact bytes in the
+   * replay file under the same id. Returns the id.
+   */
   add(q: QuarantineInput): number {
-    const headers = maskHeaders(q.headers);
-    const size = q.bodySize ?? q.body.length;
+    const masks = q.masks ?? [];
+    const headers = maskHeaders(q.headers, masks);
+    const received = q.receivedBytes ?? q.body.length;
+    const size = q.declaredSize ?? received;
     const res = this.#db
       .prepare(
-        `INSERT INTO quarantine (time, namespace, name, reason, detail, method, path, headers, content_type, body, body_size, truncated, request_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO quarantine (time, namespace, name, reason, detail, method, path, headers, content_type, body, body_size, declared_size, received_bytes, truncated, view_masked, request_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`,
       )
-      .run(this.#now().toISOString(), q.namespace, q.name, q.reason, maskPII(q.detail), q.method, q.path, JSON.stringify(headers), headers["content-type"] ?? "", q.body, size, size > q.body.length ? 1 : 0, q.requestId);
+      .run(this.#now().toISOString(), q.namespace, q.name, q.reason, maskPII(q.detail, masks), q.method, q.path, JSON.stringify(headers), headers["content-type"] ?? "", maskBody(q.body, masks), size, q.declaredSize ?? null, received, q.complete === false || size > q.body.length ? 1 : 0, q.requestId);
+    const id = Number(res.lastInsertRowid);
+    this.#replay().prepare("INSERT OR REPLACE INTO replay (id, headers, body) VALUES (?, ?, ?)").run(id, JSON.stringify(replayHeaders(q.headers)), q.body);
     if (++this.#inserted % 100 === 0) this.#prune();
-    return Number(res.lastInsertRowid);
+    return id;
   }
 
   #prune(): void {
-    this.#db.prepare("DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM quarantine) - ?").run(this.maxRows);
+    const max = (this.#db.prepare("SELECT MAX(id) AS m FROM quarantine").get() as { m: number | bigint | null }).m;
+    if (max === null) return;
+    const cut = Number(max) - this.maxRows;
+    this.#db.prepare("DELETE FROM quarantine WHERE id <= ?").run(cut);
+    this.#replay().prepare("DELETE FROM replay WHERE id <= ?").run(cut);
+  }
+
+  /**
+   * The exact headers and body a replay of row `id` sends; undefined when there is no such row.
+   * Rows stored before the replay file existed hold their exact body in the view.
+   */
+  replayCopy(id: number): ReplayCopy | undefined {
+    const row = this.get(id);
+    if (!row) return undefined;
+    if (!row.viewMasked) return { headers: Object.fromEntries(Object.entries(row.headers).filter(([, v]) => v !== REDACTED)), body: row.body };
+    const r = this.#replay().prepare("SELECT headers, body FROM replay WHERE id = ?").get(id) as { headers: string; body: Uint8Array } | undefined;
+    if (!r) throw new Error(`quarantine row ${id} has no exact copy in ${this.replayFile}; it cannot be replayed`);
+    return { headers: JSON.parse(r.headers) as Record<string, string>, body: Buffer.from(r.body) };
   }
 
   /** Rows newest first, optionally of one rollout. */
@@ -194,6 +306,7 @@ export class QuarantineStore {
 
   close(): void {
     if (this.#db.isOpen) this.#db.close();
+    if (this.#replayDb?.isOpen) this.#replayDb.close();
   }
 }
 
@@ -205,23 +318,24 @@ export interface ReplayResult {
 }
 
 /**
- * Re-sends a stored payload through a gateway (`gatewayUrl` is its base URL), with the stored
- * headers minus redacted credentials, and records the outcome on the row. The payload goes through
- * every guardrail again: a schema fixed in the AIRollout lets a once-invalid payload through.
+ * Re-sends a stored payload through a gateway (`gatewayUrl` is its base URL) with the exact
+ * header values and body bytes the sender sent (credentials excepted), and records the outcome on
+ * the row. The payload goes through every guardrail again: a schema fixed in the AIRollout lets a
+ * once-invalid payload through.
  */
 export async function replay(store: QuarantineStore, id: number, gatewayUrl: string, timeoutMs = 30_000): Promise<ReplayResult> {
   const row = store.get(id);
   if (!row) throw new Error(`quarantine row ${id} does not exist`);
   if (row.truncated) throw new Error(`quarantine row ${id} holds only the first ${row.body.length} of ${row.bodySize} bytes (reason ${row.reason}); it cannot be replayed`);
+  const exact = store.replayCopy(id)!;
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(row.headers)) {
-    if (v === REDACTED || HOP_BY_HOP.has(k)) continue;
-    headers[k] = v;
+  for (const [k, v] of Object.entries(exact.headers)) {
+    if (!HOP_BY_HOP.has(k)) headers[k] = v;
   }
   headers["x-airollout-replay-of"] = String(id);
   const base = gatewayUrl.replace(/\/+$/, "");
   const url = `${base}/hooks/${encodeURIComponent(row.namespace)}/${encodeURIComponent(row.name)}${row.path}`;
-  const res = await fetch(url, { method: row.method, headers, body: row.body, signal: AbortSignal.timeout(timeoutMs) });
+  const res = await fetch(url, { method: row.method, headers, body: exact.body, signal: AbortSignal.timeout(timeoutMs) });
   const body = await res.text();
   store.markReplayed(id, res.status);
   return { status: res.status, body, url };

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { signGithub, signStripe, verifyGithub, verifyStripe } from "./signature.ts";
+import { signGithub, signStandard, signStripe, standardWebhookKey, verifyGithub, verifyStandard, verifyStripe } from "./signature.ts";
 
 const secret = "whsec_test";
 const body = Buffer.from('{"action":"opened","number":1}');
@@ -62,5 +62,63 @@ describe("Stripe-style t=,v1=", () => {
     const r = verifyStripe(body, header, secret, 300, now);
     expect(r.ok).toBe(false);
     expect(!r.ok && r.reason).toMatch(reason);
+  });
+});
+
+describe("Standard Webhooks webhook-id / webhook-timestamp / webhook-signature", () => {
+  // The example of the Standard Webhooks specification (its libraries test the same vector).
+  const published = {
+    secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    timestamp: "1614265330",
+    body: Buffer.from('{"test": 2432232314}'),
+    signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+  };
+  const key = standardWebhookKey(published.secret);
+  const now = Number(published.timestamp);
+  const headers = (signature: string | undefined, id: string | undefined = published.id, timestamp: string | undefined = published.timestamp) => ({ id, timestamp, signature });
+
+  it("accepts the specification's example, and a signature computed independently here", () => {
+    expect(verifyStandard(published.body, headers(published.signature), key, 300, now + 10)).toEqual({ ok: true });
+    expect(signStandard(published.body, published.secret, published.id, now)).toBe(published.signature);
+    // Independently: the key is the base64 after whsec_, the content <id>.<timestamp>.<body>.
+    const rawKey = Buffer.from(published.secret.slice("whsec_".length), "base64");
+    const mine = createHmac("sha256", rawKey).update(`evt_42.${now}.${body.toString()}`).digest("base64");
+    expect(verifyStandard(body, headers(`v1,${mine}`, "evt_42"), key, 300, now)).toEqual({ ok: true });
+    // A secret without the prefix is the same key.
+    expect(standardWebhookKey(published.secret.slice(6)).equals(rawKey)).toBe(true);
+  });
+
+  it("accepts when any of several space-separated signatures matches, skipping other versions", () => {
+    const list = `v1a,${"A".repeat(86)}== v1,${"B".repeat(43)}= ${published.signature}`;
+    expect(verifyStandard(published.body, headers(list), key, 300, now)).toEqual({ ok: true });
+  });
+
+  it.each([
+    ["without webhook-id", headers(published.signature, ""), /webhook-id header missing/],
+    ["with a webhook-id holding spaces", headers(published.signature, "a b"), /webhook-id must be/],
+    ["without webhook-timestamp", { id: published.id, timestamp: undefined, signature: published.signature }, /webhook-timestamp must be unix seconds/],
+    ["with a non-numeric timestamp", headers(published.signature, published.id, "soon"), /webhook-timestamp must be unix seconds/],
+    ["without a signature", headers(undefined), /signature header missing/],
+    ["with only other versions", headers(`v2,${published.signature.slice(3)}`), /v1,<base64>/],
+    ["with another id (the id is signed)", headers(published.signature, "msg_other"), /does not match/],
+    ["with a timestamp swapped after signing", headers(signStandard(published.body, published.secret, published.id, now - 10), published.id, published.timestamp), /does not match/],
+    ["with the wrong secret", headers(signStandard(published.body, "whsec_b3RoZXIta2V5", published.id, now)), /does not match/],
+    ["that is not base64 of 32 bytes", headers("v1,abc"), /does not match/],
+  ])("refuses a delivery %s", (_n, h, reason) => {
+    const r = verifyStandard(published.body, h, key, 300, now);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toMatch(reason);
+  });
+
+  it("refuses timestamps beyond the tolerance either way", () => {
+    const old = verifyStandard(published.body, headers(published.signature), key, 300, now + 301);
+    expect(!old.ok && old.reason).toMatch(/301s old, beyond the 300s tolerance/);
+    const future = verifyStandard(published.body, headers(published.signature), key, 300, now - 301);
+    expect(!future.ok && future.reason).toMatch(/in the future/);
+  });
+
+  it("refuses a secret that is not whsec_<base64>, without quoting it", () => {
+    for (const bad of ["whsec_", "whsec_not base64!", "plain-text-key", ""]) expect(() => standardWebhookKey(bad)).toThrow(/^the secret must be whsec_<base64> \(Standard Webhooks\)$/);
   });
 });
