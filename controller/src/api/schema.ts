@@ -424,8 +424,8 @@ export const PreviewSchema = z
 
 export const SpecSchema = z
   .object({
-    stable: VersionSchema.describe("The version serving production now."),
-    candidate: VersionSchema.describe("The version being rolled out."),
+    stable: VersionSchema.optional().describe("The version serving production now, when you want to name it. Optional: without it the stable is the version last promoted (status.stable), so changing spec.candidate alone starts the next rollout; the first candidate ever applied is adopted as the stable without steps. Set, it is the stable until a promotion; after a promotion the promoted version is the stable until spec.stable is edited."),
+    candidate: VersionSchema.describe("The version being rolled out: the desired version. A change starts a rollout from the stable."),
     paused: z.boolean().default(false).describe("Pause the rollout where it is (like a pause step without duration)."),
     traffic: TrafficSchema.optional(),
     shadow: ShadowSchema.optional(),
@@ -438,14 +438,14 @@ export const SpecSchema = z
   .meta({
     "x-kubernetes-validations": [
       cel("!self.strategy.steps.exists(s, has(s.analysis)) || has(self.analysis)", "steps with analysis need spec.analysis", ".strategy.steps"),
-      cel("self.stable.version != self.candidate.version", "candidate.version must differ from stable.version", ".candidate.version"),
+      cel("!has(self.stable) || self.stable.version != self.candidate.version", "candidate.version must differ from stable.version", ".candidate.version"),
     ],
   })
   .superRefine((spec, ctx) => {
     if (spec.strategy.steps.some((s) => s.analysis !== undefined) && spec.analysis === undefined) {
       ctx.addIssue({ code: "custom", path: ["strategy", "steps"], message: "steps with analysis need spec.analysis" });
     }
-    if (spec.stable.version === spec.candidate.version) {
+    if (spec.stable !== undefined && spec.stable.version === spec.candidate.version) {
       ctx.addIssue({ code: "custom", path: ["candidate", "version"], message: "candidate.version must differ from stable.version" });
     }
   });
@@ -539,6 +539,17 @@ export const EnvironmentStatusSchema = z
   })
   .describe("One environment (Pulumi stack) of the rollout.");
 
+export const StableRecordSchema = z
+  .object({
+    version: z.string().describe("Version name of the stable."),
+    spec: VersionSchema.describe("The stable's version spec as it was promoted (a copy of spec.candidate then): what the stable environment and the gateway serve while spec.stable is absent or unchanged."),
+    revision: z.string().describe("The candidate revision that was promoted (status.revision then): a candidate with this revision is the stable, nothing to roll out."),
+    promotedAt: z.string().describe("When it was promoted or adopted (RFC 3339)."),
+    adopted: z.boolean().optional().describe("True when the version was adopted without steps: the first candidate of a rollout that had no stable."),
+    specStableDigest: z.string().optional().describe("Digest of spec.stable when this version was promoted; absent when spec.stable was not set. While spec.stable keeps that value this record is the stable; an edit of spec.stable makes spec.stable the stable again."),
+  })
+  .describe("The version last promoted (or adopted): the stable of the next rollout, written only at promotion, unchanged by a rollback.");
+
 export const StatusSchema = z
   .object({
     phase: PhaseSchema.optional(),
@@ -559,6 +570,7 @@ export const StatusSchema = z
     canaryWeight: z.number().int().optional().describe("Percent of requests the gateway sends to the candidate."),
     shadowEnabled: z.boolean().optional().describe("Whether the gateway mirrors traffic to the shadow now."),
     stableVersion: z.string().optional().describe("Version name serving as stable."),
+    stable: StableRecordSchema.optional(),
     candidateVersion: z.string().optional().describe("Version name being rolled out."),
     abort: z.boolean().optional().describe("Whether the rollout was aborted."),
     attempt: z.number().int().optional().describe("Retries of this revision: 0 for the first attempt, +1 per `airollout retry`."),
@@ -617,6 +629,7 @@ export type Phase = (typeof PHASES)[number];
 export type Condition = z.output<typeof ConditionSchema>;
 export type ResolvedStep = z.output<typeof ResolvedStepSchema>;
 export type VersionSpec = z.output<typeof VersionSchema>;
+export type StableRecord = z.output<typeof StableRecordSchema>;
 
 /** The object as read from the API server. Status is parsed leniently: it is ours to rewrite. */
 export interface AIRollout {

@@ -7,6 +7,7 @@
 import type { z } from "zod";
 import { ShadowSchema, SpecSchema, TrafficSchema, type AIRollout, type Spec, type Status, type VersionSpec } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
+import { effectiveStable, stableRecordProblem } from "../api/stable.ts";
 import { compileJsonSchema, compileMaskPatterns, compileRules, NoiseTracker, type CompiledRules, type CompiledSchema } from "../diff/index.ts";
 import { CircuitBreaker, CIRCUIT_STATE_VALUE } from "./circuit.ts";
 import { clampWeight, parseKeySource, type KeySource, type Role } from "./hash.ts";
@@ -101,7 +102,8 @@ export interface CompileProblem {
   message: string;
 }
 
-function url(v: VersionSpec, env: { url?: string } | undefined, role: string): { backend?: Backend; unavailable?: string } {
+function url(v: VersionSpec | undefined, env: { url?: string } | undefined, role: string, missing = "no version"): { backend?: Backend; unavailable?: string } {
+  if (v === undefined) return { unavailable: missing };
   const raw = v.endpoint ?? env?.url;
   if (raw === undefined) {
     return { unavailable: `version ${v.version} (${role}) is an image version and status.environments has no URL for it yet` };
@@ -200,7 +202,7 @@ function defaults(obj: AIRollout, spec: Spec | undefined, previous: Rollout | un
     shadow,
     phase: status.phase,
     revision: status.revision ?? "",
-    weight: clampWeight(status.canaryWeight),
+    weight: servingWeight(status),
     shadowOn: status.shadowEnabled === true || status.phase === "ShadowTesting",
     stable: invalidTarget("stable"),
     candidate: invalidTarget("candidate"),
@@ -225,6 +227,16 @@ function defaults(obj: AIRollout, spec: Spec | undefined, previous: Rollout | un
   };
 }
 
+/**
+ * The candidate's share. Once Succeeded with status.stable written, the promoted version is the
+ * stable and takes every request: a spec edit naming the next candidate, seen before the
+ * controller initialised it, then sends it nothing (with weight 100 it would send it everything).
+ */
+function servingWeight(status: Status): number {
+  if (status.phase === "Succeeded" && status.stable !== undefined) return 0;
+  return clampWeight(status.canaryWeight);
+}
+
 /** A target of a rollout whose spec is invalid: no backend (requests are answered 503 spec_invalid before a split). */
 function invalidTarget(role: Role): Target {
   return { role, version: role, backend: undefined, unavailable: "spec invalid", breaker: undefined };
@@ -241,14 +253,29 @@ function compileTargets(b: Builder): void {
   // An endpoint candidate is its own shadow; an image candidate has a shadow environment, and
   // before that exists its canary environment serves just as well.
   const shadowUrl = spec.candidate.endpoint !== undefined ? candUrl : url(spec.candidate, envs?.shadow ?? envs?.canary, "shadow");
-  out.stable = target(b, "stable", spec.stable, url(spec.stable, envs?.stable, "stable"));
+  const stable = stableVersion(b);
+  out.stable = target(b, "stable", stable.version, url(stable.version, envs?.stable, "stable", stable.missing));
   out.candidate = target(b, "candidate", spec.candidate, candUrl);
   out.shadowTarget = target(b, "candidate", spec.candidate, shadowUrl);
   out.seed = `${out.key}/${spec.candidate.version}`;
 }
 
-function target(b: Builder, role: Role, v: VersionSpec, u: { backend?: Backend; unavailable?: string }): Target {
-  return { role, version: v.version, backend: u.backend, unavailable: u.unavailable, breaker: breakerFor(b, v.version, u.backend) };
+function target(b: Builder, role: Role, v: VersionSpec | undefined, u: { backend?: Backend; unavailable?: string }): Target {
+  const version = v?.version ?? role;
+  return { role, version, backend: u.backend, unavailable: u.unavailable, breaker: breakerFor(b, version, u.backend) };
+}
+
+/**
+ * The stable, by the controller's rule (api/stable.ts): spec.stable, or status.stable (the version
+ * last promoted) once a promotion superseded it or when spec.stable is absent. Both read the same
+ * object version, so the gateway never serves a stable the controller does not mean. None while
+ * the first candidate is adopted, or when status.stable is broken (fail closed: 503, not a guess).
+ */
+function stableVersion(b: Builder): { version: VersionSpec | undefined; missing: string } {
+  const problem = stableRecordProblem(b.status);
+  if (problem) return { version: undefined, missing: `the stable is unknown: ${problem}` };
+  const stable = effectiveStable(b.spec, b.status);
+  return { version: stable?.version, missing: "no stable version yet: the first candidate is being adopted" };
 }
 
 /**
@@ -379,7 +406,7 @@ function compileShadowRules(b: Builder): void {
 function refreshState(b: Builder): void {
   const { out, spec, state } = b;
   const shadow = out.shadow;
-  const identity = JSON.stringify([b.status.revision, spec.stable.version, out.stable.backend?.url, spec.candidate.version, out.candidate.backend?.url, out.shadowTarget.backend?.url, shadow.minSamples, shadow.noiseBaseline, shadow.compare]);
+  const identity = JSON.stringify([b.status.revision, out.stable.version, out.stable.backend?.url, spec.candidate.version, out.candidate.backend?.url, out.shadowTarget.backend?.url, shadow.minSamples, shadow.noiseBaseline, shadow.compare]);
   if (identity !== state.trackerIdentity) {
     state.tracker = NoiseTracker.fromShadow(shadow);
     state.trackerIdentity = identity;

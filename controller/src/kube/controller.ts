@@ -102,7 +102,7 @@ export class Controller {
   /** Rebuilds the index entry of a rollout: the objects its (valid) spec refers to. */
   private indexReferences(obj: AIRollout): void {
     const parsed = validateSpec(obj.spec);
-    this.index.set(keyOf(obj), obj.metadata.namespace, parsed.ok ? references(parsed.spec) : []);
+    this.index.set(keyOf(obj), obj.metadata.namespace, parsed.ok ? references(parsed.spec, obj.status) : []);
   }
 
   get synced(): boolean {
@@ -137,7 +137,7 @@ export class Controller {
     const ns = obj.metadata.namespace;
     // From the caches once they have synced; until then (or without list/watch rights) one GET
     // per reference, as the same summary: the revision must not depend on where it was read.
-    world.references = await observeReferences(references(parsed.spec), ns, this.cache, (r) => fetchReference(this.o.client, ns, r));
+    world.references = await observeReferences(references(parsed.spec, obj.status), ns, this.cache, (r) => fetchReference(this.o.client, ns, r));
     return world;
   }
 
@@ -188,7 +188,7 @@ export class Controller {
       requests.map(async (r) => {
         const t0 = Date.now();
         try {
-          const status = await this.o.environments.ensure(obj, r.role, parsed.spec[r.version], { revision: r.revision });
+          const status = await this.o.environments.ensure(obj, r.role, r.deploy, { revision: r.revision });
           log.info({ role: r.role, stack: status.stack, url: status.url, seconds: (Date.now() - t0) / 1000 }, "environment ready");
           out[r.role] = { ok: true, status };
         } catch (err) {

@@ -45,8 +45,10 @@ export type EnvironmentOutcome = { ok: true; status: EnvironmentStatus } | { ok:
 /** An environment to create or update (pulumi up) before the pass can decide. */
 export interface EnsureRequest {
   role: RolloutRole;
-  /** Which spec version to deploy in that role. */
+  /** Which version to deploy in that role. */
   version: "stable" | "candidate";
+  /** Its spec, resolved by the pass: the stable may come from status.stable (ADR 0009). */
+  deploy: VersionSpec;
   revision: string;
 }
 

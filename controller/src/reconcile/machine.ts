@@ -19,7 +19,8 @@
  * Measurements are I/O: a pass asks for the queries that are due (plan.measure); runPass
  * (pass.ts) has them run and calls reconcile again with the outcomes in world.measurements.
  */
-import { ANNOTATIONS, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status } from "../api/schema.ts";
+import { ANNOTATIONS, type AIRollout, type Phase, type ResolvedStep, type Spec, type Status, type VersionSpec } from "../api/schema.ts";
+import { effectiveStable, stableRecord, type EffectiveStable } from "../api/stable.ts";
 import {
   concludeMetric,
   judgeMeasurement,
@@ -38,7 +39,7 @@ import { shadowEvidenceQueries } from "../analysis/templates.ts";
 import { deriveConditions, setCondition, type HealthFacts } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
-import { referenceDigest, versionReferences } from "./references.ts";
+import { referenceDigest, versionReferencesOf } from "./references.ts";
 import type { EnvironmentFailure, EnvironmentStatus, RolloutRole } from "./contract.ts";
 import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 import { shortHash } from "../api/hash.ts";
@@ -84,6 +85,8 @@ interface Ctx {
   obs: Observed;
   /** The validated spec and what was resolved from it (read only). */
   spec: Spec;
+  /** The stable as the pass started (spec.stable or status.stable, ADR 0009); none while adopting. */
+  stable: EffectiveStable | undefined;
   steps: ResolvedStep[];
   analysis: ResolvedAnalysis;
   now: Date;
@@ -147,7 +150,12 @@ function transition(ctx: Ctx, to: Phase, reason: string, message: string, type: 
 
 function target(ctx: Ctx) {
   const m = ctx.obs.object.metadata;
-  return { rollout: m.name, namespace: m.namespace, stable: ctx.spec.stable.version, candidate: ctx.spec.candidate.version };
+  return { rollout: m.name, namespace: m.namespace, stable: stableName(ctx), candidate: ctx.spec.candidate.version };
+}
+
+/** The stable's version name, for queries and messages; a placeholder while the first candidate is adopted. */
+function stableName(ctx: Ctx): string {
+  return ctx.stable?.version.version ?? "(no stable yet)";
 }
 
 function newRun(ctx: Ctx, id: string, metrics: ResolvedMetric[], step?: number): AnalysisRunStatus {
@@ -361,18 +369,20 @@ function candidateRoles(spec: Spec): RolloutRole[] {
 }
 
 /**
- * A hash of what the stable environment deploys, so an edit to it updates the stack: the spec,
- * and the content of the ConfigMap/Secret keys it refers to (its prompt, env valueFrom).
+ * A hash of what the stable environment deploys, so an edit to it updates the stack: the version's
+ * spec, and the content of the ConfigMap/Secret keys it refers to (its prompt, env valueFrom).
+ * The same for spec.stable, status.stable and the candidate it takes at promotion, so the stack
+ * a promotion updated is not updated again when the next rollout starts from status.stable.
  */
-export function stableRevision(spec: Spec, world: Pick<World, "references"> = { references: {} }): string {
-  const v = spec.stable;
-  const refs = versionReferences(spec, "stable").map((r) => [r.field, referenceDigest(world, r) ?? null]);
+export function stableEnvironmentRevision(v: VersionSpec, world: Pick<World, "references"> = { references: {} }): string {
+  // Named as spec.stable's whatever the source: revisions of existing stables stay as they were.
+  const refs = versionReferencesOf(v, "spec.stable").map((r) => [r.field, referenceDigest(world, r) ?? null]);
   // refs only when there are any: stable revisions without references stay as they were.
   const material = { version: v.version, image: v.image, config: v.config ?? null, env: v.env ?? null, replicas: v.replicas, port: v.port, ...(refs.length > 0 ? { refs } : {}) };
   return shortHash(JSON.stringify(material));
 }
 
-type EnvNeed = { role: RolloutRole; version: "stable" | "candidate"; revision: string };
+type EnvNeed = EnsureRequest;
 
 /**
  * Brings the environments in `needs` to their revisions: Ready ones pass; others are requested
@@ -442,8 +452,9 @@ function recordFailure(ctx: Ctx, need: EnvNeed, f: EnvironmentFailure): void {
 /** What must run before the steps start: the stable and the candidate's environments. */
 function startNeeds(ctx: Ctx): EnvNeed[] {
   const needs: EnvNeed[] = [];
-  if (ctx.spec.stable.image) needs.push({ role: "stable", version: "stable", revision: stableRevision(ctx.spec, ctx.obs.world) });
-  for (const role of candidateRoles(ctx.spec)) needs.push({ role, version: "candidate", revision: ctx.status.revision ?? "" });
+  const stable = ctx.stable?.version;
+  if (stable?.image) needs.push({ role: "stable", version: "stable", deploy: stable, revision: stableEnvironmentRevision(stable, ctx.obs.world) });
+  for (const role of candidateRoles(ctx.spec)) needs.push({ role, version: "candidate", deploy: ctx.spec.candidate, revision: ctx.status.revision ?? "" });
   return needs;
 }
 
@@ -569,7 +580,7 @@ function request(obj: AIRollout, status: Status, kind: keyof typeof ANNOTATIONS)
  */
 export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "ensure" | "requeueAfterMs" | "backoff"> {
   const status = structuredClone(prev);
-  const ctx: Ctx = { obs, spec, steps, analysis, now: obs.now, status, events: [], actions: [], measure: [], ensure: [], wakeAt: [], requests: takeHumanRequests(obs.object, status) };
+  const ctx: Ctx = { obs, spec, stable: effectiveStable(spec, prev), steps, analysis, now: obs.now, status, events: [], actions: [], measure: [], ensure: [], wakeAt: [], requests: takeHumanRequests(obs.object, status) };
   handleRetryAndAbort(ctx);
   runPhase(ctx);
   checkProgressDeadline(ctx);
@@ -622,22 +633,25 @@ function finishRollback(ctx: Ctx): void {
     for (const role of candidateRoles(ctx.spec)) delete envs[role];
     s.environments = envs;
   }
-  transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `Rolled back to ${ctx.spec.stable.version}; candidate ${ctx.spec.candidate.version} gets no traffic`, "Warning");
+  const to = ctx.stable ? `Rolled back to ${stableName(ctx)}` : "Rolled back: there is no stable version to serve";
+  transition(ctx, "RolledBack", s.abort ? Reason.Aborted : Reason.RolledBack, `${to}; candidate ${ctx.spec.candidate.version} gets no traffic`, "Warning");
 }
 
 /**
- * Flagger's way: the stable environment takes the candidate's spec, then the candidate's own
- * environments go.
+ * Flagger's way: the stable environment takes the candidate's spec (an image candidate), then the
+ * candidate's own environments go, and status.stable records the candidate as the stable of the
+ * next rollout (ADR 0009). A rollout without a stable adopts its candidate the same way.
  */
 function finishPromotion(ctx: Ctx): void {
   const { spec } = ctx;
   const s = ctx.status;
-  const promoteNeeds: EnvNeed[] = spec.stable.image && spec.candidate.image ? [{ role: "stable", version: "candidate", revision: s.revision ?? "" }] : [];
+  const adopting = ctx.stable === undefined;
+  const promoteNeeds: EnvNeed[] = spec.candidate.image ? [{ role: "stable", version: "candidate", deploy: spec.candidate, revision: stableEnvironmentRevision(spec.candidate, ctx.obs.world) }] : [];
   if (!environmentsReady(ctx, promoteNeeds)) {
-    s.message = `Promoting ${spec.candidate.version}: updating the stable environment`;
+    s.message = `${adopting ? "Adopting" : "Promoting"} ${spec.candidate.version}: updating the stable environment`;
     return;
   }
-  const roles = candidateRoles(spec);
+  const roles = promotionLeftovers(ctx, adopting);
   if (roles.length) {
     ctx.actions.push({ type: "destroyEnvironments", reason: "promoted", roles });
     const envs = { ...s.environments };
@@ -645,7 +659,19 @@ function finishPromotion(ctx: Ctx): void {
     s.environments = envs;
   }
   s.stableVersion = spec.candidate.version;
-  transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
+  s.stable = stableRecord(spec, s.revision ?? "", ctx.now, adopting);
+  if (adopting) transition(ctx, "Succeeded", Reason.Adopted, `Adopted ${spec.candidate.version} as the stable without steps (there was none): it serves all traffic`);
+  else transition(ctx, "Succeeded", Reason.Succeeded, `Promoted ${spec.candidate.version}: it serves all traffic`);
+}
+
+/**
+ * Environments a promotion leaves without a purpose: the candidate's own (an adoption made none),
+ * and a stable environment still running an image when an endpoint version took over.
+ */
+function promotionLeftovers(ctx: Ctx, adopting: boolean): RolloutRole[] {
+  const roles = adopting ? [] : candidateRoles(ctx.spec);
+  if (ctx.spec.candidate.endpoint !== undefined && ctx.status.environments?.stable) roles.push("stable");
+  return roles;
 }
 
 /**
@@ -757,7 +783,7 @@ function healthFacts(ctx: Ctx): HealthFacts {
   const gaveUp = (["stable", "canary", "shadow"] as const).map((r) => [r, envs[r]] as const).find(([, e]) => e?.phase === "Failed" && (e.consecutiveFailures ?? 0) >= maxFailures);
   const envFailed = (["stable", "canary", "shadow"] as const).some((r) => envs[r]?.phase === "Failed");
   return {
-    servingVersion: ctx.status.phase === "Succeeded" ? ctx.spec.candidate.version : ctx.spec.stable.version,
+    servingVersion: ctx.status.phase === "Succeeded" ? ctx.spec.candidate.version : stableName(ctx),
     ...(ctx.deadlineExceeded ? { deadlineExceeded: ctx.deadlineExceeded } : {}),
     ...(gaveUp ? { environmentsStalled: `${gaveUp[0]} environment: ${gaveUp[1]!.message ?? "failed"}; ${gaveUp[1]!.consecutiveFailures} failures in a row (maxConsecutiveFailures ${maxFailures}): not retrying until the spec changes` } : {}),
     environmentFailed: envFailed,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FINALIZER, type AIRollout } from "../api/schema.ts";
 import { reconcile, resolveSteps, validateSpec, candidateRevision, candidateInputs, describeRevisionChange, references } from "./reconcile.ts";
-import { stableRevision } from "./machine.ts";
+import { stableEnvironmentRevision } from "./machine.ts";
 import type { World } from "./contract.ts";
 
 const now = new Date("2026-03-01T12:00:00Z");
@@ -32,7 +32,7 @@ describe("validateSpec", () => {
     ["image and endpoint", { ...base, candidate: { version: "v2", image: "x", endpoint: "http://a" } }, "spec.candidate"],
     ["analysis step without analysis", { ...base, strategy: { steps: [{ analysis: {} }] } }, "spec.strategy.steps"],
     ["same versions", { ...base, candidate: { version: "v1", image: "x" } }, "spec.candidate.version"],
-    ["missing stable", { candidate: base.candidate, strategy: base.strategy }, "spec.stable"],
+    ["missing candidate", { stable: base.stable, strategy: base.strategy }, "spec.candidate"],
   ])("rejects %s, naming the field", (_name, spec, field) => {
     const res = validateSpec(spec);
     expect(res.ok).toBe(false);
@@ -235,7 +235,7 @@ describe("revisions with referenced ConfigMaps and Secrets", () => {
     const spec = parsed();
     const edited = world({ stablePrompt: "s2s2s2s2s2s2s2s2" });
     expect(candidateRevision(spec, edited)).toBe(candidateRevision(spec, world()));
-    expect(stableRevision(spec, edited)).not.toBe(stableRevision(spec, world()));
+    expect(stableEnvironmentRevision(spec.stable!, edited)).not.toBe(stableEnvironmentRevision(spec.stable!, world()));
     const first = reconcile({ object: rollout(refSpec), world: world(), now });
     const again = reconcile({ object: rollout(refSpec, { status: { ...first.status!, phase: "Paused", currentStep: 1, canaryWeight: 10 } }), world: edited, now });
     expect(again.status!.revision).toBe(first.status!.revision);

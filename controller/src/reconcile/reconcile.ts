@@ -11,11 +11,12 @@ import { FINALIZER, SpecSchema, type AIRollout, type Phase, type ResolvedStep, t
 import { parseDuration } from "../api/duration.ts";
 import { deriveConditions } from "./conditions.ts";
 import { Reason } from "./reasons.ts";
-import { advance, resolveRolloutAnalysis } from "./machine.ts";
+import { advance, resolveRolloutAnalysis, type ResolvedAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./contract.ts";
-import { referenceDigest, referenceKey, versionReferences } from "./references.ts";
+import { referenceDigest, referenceKey, versionReferences, versionReferencesOf } from "./references.ts";
 import { shortHash } from "../api/hash.ts";
 import { egressProblems } from "../api/egress.ts";
+import { effectiveStable, stableRecord, stableRecordProblem, type EffectiveStable } from "../api/stable.ts";
 
 export { referenceDigest, referenceKey, versionReferences };
 
@@ -36,21 +37,27 @@ export function validateSpec(spec: unknown): { ok: true; spec: Spec } | { ok: fa
   return { ok: false, message: formatIssues(res.error.issues) };
 }
 
-/** Objects the spec refers to, with the field that refers to each. */
-export function references(spec: Spec): Reference[] {
+/**
+ * Objects the spec refers to, with the field that refers to each: the traffic and environment
+ * Secrets, the candidate's, and the stable's (from spec.stable or status.stable, ADR 0009).
+ */
+export function references(spec: Spec, status?: Pick<Status, "stable">): Reference[] {
   const refs: Reference[] = [];
   const sig = spec.traffic?.signature;
   if (sig) refs.push({ kind: "Secret", name: sig.secretRef.name, key: sig.secretRef.key, field: "spec.traffic.signature.secretRef" });
   const pass = spec.environments?.pulumi.passphraseSecretRef;
   if (pass) refs.push({ kind: "Secret", name: pass.name, key: pass.key, field: "spec.environments.pulumi.passphraseSecretRef" });
-  for (const role of ["stable", "candidate"] as const) refs.push(...versionReferences(spec, role));
+  // A broken status.stable stops the rollout before its references matter (reconcile).
+  const stable = stableRecordProblem(status) === undefined ? effectiveStable(spec, status) : undefined;
+  if (stable) refs.push(...versionReferencesOf(stable.version, stable.field));
+  refs.push(...versionReferences(spec, "candidate"));
   return refs;
 }
 
 /** Problems with references: missing objects or keys, each naming the spec field. */
-export function referenceProblems(spec: Spec, world: World, namespace: string): string[] {
+export function referenceProblems(spec: Spec, world: World, namespace: string, status?: Pick<Status, "stable">): string[] {
   const out: string[] = [];
-  for (const r of references(spec)) {
+  for (const r of references(spec, status)) {
     const seen = world.references[referenceKey(r)];
     if (!seen?.exists) out.push(`${r.field}: ${r.kind} "${r.name}" not found in namespace "${namespace}"`);
     else if (!seen.keys.includes(r.key)) out.push(`${r.field}: ${r.kind} "${r.name}" has no key "${r.key}"`);
@@ -198,56 +205,147 @@ export function reconcile(obs: Observed): Plan {
   // Before anything is dialed or stood up: only the admin (or a spec edit) can clear it.
   const denied = egressProblems(spec, namespace, obs.world.egress);
   if (denied.length > 0) return degrade(Reason.EgressDenied, denied.join("; "), false);
-  const problems = referenceProblems(spec, obs.world, namespace);
+  const problems = referenceProblems(spec, obs.world, namespace, prev);
   if (problems.length > 0) return degrade(Reason.MissingReference, problems.join("; "), true);
 
   const analysis = resolveRolloutAnalysis(spec);
   if (analysis.errors.length > 0) return degrade(Reason.InvalidAnalysis, analysis.errors.map((e) => e.message).join("; "), false);
 
-  const steps = resolveSteps(spec);
   const revision = candidateRevision(spec, obs.world);
-  const revisionInputs = candidateInputs(spec, obs.world);
+  const wrong = stableProblem(spec, prev, revision);
+  if (wrong) return degrade(wrong.reason, wrong.message, false);
+  const stable = effectiveStable(spec, prev);
+  const f: Fresh = { obs, spec, steps: resolveSteps(spec), revision, revisionInputs: candidateInputs(spec, obs.world), events, actions };
   // Initialisation is tracked by status.revision: a rollout Degraded mid-way resumes, it does
   // not restart, unless what the candidate answers changed.
   const fresh = prev.revision !== revision || prevPhase === "Pending" || (prevPhase === "Degraded" && !prev.interruptedPhase);
-  if (!fresh) {
-    const base: Status = { ...prev, observedGeneration: generation, steps, stepCount: steps.length, candidateVersion: spec.candidate.version };
-    if (prevPhase === "Degraded") resumeAfterDegraded(base, events, generation);
-    if (base.phase !== "Succeeded") base.stableVersion = spec.stable.version;
-    const next = advance(obs, spec, steps, analysis, base);
-    return { ...next, events: [...events, ...next.events], actions: [...actions, ...next.actions] };
-  }
+  if (!fresh) return resume(f, stable, analysis);
+  if (!stable) return adopt(f);
+  if (stable.source === "status" && revision === prev.stable?.revision) return candidateIsStable(f);
+  return initialize(f, stable);
+}
+
+/** The same revision as the last pass: the state machine goes on where it was. */
+function resume(f: Fresh, stable: EffectiveStable | undefined, analysis: ResolvedAnalysis): Plan {
+  const { obs, spec, steps, events, actions } = f;
+  const prev = obs.object.status ?? {};
+  const generation = obs.object.metadata.generation;
+  const base: Status = { ...prev, observedGeneration: generation, steps, stepCount: steps.length, candidateVersion: spec.candidate.version };
+  if (prev.phase === "Degraded") resumeAfterDegraded(base, events, generation);
+  if (base.phase !== "Succeeded" && stable) base.stableVersion = stable.version.version;
+  // A promotion recorded by a controller before status.stable existed: record it now, so the
+  // next candidate starts from the promoted version, not from a spec.stable it replaced.
+  if (base.phase === "Succeeded" && !base.stable && prev.revision) base.stable = stableRecord(spec, prev.revision, obs.now, false);
+  const next = advance(obs, spec, steps, analysis, base);
+  return { ...next, events: [...events, ...next.events], actions: [...actions, ...next.actions] };
+}
+
+/** A new revision with a stable to compare with: Initialized, the steps start on the next pass. */
+function initialize(f: Fresh, stable: EffectiveStable): Plan {
+  const { obs, spec, steps, revision, revisionInputs, events, actions } = f;
+  const prev = obs.object.status ?? {};
+  const prevPhase = prev.phase ?? "Pending";
+  const generation = obs.object.metadata.generation;
   const restarted = prev.revision !== undefined && prev.revision !== revision;
-  const status: Status = {
-    ...prev,
-    phase: "Initialized",
-    message: `Initialized: ${steps.length} steps; stable ${describeVersion(spec.stable)}, candidate ${describeVersion(spec.candidate)}`,
-    observedGeneration: generation,
-    revision,
-    revisionInputs,
-    attempt: 0,
-    currentStep: 0,
-    stepCount: steps.length,
-    steps,
-    stepStartedAt: obs.now.toISOString(),
-    canaryWeight: 0,
-    shadowEnabled: false,
-    stableVersion: spec.stable.version,
-    candidateVersion: spec.candidate.version,
-    abort: false,
-  };
-  delete status.pauseStartedAt;
-  delete status.pauseReason;
-  delete status.analysis;
+  const status = freshStatus(f, prev);
+  status.phase = "Initialized";
+  status.message = `Initialized: ${steps.length} steps; stable ${describeVersion(stable.version)}${stable.source === "status" ? " (status.stable: last promoted)" : ""}, candidate ${describeVersion(spec.candidate)}`;
+  status.currentStep = 0;
+  status.canaryWeight = 0;
+  status.stableVersion = stable.version.version;
   events.push({
     type: "Normal",
     reason: restarted ? Reason.NewRevision : Reason.Initialized,
-    message: restarted ? newRevisionMessage(revision, describeRevisionChange(prev.revisionInputs, revisionInputs, spec), status.message!) : status.message!,
+    message: restarted ? newRevisionMessage(revision, describeRevisionChange(prev.revisionInputs, revisionInputs, spec), status.message) : status.message,
     dedupeKey: `g${generation}/${prevPhase}->Initialized/${revision}`,
   });
-  delete status.interruptedPhase;
-  delete status.shadow;
-  status.conditions = deriveConditions(status, { servingVersion: spec.stable.version }, obs.now, generation);
+  status.conditions = deriveConditions(status, { servingVersion: stable.version.version }, obs.now, generation);
   // The steps start on the next pass, right away: `kubectl get air -w` shows Initialized first.
   return { status, events, actions, requeueAfterMs: 0 };
+}
+
+/** What a pass decides a revision from, once the spec and its references checked out. */
+interface Fresh {
+  obs: Observed;
+  spec: Spec;
+  steps: ResolvedStep[];
+  revision: string;
+  revisionInputs: Record<string, string>;
+  events: EventSpec[];
+  actions: Plan["actions"];
+}
+
+/**
+ * What stops a rollout about its stable, only a person can fix: a status.stable that does not
+ * parse (the stable is unknown), or, the stable being the version last promoted (ADR 0009), a
+ * candidate that differs from it under its version name, which would put two answers under one
+ * metrics label. Returns the reason and the message naming the field, or undefined.
+ */
+function stableProblem(spec: Spec, prev: Status, revision: string): { reason: string; message: string } | undefined {
+  const broken = stableRecordProblem(prev);
+  if (broken) return { reason: Reason.InvalidStableRecord, message: `${broken}: the stable version is unknown; set spec.stable to name it` };
+  const stable = effectiveStable(spec, prev);
+  if (stable?.source !== "status" || spec.candidate.version !== stable.version.version || revision === prev.stable?.revision) return undefined;
+  const message = `spec.candidate.version: ${spec.candidate.version} is the stable's version name (status.stable, promoted ${prev.stable?.promotedAt ?? "before"}), but the candidate differs from that stable; give the candidate a new version name (a prompt edited in place in its ConfigMap changes the stable too: put the new prompt under a new key or ConfigMap)`;
+  return { reason: Reason.VersionNameTaken, message };
+}
+
+/** The fields every fresh revision sets, whatever it starts with (no steps run yet or none to run). */
+function freshStatus(f: Fresh, prev: Status): Status {
+  const status: Status = {
+    ...prev,
+    observedGeneration: f.obs.object.metadata.generation,
+    revision: f.revision,
+    revisionInputs: f.revisionInputs,
+    attempt: 0,
+    currentStep: f.steps.length,
+    stepCount: f.steps.length,
+    steps: f.steps,
+    stepStartedAt: f.obs.now.toISOString(),
+    canaryWeight: 100,
+    shadowEnabled: false,
+    candidateVersion: f.spec.candidate.version,
+    abort: false,
+  };
+  for (const k of ["pauseStartedAt", "pauseReason", "analysis", "interruptedPhase", "shadow"] as const) delete status[k];
+  return status;
+}
+
+/**
+ * No spec.stable and nothing promoted yet (the first AIRollout applied): the candidate becomes the
+ * stable without steps, as Argo Rollouts' first deploy does. It goes straight to Promoting, where
+ * an image candidate gets the stable environment; then Succeeded with an Adopted Event.
+ */
+function adopt(f: Fresh): Plan {
+  const prev = f.obs.object.status ?? {};
+  const generation = f.obs.object.metadata.generation;
+  const status = freshStatus(f, prev);
+  status.phase = "Promoting";
+  status.message = `Adopting ${describeVersion(f.spec.candidate)} as the stable without steps: there is no stable version yet (no spec.stable, nothing promoted before)`;
+  f.events.push({ type: "Normal", reason: Reason.Adopted, message: status.message, dedupeKey: `g${generation}/adopt/${f.revision}` });
+  status.conditions = deriveConditions(status, { servingVersion: "no version yet" }, f.obs.now, generation);
+  return { status, events: f.events, actions: f.actions, requeueAfterMs: 0 };
+}
+
+/**
+ * The candidate is the version last promoted (status.stable), e.g. a revert in git after a
+ * rollback: nothing to roll out. The candidate environments of a rollout it replaces go.
+ */
+function candidateIsStable(f: Fresh): Plan {
+  const prev = f.obs.object.status ?? {};
+  const generation = f.obs.object.metadata.generation;
+  const status = freshStatus(f, prev);
+  status.phase = "Succeeded";
+  status.stableVersion = f.spec.candidate.version;
+  status.message = `Candidate ${f.spec.candidate.version} is the stable (status.stable, promoted ${prev.stable?.promotedAt ?? "before"}): nothing to roll out`;
+  const leftovers = (["canary", "shadow"] as const).filter((r) => prev.environments?.[r]);
+  if (leftovers.length) {
+    f.actions.push({ type: "destroyEnvironments", reason: "candidate is the stable", roles: [...leftovers] });
+    const envs = { ...prev.environments };
+    for (const r of leftovers) delete envs[r];
+    status.environments = envs;
+  }
+  f.events.push({ type: "Normal", reason: Reason.CandidateIsStable, message: status.message, dedupeKey: `g${generation}/stable/${f.revision}` });
+  status.conditions = deriveConditions(status, { servingVersion: f.spec.candidate.version }, f.obs.now, generation);
+  return { status, events: f.events, actions: f.actions };
 }

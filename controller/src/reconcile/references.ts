@@ -2,25 +2,31 @@
  * The ConfigMaps and Secrets a version refers to, and how their observed content is looked up.
  * Shared by the candidate's revision (reconcile.ts) and the stable environment's (machine.ts).
  */
-import type { Spec } from "../api/schema.ts";
+import type { Spec, VersionSpec } from "../api/schema.ts";
 import type { Reference, World } from "./contract.ts";
 
 /**
  * The ConfigMap and Secret keys one version's answers depend on: its prompt (promptRef) and the
- * env entries with valueFrom. Their content goes into that version's revision.
+ * env entries with valueFrom. Their content goes into that version's revision. `field` names
+ * where the version was read (spec.candidate, spec.stable, status.stable.spec).
  */
-export function versionReferences(spec: Spec, role: "stable" | "candidate"): Reference[] {
-  const v = spec[role];
+export function versionReferencesOf(v: VersionSpec, field: string): Reference[] {
   const refs: Reference[] = [];
   const p = v.config?.promptRef;
-  if (p) refs.push({ kind: "ConfigMap", name: p.configMap, key: p.key, field: `spec.${role}.config.promptRef` });
+  if (p) refs.push({ kind: "ConfigMap", name: p.configMap, key: p.key, field: `${field}.config.promptRef` });
   (v.env ?? []).forEach((e, i) => {
     const s = e.valueFrom?.secretKeyRef;
-    if (s) refs.push({ kind: "Secret", name: s.name, key: s.key, field: `spec.${role}.env[${i}].valueFrom.secretKeyRef` });
+    if (s) refs.push({ kind: "Secret", name: s.name, key: s.key, field: `${field}.env[${i}].valueFrom.secretKeyRef` });
     const c = e.valueFrom?.configMapKeyRef;
-    if (c) refs.push({ kind: "ConfigMap", name: c.name, key: c.key, field: `spec.${role}.env[${i}].valueFrom.configMapKeyRef` });
+    if (c) refs.push({ kind: "ConfigMap", name: c.name, key: c.key, field: `${field}.env[${i}].valueFrom.configMapKeyRef` });
   });
   return refs;
+}
+
+/** The references of spec.stable or spec.candidate; none when the role is not set. */
+export function versionReferences(spec: Spec, role: "stable" | "candidate"): Reference[] {
+  const v = spec[role];
+  return v ? versionReferencesOf(v, `spec.${role}`) : [];
 }
 
 /** The key a reference is looked up by in World.references. */
