@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { readState, alive } from "../../controller/src/dev/controlplane.ts";
+import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
 import { CLI, NODE, waitFor } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "airollout-dev-it-"));
@@ -32,6 +33,19 @@ describe("airollout dev", () => {
     expect(kubeconfig).toBe(join(dir, "kubeconfig"));
     const state = readState(dir)!;
     expect(state.nodeSimulator?.nodeName).toBe("kwok-node-0");
+
+    // What `dev up` tells a user to run, run as a shell would: kubectl, airollout and the kubectl
+    // plugin come from PATH, the cluster from KUBECONFIG.
+    expect(first.stderr).toContain(`eval "$(${join(PROJECT_ROOT, "bin", "airollout")} dev env --dir '${dir}')"`);
+    const env = cli(["dev", "env", "--dir", dir]);
+    expect(env.code, env.stderr).toBe(0);
+    const shell = spawnSync("sh", ["-c", 'eval "$EXPORTS" && kubectl get namespace default -o name && airollout --help >/dev/null && kubectl airollout status -h | head -1'], {
+      encoding: "utf8",
+      env: { PATH: "/usr/bin:/bin", HOME: process.env.HOME ?? "/", EXPORTS: env.stdout },
+      timeout: 60_000,
+    });
+    expect(shell.stderr).toBe("");
+    expect(shell.stdout).toBe("namespace/default\nusage: airollout status NAME\n");
 
     const status = cli(["dev", "status", "--dir", dir]);
     expect(status.code).toBe(0);
@@ -67,6 +81,15 @@ describe("airollout dev", () => {
       await waitFor(`pid ${pid} stopped`, () => !alive(pid), 20_000, 100);
     }
     expect(cli(["dev", "status", "--dir", dir]).code).toBe(1);
+  });
+
+  it("dev env without a control plane says to run dev up", () => {
+    const empty = mkdtempSync(join(tmpdir(), "airollout-dev-env-"));
+    const r = cli(["dev", "env", "--dir", empty], 60_000);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`no local control plane in ${empty}: run airollout dev up --dir ${empty} first`);
+    rmSync(empty, { recursive: true, force: true });
   });
 
   it("refuses --node-simulator without kube-controller-manager, naming both flags", () => {
