@@ -15,3 +15,20 @@ describe("boundedDelay", () => {
     expect(boundedDelay(ms, max)).toBe(want);
   });
 });
+
+describe("timers with a delay from the spec are bounded", () => {
+  it("a backend queue timeout of 720h (spec.traffic.concurrency.queueTimeout) waits instead of timing out at once", async () => {
+    const { BackendSlots } = await import("../gateway/upstream.ts");
+    const slots = new BackendSlots();
+    const limits = { maxInFlight: 1, maxQueued: 1, queueTimeoutMs: 720 * 3_600_000 };
+    const first = slots.acquire("b", limits);
+    expect(first).toMatchObject({ ok: true });
+    let settled = false;
+    const waiting = Promise.resolve(slots.acquire("b", limits)).then((g) => ((settled = true), g));
+    await new Promise((r) => setTimeout(r, 50));
+    // Unbounded, Node fires the 720 h timer after 1 ms: queue_timeout at once.
+    expect(settled).toBe(false);
+    (first as { ok: true; release: () => void }).release();
+    expect(await waiting).toMatchObject({ ok: true });
+  });
+});

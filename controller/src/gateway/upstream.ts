@@ -238,11 +238,12 @@ export class BackendSlots {
     return new Promise<SlotGrant>((resolve) => {
       const w: Waiter = {
         grant: resolve,
+        // spec.traffic.concurrency.queueTimeout: bounded like every input-derived timer.
         timer: setTimeout(() => {
           p.waiting.delete(w);
           this.#dropIfIdle(key, p);
           resolve({ ok: false, reason: "queue_timeout", message: `no free slot of the backend within ${limits.queueTimeoutMs}ms (maxInFlight ${limits.maxInFlight})` });
-        }, limits.queueTimeoutMs),
+        }, boundedDelay(limits.queueTimeoutMs)),
       };
       p.waiting.add(w);
     });
