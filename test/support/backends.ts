@@ -190,6 +190,8 @@ export interface CapacityStats {
   served: number;
   /** Most requests outstanding at once (being served or waiting for a worker). */
   maxOutstanding: number;
+  /** From arrival to answer of the most recent requests (at most 10,000): the backend's own latency. */
+  serviceMs: number[];
 }
 
 /**
@@ -199,11 +201,12 @@ export interface CapacityStats {
  * concurrency x 1000 / latencyMs requests per second, and its own latency is latencyMs.
  */
 export function capacityResponder(o: { concurrency: number; latencyMs: number }, inner: Responder = (_req, n) => ({ body: { n } })): { respond: Responder; stats: CapacityStats } {
-  const stats: CapacityStats = { served: 0, maxOutstanding: 0 };
+  const stats: CapacityStats = { served: 0, maxOutstanding: 0, serviceMs: [] };
   let busy = 0;
   let outstanding = 0;
   const waiting: (() => void)[] = [];
   const respond: Responder = async (req, n) => {
+    const arrived = performance.now();
     outstanding++;
     stats.maxOutstanding = Math.max(stats.maxOutstanding, outstanding);
     if (busy >= o.concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
@@ -211,6 +214,8 @@ export function capacityResponder(o: { concurrency: number; latencyMs: number },
     try {
       await new Promise((resolve) => setTimeout(resolve, o.latencyMs));
       stats.served++;
+      stats.serviceMs.push(performance.now() - arrived);
+      if (stats.serviceMs.length > 10_000) stats.serviceMs.shift();
       return await inner(req, n);
     } finally {
       outstanding--;

@@ -18,6 +18,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   #redis: Redis;
   // The pending value each of our claims wrote, needed for compare-and-set.
   #claims = new Map<string, string>();
+  #everReady = false;
 
   constructor(url: string, log: Logger) {
     this.url = url;
@@ -28,7 +29,14 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       commandTimeout: 2000,
       connectTimeout: 2000,
       retryStrategy: (times) => Math.min(times * 200, 2000),
+      // Never run a command later than its request was answered: a claim queued (or in flight)
+      // during an outage and sent once Redis is back would be a ghost claim of a request already
+      // answered 503, blocking the sender's retry of that key until the claim expires (the chaos
+      // drill measured 32 s waits ending in 409). Without a connection a command fails at once.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
     });
+    this.#redis.once("ready", () => (this.#everReady = true));
     let lastWarn = 0;
     this.#redis.on("error", (err: Error) => {
       // ioredis emits an error per reconnect attempt; one line per 10 s is enough.
@@ -39,6 +47,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async claim(key: string, fingerprint: string, pendingTtlMs: number): Promise<ClaimResult> {
+    await this.#firstConnection();
     const token = newToken();
     const pending = encodeRecord(fingerprint, token);
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -69,6 +78,23 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     this.#claims.delete(id);
     if (pending === undefined) return;
     await this.#redis.eval(RELEASE, 1, PREFIX + key, pending);
+  }
+
+  /**
+   * The first requests after the store is made wait for its first connection (up to the connect
+   * timeout) instead of failing for want of an offline queue; during a later outage nothing waits.
+   */
+  async #firstConnection(): Promise<void> {
+    if (this.#everReady || this.#redis.status === "ready") return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#redis.off("ready", done);
+        resolve();
+      };
+      const timer = setTimeout(done, 2000);
+      this.#redis.once("ready", done);
+    });
   }
 
   async close(): Promise<void> {
