@@ -1,7 +1,8 @@
 /**
  * The Helm chart against the real API server: `helm lint`, the rendered manifests accepted by a
  * server-side dry run (default and optional values), the chart's RBAC allowing every API call
- * the controller and the gateway make (and not more than asked), and writable places for a
+ * the controller and the gateway make, each on its own service account (and not more than
+ * asked), the egress policy passed to both, and writable places for a
  * controller whose root filesystem is read-only. helm is built from the Go module proxy like the
  * other tools (hack/build-tool.sh helm).
  */
@@ -86,7 +87,7 @@ describe("the Helm chart", () => {
     expect(plain.spec!.template!.spec!.containers[0]!.env!.some((e) => e.name === "PULUMI_BACKEND_URL")).toBe(false);
   });
 
-  it("grants the service account every API call the controller and the gateway make, and not secrets writes or pod creation", () => {
+  it("grants the controller's service account every API call the controller makes, and not secrets writes or pod creation", () => {
     // The RBAC objects for real (the workloads would never run here: no kubelet).
     const rbac = objects(render()).filter((o) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(o.kind));
     kubectlOk(["apply", "-n", ns, "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: rbac }));
@@ -97,7 +98,7 @@ describe("the Helm chart", () => {
       return r.stdout.trim();
     };
     const needed: [string, string, string | undefined][] = [
-      // informer (controller and gateway), status writes, finalizer and annotation patches
+      // informer, status writes, finalizer and annotation patches
       ["list", "airollouts.airollout.dev", undefined],
       ["watch", "airollouts.airollout.dev", undefined],
       ["get", "airollouts.airollout.dev", "team-x"],
@@ -134,5 +135,64 @@ describe("the Helm chart", () => {
     for (const [verb, resource] of [["create", "secrets"], ["delete", "secrets"], ["create", "pods"], ["create", "clusterrolebindings.rbac.authorization.k8s.io"]]) {
       expect(can(verb!, resource!, "team-x"), `${verb} ${resource}`).toBe("no");
     }
+  });
+
+  it("runs the gateway on its own service account, allowed only the calls it makes: list and watch AIRollouts, get Secrets", () => {
+    const rendered = objects(render());
+    const gatewayPod = rendered.find((o) => o.kind === "Deployment" && o.metadata.name === "airollout-gateway")!.spec!.template!.spec! as PodSpec & { serviceAccountName?: string };
+    expect(gatewayPod.serviceAccountName).toBe("airollout-gateway");
+    const rbac = rendered.filter((o) => ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"].includes(o.kind));
+    kubectlOk(["apply", "-n", ns, "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: rbac }));
+    const as = `system:serviceaccount:${ns}:airollout-gateway`;
+    const can = (verb: string, resource: string, namespace: string | undefined) => {
+      const [type, sub] = resource.split("/");
+      return kubectl(["auth", "can-i", verb, type!, ...(sub ? ["--subresource", sub] : []), "--as", as, ...(namespace ? ["-n", namespace] : ["--all-namespaces"])]).stdout.trim();
+    };
+    // The AIRollout informer (cluster-wide, or one namespace with watchNamespace) and the signature Secrets.
+    const needed: [string, string, string | undefined][] = [
+      ["list", "airollouts.airollout.dev", undefined],
+      ["watch", "airollouts.airollout.dev", undefined],
+      ["list", "airollouts.airollout.dev", "team-x"],
+      ["watch", "airollouts.airollout.dev", "team-x"],
+      ["get", "secrets", "team-x"],
+    ];
+    expect(needed.filter(([verb, resource, namespace]) => can(verb, resource, namespace) !== "yes")).toEqual([]);
+    const notNeeded: [string, string][] = [
+      ["patch", "airollouts.airollout.dev"],
+      ["update", "airollouts.airollout.dev/status"],
+      ["delete", "airollouts.airollout.dev"],
+      ["list", "secrets"],
+      ["watch", "secrets"],
+      ["create", "secrets"],
+      ["get", "configmaps"],
+      ["create", "events"],
+      ["get", "leases.coordination.k8s.io"],
+      ["create", "deployments.apps"],
+      ["create", "pods"],
+      ["get", "pods"],
+    ];
+    expect(notNeeded.filter(([verb, resource]) => can(verb, resource, "team-x") !== "no")).toEqual([]);
+    expect(can("get", "leases.coordination.k8s.io", ns)).toBe("no");
+  });
+
+  it("passes the egress policy to the controller and the gateway: deny by default with loopback refused, the lists from values", () => {
+    const egressArgs = (set: string[] = []) => {
+      const deployments = objects(render(set)).filter((o) => o.kind === "Deployment");
+      const byName = new Map(deployments.map((d) => [d.metadata.name, d.spec!.template!.spec!.containers[0]!]));
+      const controller = byName.get("airollout-controller")!.args!.filter((a) => a.startsWith("--egress"));
+      const gateway = byName.get("airollout-gateway")!.args!.filter((a) => a.startsWith("--egress"));
+      expect(gateway).toEqual(controller);
+      expect(byName.get("airollout-gateway")!.env!.some((e) => e.name === "POD_NAMESPACE")).toBe(true);
+      return controller;
+    };
+    expect(egressArgs()).toEqual(["--egress-default=deny", "--egress-deny-loopback"]);
+    expect(egressArgs(["egress.allowHosts={prometheus.monitoring,*.vendor.example}", "egress.allowCidrs={10.20.0.0/16}", "egress.allowNamespaces={shared}"])).toEqual([
+      "--egress-default=deny",
+      "--egress-deny-loopback",
+      "--egress-allow-hosts=prometheus.monitoring,*.vendor.example",
+      "--egress-allow-cidrs=10.20.0.0/16",
+      "--egress-allow-namespaces=shared",
+    ]);
+    expect(egressArgs(["egress.defaultAction=allow", "egress.denyLoopback=false"])).toEqual(["--egress-default=allow"]);
   });
 });
