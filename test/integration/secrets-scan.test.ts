@@ -3,7 +3,8 @@
  * and secrets (the webhook signing secret, an Authorization bearer token, an API key header) are
  * seeded into real traffic through the whole loop (gateway process, Prometheus, controller
  * process; test/support/loop.ts): accepted, shadowed and diffed webhooks, and refused ones
- * (forged signature, schema-invalid, broken JSON) that are quarantined. After the run every
+ * (forged signature, schema-invalid, broken JSON) that are quarantined, and rate-limited ones
+ * whose tenant key is an email. After the run every
  * output is scanned for the raw values: both processes' logs, the rollout's Events and status,
  * both /metrics pages, the gateway's diff samples and the quarantine view. Secrets must not
  * appear in the quarantine's exact replay copies either (credentials are kept in neither file).
@@ -68,6 +69,8 @@ async function send(i: number): Promise<number> {
       authorization: `Bearer ${BEARER}`,
       "x-api-key": API_KEY,
       "x-request-id": randomUUID(),
+      // The tenant is a customer's email: it picks the version (stickyBy) and a rate-limit bucket.
+      "x-tenant-id": i % 3 === 0 ? EMAIL : `tenant-${i % 5}`,
       "x-hub-signature-256": signGithub(text, kind === "forged" ? "not-the-secret" : SIGNING_SECRET),
     },
     body: text,
@@ -118,6 +121,9 @@ describe("secrets and PII never reach an output", () => {
         traffic: {
           signature: { scheme: "github", secretRef: { name: "scan-hmac", key: "secret" } },
           payloadSchema: { type: "object", required: ["id"], properties: { id: { type: "integer" } } },
+          stickyBy: "header:x-tenant-id",
+          // The email tenant sends about 25 requests a second: some are answered 429 naming it.
+          rateLimit: { key: "header:x-tenant-id", requestsPerSecond: 5, burst: 5 },
         },
         shadow: { sampleRate: 1, minSamples: 20, maxMismatchRate: 1, compare: { labels: ["$.intent"] } },
         strategy: { steps: [{ shadow: { duration: "5s" } }, { setWeight: 50 }, { analysis: {} }, { pause: {} }] },
@@ -153,6 +159,7 @@ describe("secrets and PII never reach an output", () => {
     expect(statuses[401]).toBeGreaterThan(0);
     expect(statuses[422]).toBeGreaterThan(0);
     expect(statuses[400]).toBeGreaterThan(0);
+    expect(statuses[429]).toBeGreaterThan(0);
     expect(rollout.status?.shadow?.mismatched ?? 0).toBeGreaterThan(0);
 
     const found: string[] = [];
