@@ -543,6 +543,22 @@ describe("environments (image versions)", () => {
     expect(failing.status.message).toMatch(/^Gave up standing up environments/);
   });
 
+  it("a promotion whose stable update keeps failing says it gave up, not that it is still promoting", async () => {
+    const sim = new Sim({ ...imageSpec, strategy: { steps: [{ setWeight: 100 }] } });
+    sim.env = (role, version) =>
+      role === "stable" && version === "candidate"
+        ? { ok: false, failure: { transient: false, reason: "EnvironmentUpdateFailed", message: "error: the Deployment was refused", stackName: "ns-bot-stable", role: "stable" } }
+        : { ok: true, status: { stack: `ns-bot-${role}`, phase: "Ready" } };
+    for (let i = 0; i < 3; i++) await sim.pass();
+    expect(sim.status.phase).toBe("Promoting");
+    expect(sim.status.message).toBe("Promoting v2: updating the stable environment; retrying with backoff after stable: error: the Deployment was refused (1 of 3 failures)");
+    for (let i = 0; i < 3; i++) await sim.pass();
+    expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True" });
+    expect(sim.status.message).toBe(
+      "Gave up promoting v2 (updating the stable environment): the stable environment (stack ns-bot-stable) failed 3 times in a row (maxConsecutiveFailures 3): error: the Deployment was refused. Not retrying until the spec changes",
+    );
+  });
+
   it("rollback destroys the candidate's environments only", async () => {
     const sim = new Sim({ ...imageSpec, strategy: { steps: [{ setWeight: 50 }, { pause: {} }] } });
     await sim.runUntil(["Paused"]);

@@ -648,7 +648,8 @@ function finishPromotion(ctx: Ctx): void {
   const adopting = ctx.stable === undefined;
   const promoteNeeds: EnvNeed[] = spec.candidate.image ? [{ role: "stable", version: "candidate", deploy: spec.candidate, revision: stableEnvironmentRevision(spec.candidate, ctx.obs.world) }] : [];
   if (!environmentsReady(ctx, promoteNeeds)) {
-    s.message = `${adopting ? "Adopting" : "Promoting"} ${spec.candidate.version}: updating the stable environment`;
+    const doing = `${adopting ? "Adopting" : "Promoting"} ${spec.candidate.version}`;
+    s.message = environmentsMessage(ctx, promoteNeeds, { doing: `${doing}: updating the stable environment`, gaveUp: `Gave up ${doing.toLowerCase()} (updating the stable environment)` });
     return;
   }
   const roles = promotionLeftovers(ctx, adopting);
@@ -681,7 +682,8 @@ function promotionLeftovers(ctx: Ctx, adopting: boolean): RolloutRole[] {
 function standUpThenStart(ctx: Ctx): void {
   const needs = startNeeds(ctx);
   if (!environmentsReady(ctx, needs)) {
-    ctx.status.message = standUpMessage(ctx, needs);
+    const pending = needs.filter((n) => !isReady(ctx, n)).map((n) => n.role);
+    ctx.status.message = environmentsMessage(ctx, needs, { doing: `Standing up environments: ${pending.join(", ")}`, gaveUp: "Gave up standing up environments" });
     return;
   }
   enterStep(ctx, 0);
@@ -689,21 +691,21 @@ function standUpThenStart(ctx: Ctx): void {
 }
 
 /**
- * status.message while the environments are not Ready: which ones are being stood up, the
- * failures being retried with backoff, or, once one gave up, that nothing is retried and why.
+ * status.message while environments are not Ready: what they are being stood up for, the
+ * failures being retried with backoff, or, once one gave up, that nothing is retried and why
+ * (a stalled rollout must not read as one still at work).
  */
-function standUpMessage(ctx: Ctx, needs: EnvNeed[]): string {
+function environmentsMessage(ctx: Ctx, needs: EnvNeed[], say: { doing: string; gaveUp: string }): string {
   const envs = ctx.status.environments ?? {};
   const max = maxEnvironmentFailures(ctx.spec);
   const failed = needs.filter((n) => envs[n.role]?.phase === "Failed" && envs[n.role]?.revision === n.revision);
   const gaveUp = failed.find((n) => (envs[n.role]!.consecutiveFailures ?? 0) >= max);
   if (gaveUp) {
     const e = envs[gaveUp.role]!;
-    return `Gave up standing up environments: the ${gaveUp.role} environment (stack ${e.stack}) failed ${e.consecutiveFailures} times in a row (maxConsecutiveFailures ${max}): ${e.message ?? "no message"}. Not retrying until the spec changes`;
+    return `${say.gaveUp}: the ${gaveUp.role} environment (stack ${e.stack}) failed ${e.consecutiveFailures} times in a row (maxConsecutiveFailures ${max}): ${e.message ?? "no message"}. Not retrying until the spec changes`;
   }
-  const pending = needs.filter((n) => !isReady(ctx, n)).map((n) => n.role);
   const retrying = failed.map((n) => `${n.role}: ${envs[n.role]!.message ?? "failed"} (${envs[n.role]!.consecutiveFailures ?? 0} of ${max} failures)`);
-  return `Standing up environments: ${pending.join(", ")}${retrying.length ? `; retrying with backoff after ${retrying.join("; ")}` : ""}`;
+  return `${say.doing}${retrying.length ? `; retrying with backoff after ${retrying.join("; ")}` : ""}`;
 }
 
 /**
