@@ -181,8 +181,10 @@ async function main(): Promise<void> {
   if (done.status?.phase === "Succeeded") {
     step("kubectl wait --for=condition=Ready air/triage-bot: Ready is True only once the candidate serves all traffic");
     say(kubectl(["wait", "--for=condition=Ready", "air/triage-bot", "--timeout=10s"]).trimEnd());
-    step("Act two: candidate v3 answers the wrong intent 30% of the time; the shadow step catches it");
-    kubectl(["apply", "-f", "-"], stringify({ ...rollout(ports.regress, "v3"), spec: { ...rollout(ports.regress, "v3").spec, stable: { version: "v2", endpoint: `http://127.0.0.1:${ports.candidate}/`, config: { model: "large" } }, shadow: { ...rollout(ports.regress, "v3").spec.shadow, noiseBaseline: { enabled: false } } } }));
+    step("Act two, one change: candidate v3 answers the wrong intent 30% of the time; the shadow step catches it");
+    // spec.stable still says v1, but the stable is v2, promoted in act one (status.stable, ADR 0009).
+    const actTwo = rollout(ports.regress, "v3");
+    kubectl(["apply", "-f", "-"], stringify({ ...actTwo, spec: { ...actTwo.spec, shadow: { ...actTwo.spec.shadow, noiseBaseline: { enabled: false } } } }));
     await watch(["RolledBack", "Succeeded", "Paused"], 180_000);
   }
   step("kubectl get events");
