@@ -160,6 +160,19 @@ function upload(url: string, o: { size: number; expectContinue: boolean; chunked
   });
 }
 
+/** Writes raw bytes to the gateway and returns everything it answers until it closes the connection. */
+async function rawExchange(raw: string): Promise<string> {
+  const u = new URL(base);
+  const sock = connect(Number(u.port), u.hostname);
+  let answer = "";
+  sock.on("data", (d: Buffer) => (answer += d.toString()));
+  sock.on("error", () => {});
+  await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+  sock.write(raw);
+  await new Promise((resolve) => sock.once("close", resolve));
+  return answer;
+}
+
 /**
  * Declares `declared` bytes on a raw socket and sends up to `send` of them as fast as the socket
  * takes them, then waits (at most 30 s) for the gateway to close the connection.
@@ -329,6 +342,7 @@ describe("every refusal carries the request id", () => {
       ["rate limit", () => send(hook("refusals-limited"), '{"ok":1}', { "x-tenant-id": "t1" }), 429, "rate_limited"],
       ["too large", () => send(hook("refusals"), JSON.stringify({ ok: "x".repeat(1000) })), 413, "too_large"],
       ["content type", () => send(hook("refusals"), "{}", { "content-type": "text/plain" }), 415, "content_type"],
+      ["content encoding", () => send(hook("refusals"), '{"ok":1}', { "content-encoding": "gzip" }), 415, "content_encoding"],
       ["invalid UTF-8", () => send(hook("refusals"), Buffer.from([0x7b, 0xff, 0x7d])), 400, "invalid_utf8"],
       ["not JSON", () => send(hook("refusals"), "{"), 400, "bad_json"],
       ["duplicate key", () => send(hook("refusals"), '{"ok":1,"ok":2}'), 400, "duplicate_key"],
@@ -348,6 +362,23 @@ describe("every refusal carries the request id", () => {
       expect(id, name).toMatch(/^[0-9a-f-]{36}$/);
       expect(res.json.requestId, name).toBe(id);
     }
+    expect(gateway.quarantine.list({ namespace: ns, name: "refusals" }).map((r) => r.reason)).toContain("content_encoding");
+
+    // Requests Node's HTTP parser refuses before the gateway sees them are answered the same way.
+    const parserCases: [string, string, number, string][] = [
+      ["unknown method", `FOO /hooks/${ns}/refusals/e HTTP/1.1\r\nhost: x\r\n\r\n`, 400, "bad_request"],
+      ["header section too large", `POST /hooks/${ns}/refusals/e HTTP/1.1\r\nhost: x\r\nx-filler: ${"a".repeat(20_000)}\r\n\r\n`, 431, "headers_too_large"],
+    ];
+    for (const [name, raw, status, reason] of parserCases) {
+      const answer = await rawExchange(raw);
+      const [head = "", body = ""] = answer.split("\r\n\r\n");
+      expect(head, name).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      const id = /\r\nx-request-id: ([0-9a-f-]{36})\r\n/.exec(head)?.[1];
+      expect(id, name).toBeDefined();
+      expect(JSON.parse(body), name).toEqual({ error: reason, message: expect.any(String), requestId: id });
+    }
+    expect(await metric('airollout_rejected_total{rollout="(unknown)",namespace="(unknown)",reason="headers_too_large",code="431"}')).toBe(1);
+
     // The sender's own id, when acceptable, is the one answered, outside the pipeline too.
     const own = await fetch(`${base}/hooks/${ns}/refusals/%E0%A4%A`, { method: "POST", headers: { "x-request-id": "sender-id-1" }, body: "{}" });
     expect(own.headers.get("x-request-id")).toBe("sender-id-1");

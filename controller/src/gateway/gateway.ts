@@ -10,7 +10,8 @@
  * HookContext; a stage either goes on or answers (a clear 4xx/5xx with a reason, counted) and
  * stops:
  *   unknown rollout 404 (503 before the first list) -> spec invalid 503 -> rate limit by header
- *   429 -> declared size 413 -> body read 413 -> signature 401 -> content type 415 -> UTF-8 400 ->
+ *   429 -> declared size 413 -> body read 413 -> signature 401 -> content encoding and type 415 ->
+ *   UTF-8 400 ->
  *   JSON 400 (too deep, not JSON, duplicate key) -> payload schema 422 -> rate limit by JSON field
  *   429 -> idempotency (stored answer / wait / 409 / 422) -> split -> circuit breaker 503 ->
  *   forward 502/504 -> answer -> (after the answer) mirror, usage, idempotency store.
@@ -24,8 +25,9 @@
  */
 import { isUtf8 } from "node:buffer";
 import express, { type NextFunction, type Request, type Response } from "express";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import { availableParallelism } from "node:os";
+import type { Duplex } from "node:stream";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { TrafficSchema, type AIRollout } from "../api/schema.ts";
@@ -101,6 +103,7 @@ type RejectReason =
   | "signature"
   | "signature_secret"
   | "content_type"
+  | "content_encoding"
   | "invalid_utf8"
   | "too_deep"
   | "bad_json"
@@ -329,6 +332,13 @@ function discardBody(req: IncomingMessage, awaitingContinue: boolean): void {
   req.resume();
 }
 
+/** Status, reason and message for a request Node's HTTP parser refused (its error code). */
+function clientErrorAnswer(code: string | undefined): [number, string, string] {
+  if (code === "HPE_HEADER_OVERFLOW") return [431, "headers_too_large", "the request's header section is larger than the server accepts"];
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT") return [408, "request_timeout", "the request was not received in time"];
+  return [400, "bad_request", `the request is not valid HTTP/1.1 (${code ?? "parse error"})`];
+}
+
 /** The Content-Length a request declared; undefined without one (chunked). */
 function declaredLength(headers: IncomingHttpHeaders): number | undefined {
   const v = headerValue(headers, "content-length");
@@ -458,6 +468,24 @@ export class Gateway {
     this.handle(req, res);
   };
 
+  /**
+   * The server's `clientError` listener: a request Node's HTTP parser refused before the gateway
+   * saw it (a malformed request line, an unknown method, headers over the size limit, a header
+   * timeout) gets a JSON refusal with a reason and a new request id like every other refusal,
+   * is counted, and its connection closed. Nothing is written into a response already under way.
+   */
+  readonly handleClientError = (err: Error & { code?: string }, socket: Duplex): void => {
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+    if (err.code !== "ECONNRESET" && socket.writable && !inFlight?.headersSent) {
+      const [status, reason, message] = clientErrorAnswer(err.code);
+      const requestId = acceptRequestId(undefined);
+      const body = JSON.stringify({ error: reason, message, requestId });
+      this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason, code: String(status) });
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
+
   /** Tells a sender waiting for `100 Continue` to send its body (once); others need nothing. */
   #continue(req: IncomingMessage, res: ServerResponse): void {
     if (!this.#awaitingContinue.delete(req)) return;
@@ -508,6 +536,7 @@ export class Gateway {
     return new Promise((resolve, reject) => {
       const server = createServer(this.handle);
       server.on("checkContinue", this.handleCheckContinue);
+      server.on("clientError", this.handleClientError);
       server.listen(port, host, () => {
         const addr = server.address();
         resolve({ server, port: typeof addr === "object" && addr ? addr.port : port });
@@ -674,6 +703,7 @@ export class Gateway {
     if (!(await this.#declaredSize(c))) return;
     if (!(await this.#receiveBody(c))) return;
     if (!(await this.#verifySignature(c))) return;
+    if (!this.#contentEncoding(c)) return;
     if (!this.#contentType(c)) return;
     if (!this.#decodeText(c)) return;
     if (!this.#parseJson(c)) return;
@@ -863,6 +893,19 @@ export class Gateway {
       this.#reject(c, 503, "signature_secret", `cannot verify signatures: ${message} (spec.traffic.signature.secretRef)`, { "retry-after": "10" });
       return undefined;
     }
+  }
+
+  /**
+   * Only bodies sent as they are (no Content-Encoding, or identity) are accepted (415,
+   * quarantined): the gateway checks the bytes it received, while a backend that honours
+   * Content-Encoding would read them decoded (or fail on them).
+   */
+  #contentEncoding(c: HookContext): boolean {
+    const encoding = headerValue(c.headers, "content-encoding")?.trim().toLowerCase();
+    if (encoding === undefined || encoding === "" || encoding === "identity") return true;
+    const detail = `content-encoding ${JSON.stringify(encoding.slice(0, 64))} is not accepted`;
+    this.#quarantine(c, "content_encoding", detail, c.body);
+    return this.#reject(c, 415, "content_encoding", `${detail}: the gateway checks the body as sent and a backend would read it decoded; send it without Content-Encoding`);
   }
 
   /** Only JSON bodies are accepted (415, quarantined). */

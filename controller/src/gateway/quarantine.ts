@@ -16,7 +16,7 @@ import { maskPII } from "../diff/index.ts";
 import { HOP_BY_HOP } from "./upstream.ts";
 
 /** Why a payload was quarantined (the `reason` label of airollout_quarantined_total). */
-export type QuarantineReason = "bad_json" | "content_type" | "too_large" | "schema" | "signature" | "unknown_rollout" | "invalid_utf8" | "duplicate_key" | "too_deep";
+export type QuarantineReason = "bad_json" | "content_type" | "content_encoding" | "too_large" | "schema" | "signature" | "unknown_rollout" | "invalid_utf8" | "duplicate_key" | "too_deep";
 
 /** A refused webhook, as handed to add(). */
 export interface QuarantineInput {
