@@ -185,6 +185,19 @@ describe("one commit per release", () => {
     expect(sim.ensured.slice(0, 1)).toEqual(["stable:stable:v3b"]);
   });
 
+  it("promoting an image candidate over an endpoint stable stands the stable environment up with it; an endpoint over an image destroys it", async () => {
+    const sim = new Sim({ stable: ep("v1"), candidate: img("v2"), analysis, strategy: steps });
+    await sim.runUntil(["Succeeded"]);
+    expect(sim.ensured).toEqual(["canary:candidate:v2", "stable:candidate:v2"]);
+    expect(sim.status.environments?.stable).toMatchObject({ phase: "Ready", version: "v2" });
+
+    sim.edit({ candidate: ep("v3") });
+    await sim.runUntil(["Succeeded"]);
+    expect(sim.destroyed).toEqual(["canary", "stable"]);
+    expect(sim.status.environments?.stable).toBeUndefined();
+    expect(sim.status.stable?.spec.endpoint).toBe("http://v3.example:8080/");
+  });
+
   it("a rollback keeps status.stable; reverting the candidate to it is steady state, with no steps", async () => {
     const sim = new Sim({ candidate: ep("v1"), analysis, strategy: steps });
     await sim.runUntil(["Succeeded"]);
