@@ -27,7 +27,10 @@ export const FIELD_MANAGER = "airollout-environments";
 /** Pod template annotation holding the rollout revision that was deployed. */
 export const REVISION_ANNOTATION = "airollout.dev/revision";
 
-/** The parts of a version (spec.stable / spec.candidate) an environment is built from. */
+/**
+ * The parts of a version an environment is built from: spec.candidate, or the stable (spec.stable,
+ * or status.stable.spec, the version last promoted: docs/adr/0009-one-commit-per-release.md).
+ */
 export type EnvironmentVersion = Pick<VersionSpec, "version" | "image" | "env" | "resources" | "config"> &
   Partial<Pick<VersionSpec, "port" | "replicas">>;
 
