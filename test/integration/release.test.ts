@@ -37,23 +37,24 @@ afterAll(async () => {
   for (const b of Object.values(backends)) await b.close();
 });
 
-/** The manifest in git: only the candidate changes from one release to the next. */
-function apply(candidate: string): void {
+/** The manifest in git: only the candidate changes from one release to the next (`stable`: the explicit pair). */
+function apply(candidate: string, o: { name?: string; stable?: string } = {}): void {
   const spec = {
+    ...(o.stable ? { stable: { version: o.stable, endpoint: backends[o.stable]!.url } } : {}),
     candidate: { version: candidate, endpoint: backends[candidate]!.url },
     // Held at 50% until promoted, so the test can look at the split while it holds.
     strategy: { steps: [{ setWeight: 50 }, { pause: {} }] },
   };
-  kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "bot", namespace: ns }, spec }));
+  kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: o.name ?? "bot", namespace: ns }, spec }));
 }
 
-async function get(): Promise<AIRollout> {
-  return client().get<AIRollout>(`${rolloutsPath(ns)}/bot`);
+async function get(name = "bot"): Promise<AIRollout> {
+  return client().get<AIRollout>(`${rolloutsPath(ns)}/${name}`);
 }
 
-async function phase(phases: string[], check: (o: AIRollout) => boolean = () => true): Promise<AIRollout> {
-  return waitFor(`bot in ${phases.join("|")}`, async () => {
-    const o = await get();
+async function phase(phases: string[], check: (o: AIRollout) => boolean = () => true, name = "bot"): Promise<AIRollout> {
+  return waitFor(`${name} in ${phases.join("|")}`, async () => {
+    const o = await get(name);
     return phases.includes(o.status?.phase ?? "") && check(o) ? o : undefined;
   }, 90_000, 250);
 }
@@ -64,10 +65,10 @@ async function reasons(): Promise<string[]> {
 }
 
 /** Sends `n` webhooks through the gateway; returns how many each backend answered. */
-async function send(n: number): Promise<Record<string, number>> {
+async function send(n: number, name = "bot"): Promise<Record<string, number>> {
   for (const b of Object.values(backends)) b.reset();
   for (let i = 0; i < n; i++) {
-    const res = await fetch(gateway.hookUrl(ns, "bot"), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ i }), signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(gateway.hookUrl(ns, name), { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ i }), signal: AbortSignal.timeout(10_000) });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
   }
@@ -75,15 +76,15 @@ async function send(n: number): Promise<Record<string, number>> {
 }
 
 /** Waits until the gateway's view has caught up with what the controller wrote (the watch). */
-async function gatewaySees(what: string, ok: (hits: Record<string, number>) => boolean, n = 20): Promise<Record<string, number>> {
+async function gatewaySees(what: string, ok: (hits: Record<string, number>) => boolean, name = "bot"): Promise<Record<string, number>> {
   return waitFor(`the gateway to route: ${what}`, async () => {
-    const hits = await send(n);
+    const hits = await send(20, name);
     return ok(hits) ? hits : undefined;
   }, 60_000, 500);
 }
 
-function promoteFull(id: string): void {
-  kubectlOk(["annotate", "--overwrite", "-n", ns, "airollout/bot", `${ANNOTATIONS.promote}=full-${id}`]);
+function promoteFull(id: string, name = "bot"): void {
+  kubectlOk(["annotate", "--overwrite", "-n", ns, `airollout/${name}`, `${ANNOTATIONS.promote}=full-${id}`]);
 }
 
 describe("one commit per release", () => {
@@ -129,5 +130,28 @@ describe("one commit per release", () => {
     const reverted = await phase(["Succeeded"], (o) => o.status?.candidateVersion === "v2");
     expect(reverted.status!.message).toMatch(/^Candidate v2 is the stable/);
     expect(await reasons()).toContain("CandidateIsStable");
+  }, 300_000);
+
+  it("keeps the explicit pair: after a promotion, a change of the candidate alone rolls out from the promoted version, not from spec.stable", async () => {
+    // The API server still refuses a pair with one version name (the CEL rule applies when spec.stable is set).
+    let refused = "";
+    try {
+      apply("v1", { name: "same", stable: "v1" });
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    expect(refused).toContain("candidate.version must differ from stable.version");
+
+    apply("v2", { name: "pair", stable: "v1" });
+    const first = await phase(["Paused"], (o) => o.status?.candidateVersion === "v2", "pair");
+    expect(first.status!.stableVersion).toBe("v1");
+    promoteFull("v2", "pair");
+    await phase(["Succeeded"], (o) => o.status?.stable?.version === "v2", "pair");
+    // One change: spec.stable still says v1, the stable is v2 (status.stable).
+    apply("v3", { name: "pair", stable: "v1" });
+    const next = await phase(["Paused"], (o) => o.status?.candidateVersion === "v3", "pair");
+    expect(next.status!.stableVersion).toBe("v2");
+    const hits = await gatewaySees("v2 and v3 at 50%", (h) => h.v2! > 0 && h.v3! > 0, "pair");
+    expect(hits.v1).toBe(0);
   }, 300_000);
 });
