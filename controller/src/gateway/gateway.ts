@@ -445,7 +445,6 @@ export class Gateway {
       return;
     }
     if ("error" in route) {
-      discardBody(req, this.#awaitingContinue.has(req));
       this.#refuse(req, res, 400, "bad_request", route.error);
       return;
     }
@@ -626,9 +625,10 @@ export class Gateway {
   /**
    * A refusal outside the hook pipeline (a malformed URL, another method, no route, an internal
    * error): counted, with the request's correlation id in the answer and its x-request-id like
-   * every refusal.
+   * every refusal; an unread body is drained within bounds, as after any refusal.
    */
   #refuse(req: IncomingMessage, res: ServerResponse, status: number, reason: string, message: string, headers: Record<string, string> = {}): void {
+    discardBody(req, this.#awaitingContinue.has(req));
     const given = res.getHeader("x-request-id");
     const requestId = typeof given === "string" ? given : acceptRequestId(req.headers["x-request-id"]);
     this.metrics.rejected.inc({ rollout: UNKNOWN, namespace: UNKNOWN, reason, code: String(status) });
