@@ -4,8 +4,8 @@
  * every call can choose its patch type, subresource and preconditions explicitly.
  */
 import { KubeConfig, Watch } from "@kubernetes/client-node";
-import { request as httpRequest, type RequestOptions } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpsRequestOptions } from "node:https";
 
 /** An error answered by the API server, classified for retry decisions. */
 export class ApiError extends Error {
@@ -53,10 +53,31 @@ export interface RequestOpts {
   timeoutMs?: number;
 }
 
+/** The TLS material an agent's connections are made with; a change (rotated files) needs a new agent. */
+type TlsMaterial = Pick<HttpsRequestOptions, "ca" | "cert" | "key" | "pfx" | "passphrase" | "rejectUnauthorized" | "servername">;
+const TLS_KEYS = ["ca", "cert", "key", "pfx", "passphrase", "rejectUnauthorized", "servername"] as const;
+
+function sameMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
+  return TLS_KEYS.every((k) => {
+    const [x, y] = [a[k], b[k]];
+    if (Buffer.isBuffer(x) && Buffer.isBuffer(y)) return x.equals(y);
+    return x === y || JSON.stringify(x) === JSON.stringify(y);
+  });
+}
+
+/** Connections kept open per client: enough for the controller's workers and its Events. */
+const MAX_SOCKETS = 32;
+
 /** JSON REST calls against the API server named by a KubeConfig. */
 export class KubeClient {
   readonly kc: KubeConfig;
   readonly server: string;
+  /**
+   * One keep-alive agent for every request. client-node's agent for a config does not keep
+   * connections alive, so each request under load paid a TCP and TLS handshake on both sides
+   * (most of a write's cost on a small control plane).
+   */
+  private agent?: { material: TlsMaterial; agent: HttpAgent };
   constructor(kc: KubeConfig) {
     this.kc = kc;
     const cluster = kc.getCurrentCluster();
@@ -80,6 +101,8 @@ export class KubeClient {
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const options: RequestOptions & { headers: Record<string, string> } = { method, headers: { accept: "application/json" } };
     await this.kc.applyToHTTPSOptions(options);
+    // A proxy keeps client-node's agent (it speaks the proxy protocol); otherwise ours.
+    if (!this.kc.getCurrentCluster()?.proxyUrl) options.agent = this.keepAliveAgent(url.protocol, options as TlsMaterial);
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = JSON.stringify(opts.body);
@@ -108,6 +131,20 @@ export class KubeClient {
     }
     if (status < 200 || status >= 300) throw new ApiError(method, path, status, parsed);
     return parsed as T;
+  }
+
+  /** The keep-alive agent for this TLS material, made anew when the material changed (rotated credentials). */
+  private keepAliveAgent(protocol: string, options: TlsMaterial): HttpAgent {
+    const material: TlsMaterial = {};
+    for (const k of TLS_KEYS) if (options[k] !== undefined) (material as Record<string, unknown>)[k] = options[k];
+    if (this.agent && sameMaterial(this.agent.material, material)) return this.agent.agent;
+    // The old agent's requests in flight (30 s timeout by default) finish first; then its sockets close.
+    const old = this.agent?.agent;
+    if (old) setTimeout(() => old.destroy(), 60_000).unref();
+    const common = { keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: MAX_SOCKETS, scheduling: "lifo" as const };
+    const agent = protocol === "https:" ? new HttpsAgent({ ...common, ...material }) : new HttpAgent(common);
+    this.agent = { material, agent };
+    return agent;
   }
 
   get<T = unknown>(path: string, query?: RequestOpts["query"]): Promise<T> {

@@ -48,6 +48,27 @@ export function keyOf(obj: KubeObject): string {
   return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name;
 }
 
+/** kubectl's client-side apply record: a full copy of the object as last applied. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * Drops, in place, what no consumer of a cache reads and what costs the most memory per
+ * object: `managedFields` (server-side apply bookkeeping, often as large as the spec) and
+ * kubectl's last-applied-configuration annotation (a second copy of the spec). A write that
+ * sends the cached metadata back is unaffected: a status update takes all metadata from the
+ * stored object, and an update without `managedFields` keeps the stored ones.
+ */
+export function dropBookkeeping(raw: unknown): unknown {
+  const md = (raw as { metadata?: { managedFields?: unknown; annotations?: Record<string, string> } } | undefined)?.metadata;
+  if (md === undefined || md === null || typeof md !== "object") return raw;
+  delete md.managedFields;
+  if (md.annotations && LAST_APPLIED in md.annotations) {
+    delete md.annotations[LAST_APPLIED];
+    if (Object.keys(md.annotations).length === 0) delete md.annotations;
+  }
+  return raw;
+}
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -102,7 +123,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
     const key = keyOf(obj);
     const cur = this.store.get(key);
     if (cur && !newer(obj.metadata.resourceVersion, cur.metadata.resourceVersion)) return;
-    this.store.set(key, obj);
+    this.store.set(key, dropBookkeeping(obj) as T);
   }
 
   get(key: string): T | undefined {
@@ -240,6 +261,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
   }
 
   private shape(raw: unknown): T {
+    dropBookkeeping(raw);
     return this.opts.transform ? this.opts.transform(raw) : (raw as T);
   }
 
