@@ -30,8 +30,7 @@ import { availableParallelism } from "node:os";
 import type { Duplex } from "node:stream";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { TrafficSchema, type AIRollout } from "../api/schema.ts";
-import { parseDuration } from "../api/duration.ts";
+import type { AIRollout } from "../api/schema.ts";
 import { maskPII, scanJsonStructure } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
@@ -51,7 +50,7 @@ import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER, standardWebhookKey, verifyGithub, verifyStandard, verifyStripe, type VerifyResult } from "./signature.ts";
-import { BackendSlots, createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type SlotLimits, type UpstreamFailure, type UpstreamResponse } from "./upstream.ts";
+import { BackendSlots, createAgents, forward, HOP_BY_HOP, slotLimits, UpstreamError, type Agents, type Backend, type UpstreamFailure, type UpstreamResponse } from "./upstream.ts";
 import type { EgressPolicy } from "../api/egress.ts";
 
 export type { DiffSample } from "./shadow-book.ts";
@@ -234,28 +233,6 @@ interface ShadowCopy extends MirroredRequest {
 function permitFor(target: Target): CircuitPermit {
   if (!target.backend) return NO_BACKEND_PERMIT;
   return target.breaker?.allow(Date.now()) ?? ALWAYS_PERMIT;
-}
-
-/** spec.traffic.concurrency's defaults, for rollouts that leave it out. */
-const DEFAULT_CONCURRENCY = TrafficSchema.shape.concurrency.unwrap().parse({});
-/** Slot limits per compiled traffic object: parsed once per spec change, not per request. */
-const SLOT_LIMITS = new WeakMap<Traffic, SlotLimits>();
-
-/** The per-backend concurrency caps a rollout's primary requests are held to. */
-function slotLimits(traffic: Traffic): SlotLimits {
-  let limits = SLOT_LIMITS.get(traffic);
-  if (!limits) {
-    const c = traffic.concurrency ?? DEFAULT_CONCURRENCY;
-    let queueTimeoutMs: number;
-    try {
-      queueTimeoutMs = parseDuration(c.queueTimeout);
-    } catch {
-      queueTimeoutMs = parseDuration(DEFAULT_CONCURRENCY.queueTimeout);
-    }
-    limits = { maxInFlight: c.maxInFlight, maxQueued: c.maxQueued, queueTimeoutMs };
-    SLOT_LIMITS.set(traffic, limits);
-  }
-  return limits;
 }
 
 /** Tells the shadow target's breaker what a copy's outcome says about its backend. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BackendSlots, type SlotGrant } from "./upstream.ts";
+import { DEFAULT_TRAFFIC } from "./rollouts.ts";
+import { BackendSlots, slotLimits, type SlotGrant } from "./upstream.ts";
 
 const limits = { maxInFlight: 2, maxQueued: 1, queueTimeoutMs: 50 };
 
@@ -51,5 +52,13 @@ describe("BackendSlots", () => {
     for (const w of waiters) (await w).release();
     expect(order).toEqual([1, 2, 3]);
     expect(slots.usage("b")).toEqual({ inFlight: 1, waiting: 0 });
+  });
+});
+
+describe("slotLimits", () => {
+  it("applies the defaults (256 in flight, 512 queued, 5 s) when spec.traffic.concurrency is absent, the spec's values otherwise", () => {
+    expect(DEFAULT_TRAFFIC.concurrency).toBeUndefined();
+    expect(slotLimits(DEFAULT_TRAFFIC)).toEqual({ maxInFlight: 256, maxQueued: 512, queueTimeoutMs: 5000 });
+    expect(slotLimits({ concurrency: { maxInFlight: 2, maxQueued: 0, queueTimeout: "1.5s" } })).toEqual({ maxInFlight: 2, maxQueued: 0, queueTimeoutMs: 1500 });
   });
 });
