@@ -25,6 +25,15 @@ describe("ChangeFilter: which watch events call for a pass", () => {
     expect(f.changed("ns/bot", next)).toBe(want);
   });
 
+  it("a version we wrote ourselves (finalizer added) is no change when its watch event comes back; a later edit still is", () => {
+    const f = new ChangeFilter();
+    f.changed("ns/bot", base);
+    const ours = edit({ finalizers: ["airollout.dev/finalizer", "other"] });
+    f.observe("ns/bot", ours);
+    expect(f.changed("ns/bot", { ...ours, metadata: { ...ours.metadata } })).toBe(false);
+    expect(f.changed("ns/bot", edit({ ...ours.metadata, generation: 2 }))).toBe(true);
+  });
+
   it("a forgotten (deleted) key counts as new again", () => {
     const f = new ChangeFilter();
     f.changed("ns/bot", base);

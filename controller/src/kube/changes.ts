@@ -30,7 +30,15 @@ export class ChangeFilter {
     return true;
   }
 
-  /** Drops a deleted object's entry. */
+  /**
+   * Records a version this process wrote (a finalizer added), so its watch event, which may
+   * arrive during a later pass, is not taken for someone else's change.
+   */
+  observe(key: string, obj: AIRollout): void {
+    this.seen.set(key, fingerprint(obj));
+  }
+
+    /** Drops a deleted object's entry. */
   forget(key: string): void {
     this.seen.delete(key);
   }

@@ -238,6 +238,9 @@ export class Controller {
       metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers: [...(obj.metadata.finalizers ?? []), FINALIZER] },
     });
     this.informer.observe(current);
+    // Our own write, like a status write: its watch event must not start a pass that cuts the
+    // backoff of a failure in the next pass short.
+    this.changes.observe(keyOf(current), current);
     log.debug("finalizer added");
     return current;
   }
