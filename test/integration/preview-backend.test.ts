@@ -54,7 +54,7 @@ describe("previews in the controller's backend", () => {
     kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "bot", namespace: ns }, spec }));
     const url = `http://bot-preview-pr-1.${ns}.svc.cluster.local:8080`;
 
-    const up = cli(["preview", "up", "pr-1", "--rollout", "bot", "-n", ns, "--ttl", "60s"]);
+    const up = cli(["preview", "up", "pr-1", "--rollout", "bot", "-n", ns, "--ttl", "1h"]);
     expect(up.stderr).toBe("");
     expect(up.stdout).toContain(`preview pr-1: stack ${ns}-bot-preview-pr-1 ready at ${url}`);
     // The stack's state is in the controller's file backend, not under the CLI's state directory.
@@ -71,6 +71,15 @@ describe("previews in the controller's backend", () => {
     expect(stacks.stderr).toContain(`backend: file://${join(controllerState, "backend")} (published by controller previews in ConfigMap ${ns}/airollout-controller-backend)`);
     expect(stacks.stdout).toMatch(new RegExp(`^${ns}/bot\\s+preview-pr-1\\s+${ns}-bot-preview-pr-1\\s+${url.replaceAll(".", "\\.")}\\s+20`, "m"));
 
+    // --backend wins over the lookup (which would fail here: no controller in that namespace).
+    const explicit = cli(["stacks", "-n", ns, "--backend", `file://${join(controllerState, "backend")}`, "--controller-namespace", "no-such-namespace"]);
+    expect(explicit.code, explicit.stderr).toBe(0);
+    expect(explicit.stdout).toContain(`${ns}-bot-preview-pr-1`);
+
+    // Made again with a TTL that has passed by the time it is up: the next collection takes it
+    // (a short TTL from the start would race the assertions above on a loaded machine).
+    const shortened = cli(["preview", "up", "pr-1", "--rollout", "bot", "-n", ns, "--ttl", "1s"]);
+    expect(shortened.code, shortened.stderr).toBe(0);
     const gone = await controller.waitForLog(
       "the expired preview collected",
       (l) => l.msg === "expired preview environments destroyed" && (l.stacks as string[]).includes(`${ns}-bot-preview-pr-1`),
