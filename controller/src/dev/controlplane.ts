@@ -432,7 +432,7 @@ export function recordNodeSimulator(dir: string, sim: ControlPlaneState["nodeSim
 /** A one-line-per-component report for `airollout dev status`. */
 export async function statusReport(dir = defaultDevDir()): Promise<{ running: boolean; lines: string[] }> {
   const state = readState(dir);
-  if (!state) return { running: false, lines: [`no local control plane in ${dir} (run: npx airollout dev up)`] };
+  if (!state) return { running: false, lines: [`no local control plane in ${dir} (run: bin/airollout dev up)`] };
   const lines = [`state: ${dir}`, `Kubernetes ${state.kubeVersion} at ${state.server}`];
   let all = true;
   for (const c of ORDER) {
