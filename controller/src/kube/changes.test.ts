@@ -19,6 +19,7 @@ describe("ChangeFilter: which watch events call for a pass", () => {
     ["a finalizer change", edit({ finalizers: [] }), true],
     ["deletion", edit({ deletionTimestamp: "2026-05-01T00:00:00Z" }), true],
     ["a new object of the same name", edit({ uid: "u2" }), true],
+    ["kubectl's last-applied annotation dropped (the informer cache) or another tool's annotation", edit({ annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}", "argocd.argoproj.io/tracking-id": "x" } }), false],
   ])("%s: %s", (_name, next, want) => {
     const f = new ChangeFilter();
     expect(f.changed("ns/bot", base)).toBe(true);

@@ -7,12 +7,19 @@
  * someone else waits for the next timed pass or resync, as in controllers built on
  * controller-runtime's GenerationChangedPredicate (which also lets annotation changes through here).
  */
-import type { AIRollout } from "../api/schema.ts";
+import { ANNOTATIONS, type AIRollout } from "../api/schema.ts";
 
-/** What of an object, besides status, a pass depends on. */
+const HUMAN_CONTROL: readonly string[] = Object.values(ANNOTATIONS);
+
+/**
+ * What of an object, besides status, a pass depends on. Of the annotations only the ones a pass
+ * reads (promote, abort, retry): others, such as kubectl's last-applied copy of the spec (which
+ * the informer cache drops, so a write's response and its watch event differ in it), are not.
+ */
 function fingerprint(obj: AIRollout): string {
   const m = obj.metadata;
-  return JSON.stringify([m.uid ?? null, m.generation ?? null, m.deletionTimestamp ?? null, m.annotations ?? {}, m.finalizers ?? []]);
+  const human = HUMAN_CONTROL.map((k) => m.annotations?.[k] ?? null);
+  return JSON.stringify([m.uid ?? null, m.generation ?? null, m.deletionTimestamp ?? null, human, m.finalizers ?? []]);
 }
 
 /** Remembers, per key, the last version seen; one entry per object the informer holds. */
