@@ -25,6 +25,11 @@ describe("payload helpers", () => {
     for (const bad of [undefined, "", "has space", "x".repeat(129), "a\nb"]) expect(acceptRequestId(bad)).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("replaces an id the PII rules would mask (it would be logged raw) and keeps identifiers", () => {
+    for (const pii of ["zqseed.alice@scan-example.org", "5551234567", "+44.20.7946.0958"]) expect(acceptRequestId(pii)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
+    for (const id of ["550e8400-e29b-41d4-a716-446655440000", "req-5551234567", "trace:01HX.42", "gh@1"]) expect(acceptRequestId(id)).toBe(id);
+  });
+
   it("decodes JSON bodies and keeps other text", () => {
     expect(decodeBody(Buffer.from('{"a":1}'), "application/json")).toEqual({ a: 1 });
     expect(decodeBody(Buffer.from("{broken"), "application/json")).toBe("{broken");

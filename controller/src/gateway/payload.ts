@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
-import { jsonNestingDepth, parseFieldPath, UnparsedBody, type PathSegment } from "../diff/index.ts";
+import { jsonNestingDepth, maskPII, parseFieldPath, UnparsedBody, type PathSegment } from "../diff/index.ts";
 
 /** application/json, or a structured +json type (application/vnd.github+json), any parameters. */
 export function isJsonContentType(value: string | undefined): boolean {
@@ -17,11 +17,13 @@ const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 /**
  * The correlation id of a request: the sender's x-request-id when it is a sane token, otherwise
- * a new UUID (an id with spaces or 10 KB of text would pollute every log line and backend).
+ * a new UUID (an id with spaces or 10 KB of text would pollute every log line and backend). The
+ * id lands unmasked on every log line, quarantine row and answer, so one that the PII rules
+ * would mask (an email address, a phone number) is replaced too.
  */
 export function acceptRequestId(header: string | string[] | undefined): string {
   const v = Array.isArray(header) ? header[0] : header;
-  return v !== undefined && REQUEST_ID.test(v) ? v : randomUUID();
+  return v !== undefined && REQUEST_ID.test(v) && maskPII(v) === v ? v : randomUUID();
 }
 
 /**
