@@ -14,6 +14,10 @@ import type { SeriesLabels } from "./provider.ts";
 import type { QueryOutcome } from "./provider.ts";
 import type { MetricsProvider, QueryOptions } from "./provider.ts";
 import { boundedDelay } from "../api/timer.ts";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import type { EgressPolicy } from "../api/egress.ts";
+import { egressLookup } from "../api/egress-dial.ts";
 
 type RequestInterceptor = NonNullable<PrometheusConnectionOptions["requestInterceptor"]>;
 type ResponseInterceptor = NonNullable<PrometheusConnectionOptions["responseInterceptor"]>;
@@ -180,14 +184,19 @@ function networkDetail(f: DriverFailure): string {
 export class PrometheusProvider implements MetricsProvider {
   /** The base URL, without a trailing slash, as named in every error message. */
   readonly address: string;
+  /** Agents resolving through the egress policy, when there is one (else axios' defaults). */
+  readonly #agents: { httpAgent: HttpAgent; httpsAgent: HttpsAgent } | undefined;
 
   /**
    * @param address an http:// or https:// base URL; a path prefix (a Prometheus behind a
    *   reverse proxy at /prometheus) is kept.
    * @throws TypeError for anything else: the schema has already rejected such addresses, so
    *   reaching here with one is a programming error.
+   * @param options.egress the cluster admin's egress policy: the address a name resolves to is
+   *   checked before connecting (the address as written was checked by reconcile), so a name
+   *   pointing at the metadata service never gets a query, nor its answer into status.
    */
-  constructor(address: string) {
+  constructor(address: string, options: { egress?: EgressPolicy } = {}) {
     let url: URL;
     try {
       url = new URL(address);
@@ -198,6 +207,8 @@ export class PrometheusProvider implements MetricsProvider {
       throw new TypeError(`Prometheus address ${JSON.stringify(address)} must be an http:// or https:// URL`);
     }
     this.address = address.replace(/\/+$/, "");
+    const lookup = options.egress ? egressLookup(options.egress) : undefined;
+    this.#agents = lookup ? { httpAgent: new HttpAgent({ lookup }), httpsAgent: new HttpsAgent({ lookup }) } : undefined;
   }
 
   /**
@@ -212,6 +223,7 @@ export class PrometheusProvider implements MetricsProvider {
     // at once beyond 2^31-1 ms, so it is bounded.
     const timeout = Math.ceil(boundedDelay(timeoutMs));
     const address = this.address;
+    const agents = this.#agents;
     const cancelled = (): QueryOutcome => ({ kind: "error", message: `query to Prometheus at ${address} was cancelled` });
     if (signal?.aborted) return cancelled();
 
@@ -225,6 +237,7 @@ export class PrometheusProvider implements MetricsProvider {
     const onRequest: RequestInterceptor["onFulfilled"] = (config) => {
       config.signal = combined;
       config.maxContentLength = MAX_RESPONSE_BYTES;
+      if (agents) Object.assign(config, agents);
       return config;
     };
     const onResponse: ResponseInterceptor["onFulfilled"] = (res) => {

@@ -13,6 +13,7 @@ import { ApiError } from "../kube/client.ts";
 import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/contract.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { PrometheusMeasurements } from "../analysis/measure.ts";
+import { PrometheusProvider } from "../analysis/prometheus.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { createControllerMetrics } from "../telemetry/metrics.ts";
 import { startHealthServer } from "../telemetry/http.ts";
@@ -214,7 +215,8 @@ export async function runController(flags: ControllerFlags): Promise<number> {
         log,
         metrics,
         environments,
-        measurements: new PrometheusMeasurements(),
+        // Prometheus addresses come from specs: their resolved addresses go through the policy too.
+        measurements: new PrometheusMeasurements((address) => new PrometheusProvider(address, { egress: flags.egress })),
         namespace: flags.namespace,
         identity: flags.identity,
         failpoint: process.env.AIROLLOUT_FAILPOINT,

@@ -8,10 +8,9 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { z } from "zod";
 import { parseDuration } from "../api/duration.ts";
 import { TrafficSchema } from "../api/schema.ts";
-import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from "node:dns";
-import type { LookupFunction } from "node:net";
 import { boundedDelay } from "../api/timer.ts";
-import { checkAddress, type EgressPolicy } from "../api/egress.ts";
+import type { EgressPolicy } from "../api/egress.ts";
+import { EGRESS_DENIED, egressLookup } from "../api/egress-dial.ts";
 
 /**
  * Why an exchange failed: decides the status answered (504 for timeout, 503 for an address the
@@ -97,31 +96,6 @@ export function createAgents(maxSockets: number, egress?: EgressPolicy): Agents 
   return {
     http: new HttpAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo", ...lookup }),
     https: new HttpsAgent({ keepAlive: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: "lifo", ...lookup }),
-  };
-}
-
-/** The code of a dial the egress policy refused (classified as egress_denied). */
-export const EGRESS_DENIED = "EGRESS_DENIED";
-
-/**
- * dns.lookup, then the policy over every address the name resolved to: one refused address
- * refuses the dial (a resolver answering several may hand any of them to the connection).
- */
-export function egressLookup(policy: EgressPolicy): LookupFunction {
-  return (hostname, options, callback) => {
-    const all: LookupAllOptions = { ...options, all: true };
-    dnsLookup(hostname, all, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, "", 0);
-      const refused = addresses.map((a) => checkAddress(a.address, policy)).find((d) => !d.allowed);
-      if (refused && !refused.allowed) {
-        const e: NodeJS.ErrnoException = new Error(`egress to ${hostname} is denied at dial time: it resolves to ${refused.host}, ${refused.detail}`);
-        e.code = EGRESS_DENIED;
-        return callback(e, "", 0);
-      }
-      if (addresses.length === 0) return callback(Object.assign(new Error(`${hostname}: no addresses`), { code: "ENOTFOUND" }), "", 0);
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-      callback(null, addresses[0]!.address, addresses[0]!.family);
-    });
   };
 }
 
