@@ -143,13 +143,14 @@ const TARGETS = ["plain", "guarded", "stripe", "standard", "no-such-rollout"] as
 type Target = (typeof TARGETS)[number];
 
 const jsonText = fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v));
-const deep = fc.tuple(fc.integer({ min: 10, max: 200_000 }), fc.constantFrom("[", "{\"a\":")).map(([n, open]) => open.repeat(n) + (open === "[" ? "1" + "]".repeat(n) : "1" + "}".repeat(n)));
+// Mostly just past maxJsonDepth (128) and within maxBodyBytes; sometimes far past both.
+const deep = fc.tuple(fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 100, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 10, max: 200_000 }) }), fc.constantFrom("[", "{\"a\":")).map(([n, open]) => open.repeat(n) + (open === "[" ? "1" + "]".repeat(n) : "1" + "}".repeat(n)));
 const bodies = fc.oneof(
   { weight: 6, arbitrary: fc.record({ id: fc.nat(), text: fc.string({ maxLength: 40 }), tenant: fc.constantFrom("t1", "t2", "t3") }).map((o) => JSON.stringify(o)) },
   { weight: 3, arbitrary: jsonText },
   { weight: 2, arbitrary: fc.uint8Array({ maxLength: 512 }).map((b) => Buffer.from(b)) },
   { weight: 2, arbitrary: fc.tuple(jsonText, fc.nat()).map(([t, n]) => t.slice(0, n % Math.max(1, t.length))) },
-  { weight: 1, arbitrary: deep },
+  { weight: 2, arbitrary: deep },
   { weight: 1, arbitrary: fc.integer({ min: MAX_BODY - 10, max: MAX_BODY + 50_000 }).map((n) => JSON.stringify({ pad: "x".repeat(n) })) },
   { weight: 2, arbitrary: fc.constantFrom('{"id":1,"id":2}', '{"a":{"b":1,"b":[]}}', '{"__proto__":{"x":1},"id":1}') },
   { weight: 2, arbitrary: fc.tuple(fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xc0, 0xaf])).map(([bad]) => Buffer.concat([Buffer.from('{"id":1,"text":"'), Buffer.from(bad), Buffer.from('"}')])) },
@@ -330,7 +331,7 @@ describe("HTTP fuzzing of the gateway", () => {
         if (typeof json?.requestId !== "string" || json.requestId === "") problems.push(`${a.status} ${reason} refusal without requestId in the body: ${r.label}`);
         else if (a.headers["x-request-id"] !== json.requestId) problems.push(`${a.status} ${reason} refusal whose x-request-id ${JSON.stringify(a.headers["x-request-id"])} differs from its requestId ${JSON.stringify(json.requestId)}: ${r.label}`);
         if (QUARANTINED.has(reason) && typeof json?.requestId === "string") quarantinable.push({ requestId: json.requestId, reason, label: r.label });
-      } else if (r.headers.some(([k, v]) => k === "content-encoding" && v !== "identity")) {
+      } else if (r.method === "POST" && r.path.startsWith(`/hooks/${ns}/`) && r.headers.some(([k, v]) => k === "content-encoding" && v !== "identity")) {
         // The gateway judges the bytes as sent; a backend would read them decoded.
         problems.push(`${a.status} for a body with Content-Encoding: forwarded, not refused: ${r.label}`);
       } else if (a.status >= 200 && a.status < 300 && r.method === "POST" && r.path.startsWith(`/hooks/${ns}/`) && a.headers["x-request-id"]) {
@@ -370,7 +371,7 @@ describe("HTTP fuzzing of the gateway", () => {
 
     console.log(`fuzz: ${REQUESTS} requests, answers by status and reason: ${JSON.stringify(statuses)}; quarantinable ${quarantinable.length}; forwarded ${forwarded.length}; malformed at the HTTP level ${requests.filter((r) => r.malformed).length}`);
     expect(quarantinable.length).toBeGreaterThan(50);
-    expect(forwarded.length).toBeGreaterThan(100);
+    expect(forwarded.length).toBeGreaterThan(50);
     // Valid signatures of every scheme got through, so the fuzzing reached the later stages too.
     expect([...forwardedTo].sort()).toEqual(["guarded", "plain", "standard", "stripe"]);
     expect(problems.slice(0, 30), `${problems.length} problems`).toEqual([]);
