@@ -67,7 +67,8 @@ demo: tools-controlplane
 demo-down: deps
 	@bin/airollout dev down
 
-bench: deps
+# AIROLLOUT_SCALE=quick|off shortens or skips the scale part (it starts the local control plane).
+bench: tools-controlplane
 	@$(NODE) bench/run.ts
 
 clean:

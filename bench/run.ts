@@ -1,10 +1,14 @@
 /**
  * `make bench`: the gateway benchmark (bench/gateway.ts), the diff engine micro-benchmark
- * (controller/src/diff/bench.ts), the decision benchmark (bench/decision.ts) and the shadow
- * step's detection benchmark (bench/detection.ts), each in a
+ * (controller/src/diff/bench.ts), the decision benchmark (bench/decision.ts), the shadow
+ * step's detection benchmark (bench/detection.ts) and the scale benchmark (bench/scale.ts:
+ * thousands of AIRollouts in the local control plane), each in a
  * process of its own one after the other, printed as one JSON object. Loopback only. A part that
- * fails is reported as `{ "error": ... }` and the exit code is 1.
+ * fails is reported as `{ "error": ... }` (with its own figures when it printed them) and the
+ * exit code is 1.
  * Run: node_modules/.bin/node bench/run.ts [seconds-per-run]
+ * AIROLLOUT_SCALE=full (default: 1,000, 5,000 and 10,000 rollouts, a 10-minute soak; about an
+ * hour on a busy 2-core machine) | quick (200 and 1,000, a 1-minute soak) | off.
  */
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -23,7 +27,14 @@ function runJson(script: string, args: string[]): Promise<unknown> {
     p.on("exit", (code) => {
       const line = out.trim().split("\n").filter((l) => l.startsWith("{")).at(-1);
       if (code !== 0 || line === undefined) {
-        reject(new Error(`${script} exited with ${code}; output:\n${out.slice(-2000)}`));
+        // A part that printed its figures and then failed (bench/scale.ts lists its errors) keeps them.
+        let figures: unknown;
+        try {
+          figures = line === undefined ? undefined : JSON.parse(line);
+        } catch {
+          /* no figures */
+        }
+        reject(Object.assign(new Error(`${script} exited with ${code}; output:\n${out.slice(-2000)}`), { figures }));
         return;
       }
       try {
@@ -41,6 +52,9 @@ const parts: [string, string, string[]][] = [
   ["decision", "bench/decision.ts", []],
   ["detection", "bench/detection.ts", ["2000"]],
 ];
+const scale = process.env.AIROLLOUT_SCALE ?? "full";
+if (!["full", "quick", "off"].includes(scale)) throw new Error(`AIROLLOUT_SCALE: ${scale} is not full, quick or off`);
+if (scale !== "off") parts.push(["scale", "bench/scale.ts", scale === "quick" ? ["--quick"] : []]);
 const out: Record<string, unknown> = {};
 let failed = false;
 for (const [name, script, args] of parts) {
@@ -48,7 +62,8 @@ for (const [name, script, args] of parts) {
     out[name] = await runJson(script, args);
   } catch (err) {
     failed = true;
-    out[name] = { error: (err as Error).message };
+    const figures = (err as { figures?: unknown }).figures;
+    out[name] = { error: (err as Error).message, ...(figures && typeof figures === "object" ? { figures } : {}) };
   }
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);
