@@ -268,13 +268,15 @@ function target(b: Builder, role: Role, v: VersionSpec | undefined, u: { backend
 /**
  * The stable, by the controller's rule (api/stable.ts): spec.stable, or status.stable (the version
  * last promoted) once a promotion superseded it or when spec.stable is absent. Both read the same
- * object version, so the gateway never serves a stable the controller does not mean. None while
- * the first candidate is adopted, or when status.stable is broken (fail closed: 503, not a guess).
+ * object version, so the gateway never serves a stable the controller does not mean. Once
+ * Succeeded it is status.stable whatever the spec says: until the controller has acted on a spec
+ * edit, what it promoted serves. None while the first candidate is adopted, or when status.stable
+ * is broken (fail closed: 503, not a guess).
  */
 function stableVersion(b: Builder): { version: VersionSpec | undefined; missing: string } {
   const problem = stableRecordProblem(b.status);
   if (problem) return { version: undefined, missing: `the stable is unknown: ${problem}` };
-  const stable = effectiveStable(b.spec, b.status);
+  const stable = effectiveStable(b.status.phase === "Succeeded" ? {} : b.spec, b.status);
   return { version: stable?.version, missing: "no stable version yet: the first candidate is being adopted" };
 }
 

@@ -59,6 +59,10 @@ describe("the gateway's stable", () => {
     const edited = compileRollout(obj({ candidate: ep("v3") }, status), undefined, metrics);
     expect(edited.weight).toBe(0);
     expect(edited.stable.version).toBe("v2");
+    // An edit of spec.stable is the controller's to act on: until then the promoted version serves.
+    const pinned = compileRollout(obj({ stable: ep("v1"), candidate: ep("v3") }, status), undefined, metrics);
+    expect(pinned.weight).toBe(0);
+    expect(pinned.stable.backend?.url).toBe("http://v2.example:8080/");
     // A promotion written by a controller before status.stable existed keeps weight 100 to the candidate.
     expect(compileRollout(obj({ stable: ep("v1"), candidate: ep("v2") }, { phase: "Succeeded", canaryWeight: 100 }), undefined, metrics).weight).toBe(100);
   });
