@@ -8,11 +8,14 @@
  * and the shared API server that the test closes and reopens.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, stringify } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
+import { CONTROLLER, parseFlags } from "../../controller/src/cli/commands.ts";
+import { cacheDir, PROJECT_ROOT, runBuild, toolVersions } from "../../controller/src/dev/tools.ts";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { ControllerProcess, client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";
@@ -179,4 +182,24 @@ describe("controller listen address", () => {
     const metrics = await fetch(`http://127.0.0.1:${a.port as number}/metrics`);
     expect(metrics.status).toBe(200);
   }, 120_000);
+
+  it("the chart passes --bind-address=0.0.0.0 (the kubelet probes the Pod IP), and every controller argument it renders parses", async () => {
+    const helmDir = join(cacheDir(), "bin", `helm-${toolVersions().HELM_VERSION}`);
+    if (!existsSync(join(helmDir, "helm"))) await runBuild("helm", (l) => process.stderr.write(`${l}\n`));
+    const r = spawnSync(join(helmDir, "helm"), ["template", "airollout", join(PROJECT_ROOT, "charts", "airollout"), "--namespace", "airollout-system"], {
+      encoding: "utf8",
+      env: { ...process.env, HELM_CACHE_HOME: join(cacheDir(), "helm-home", "cache"), HELM_CONFIG_HOME: join(cacheDir(), "helm-home", "config"), HELM_DATA_HOME: join(cacheDir(), "helm-home", "data") },
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    type Deployment = { kind: string; metadata: { name: string }; spec: { template: { spec: { containers: { name: string; args: string[]; livenessProbe?: { httpGet?: { port: string } } }[] } } } };
+    const deployment = parseAllDocuments(r.stdout)
+      .map((d) => d.toJSON() as Deployment | null)
+      .find((o) => o?.kind === "Deployment" && o.metadata.name === "airollout-controller")!;
+    const container = deployment.spec.template.spec.containers.find((c) => c.name === "controller")!;
+    expect(container.args[0]).toBe("controller");
+    const { values } = parseFlags(CONTROLLER, container.args.slice(1));
+    expect(values["bind-address"]).toBe("0.0.0.0");
+    expect(container.livenessProbe?.httpGet?.port).toBe("metrics");
+  }, 1_200_000);
 });
