@@ -195,4 +195,17 @@ describe("the Helm chart", () => {
     ]);
     expect(egressArgs(["egress.defaultAction=allow", "egress.denyLoopback=false"])).toEqual(["--egress-default=allow"]);
   });
+
+  it("says in its notes where rollouts may dial", () => {
+    const notes = (set: string[] = []) => {
+      // The earlier tests applied the RBAC objects for real: a dry run must not trip over them.
+      const r = run(helm, ["install", "notes", CHART, "--namespace", ns, "--dry-run=client", "--take-ownership", ...set.flatMap((x) => ["--set", x])]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.slice(r.stdout.indexOf("NOTES:"));
+    };
+    expect(notes()).toContain("Egress: rollouts may dial services in their own namespace (never loopback); never link-local or cloud metadata addresses.");
+    expect(notes(["egress.allowNamespaces={monitoring}", "egress.allowHosts={*.vendor.example}", "egress.defaultAction=allow", "egress.denyLoopback=false"])).toContain(
+      "Egress: rollouts may dial services in their own namespace, in monitoring, the hosts *.vendor.example, and any other host or address; never link-local or cloud metadata addresses.",
+    );
+  });
 });
