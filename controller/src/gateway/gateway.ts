@@ -1158,6 +1158,7 @@ export class Gateway {
     try {
       if (!r.shadow.methods.includes(s.method)) return;
       if (r.shadow.sampleRate < 1 && Math.random() >= r.shadow.sampleRate) return;
+      this.#book.sampled(r);
       const labels = { rollout: r.name, namespace: r.namespace };
       if (r.rulesError) {
         this.metrics.mirrorDropped.inc({ ...labels, reason: "rules_invalid" });

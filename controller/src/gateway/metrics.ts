@@ -16,6 +16,7 @@ export interface GatewayMetrics {
   noiseComparisons: Counter<RN>;
   noiseMismatches: Counter<RN>;
   mirrorDropped: Counter<RN | "reason">;
+  mirrorSampled: Counter<RN>;
   tokens: Counter<RN | "version">;
   cost: Counter<RN | "version">;
   quarantined: Counter<RN | "reason">;
@@ -27,6 +28,8 @@ export interface GatewayMetrics {
   shadowEvidence: Gauge<RN | "revision" | "kind">;
   shadowEvidenceMismatches: Gauge<RN | "revision">;
   shadowJudged: Gauge<RN | "revision">;
+  shadowSampled: Gauge<RN | "revision">;
+  shadowCoverage: Gauge<RN | "revision">;
 }
 
 /**
@@ -38,6 +41,12 @@ export interface ShadowEvidence {
   revision: string;
   /** Candidate comparisons recorded. */
   compared: number;
+  /**
+   * Requests chosen for mirroring while this revision's tracker counted (stable answers that the
+   * methods and sampleRate let through): compared / sampled is the coverage, how much of what was
+   * configured to be diffed was diffed (the rest was dropped: queue full, circuit open, timeout).
+   */
+  sampled: number;
   /** Noise-baseline comparisons recorded. */
   noiseCompared: number;
   /** Candidate comparisons with a mismatch in a field the noise rule flags (retroactive). */
@@ -95,6 +104,12 @@ export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = (
     shadowFieldMismatches: new Counter({ name: "airollout_shadow_field_mismatches_total", help: "Comparisons in which a field (normalised path) differed, flagged or not.", labelNames: ["rollout", "namespace", "field"], registers: r }),
     noiseComparisons: new Counter({ name: "airollout_noise_comparisons_total", help: "Stable-vs-stable (noise baseline) comparisons.", labelNames: ["rollout", "namespace"], registers: r }),
     noiseMismatches: new Counter({ name: "airollout_noise_mismatches_total", help: "Stable-vs-stable comparisons with any differing field.", labelNames: ["rollout", "namespace"], registers: r }),
+    mirrorSampled: new Counter({
+      name: "airollout_mirror_sampled_total",
+      help: "Requests chosen for mirroring (answered by the stable while shadowing, method and sampleRate allowing). airollout_shadow_comparisons_total / this is the shadow coverage.",
+      labelNames: ["rollout", "namespace"],
+      registers: r,
+    }),
     mirrorDropped: new Counter({ name: "airollout_mirror_dropped_total", help: "Sampled shadow copies that produced no comparison, by reason (queue_full, circuit_open, timeout, error, no_backend).", labelNames: ["rollout", "namespace", "reason"], registers: r }),
     tokens: new Counter({ name: "airollout_tokens_total", help: "Tokens reported by backends (x-airollout-tokens header or $.usage.total_tokens) on answered requests.", labelNames: ["rollout", "namespace", "version"], registers: r }),
     cost: new Counter({ name: "airollout_cost_total", help: "Cost reported by backends (x-airollout-cost header or $.usage.cost) on answered requests.", labelNames: ["rollout", "namespace", "version"], registers: r }),
@@ -121,6 +136,15 @@ export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = (
         }
       },
     }),
+    ...evidenceGauges(r, rolloutStats),
+  };
+}
+
+type EvidenceGauges = Pick<GatewayMetrics, "shadowEvidence" | "shadowEvidenceMismatches" | "shadowJudged" | "shadowSampled" | "shadowCoverage">;
+
+/** The gauges of the current revision's shadow evidence, read from the rollouts' stats at scrape time. */
+function evidenceGauges(r: Registry[], rolloutStats: () => readonly RolloutStats[]): EvidenceGauges {
+  return {
     shadowEvidence: new Gauge({
       name: "airollout_shadow_revision_comparisons",
       help: "Comparisons this gateway recorded for the rollout's current revision, by kind (candidate: stable vs candidate; noise: stable vs stable).",
@@ -153,6 +177,26 @@ export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = (
       collect() {
         this.reset();
         for (const m of rolloutStats()) this.set({ rollout: m.rollout, namespace: m.namespace, revision: m.shadow.revision }, m.shadow.judged ? 1 : 0);
+      },
+    }),
+    shadowSampled: new Gauge({
+      name: "airollout_shadow_revision_sampled",
+      help: "Requests chosen for mirroring while this gateway counted the rollout's current revision: the denominator of the shadow coverage (airollout_shadow_revision_comparisons{kind=\"candidate\"} / this).",
+      labelNames: ["rollout", "namespace", "revision"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of rolloutStats()) this.set({ rollout: m.rollout, namespace: m.namespace, revision: m.shadow.revision }, m.shadow.sampled);
+      },
+    }),
+    shadowCoverage: new Gauge({
+      name: "airollout_shadow_coverage_ratio",
+      help: "Candidate comparisons / requests chosen for mirroring, for the current revision on this gateway: below 1 the diff saw less than spec.shadow.sampleRate asked for (drops: queue full, circuit open, timeouts; jobs still running). No series before a request was chosen.",
+      labelNames: ["rollout", "namespace", "revision"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of rolloutStats()) if (m.shadow.sampled > 0) this.set({ rollout: m.rollout, namespace: m.namespace, revision: m.shadow.revision }, Math.min(1, m.shadow.compared / m.shadow.sampled));
       },
     }),
   };

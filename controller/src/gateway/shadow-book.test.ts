@@ -8,15 +8,18 @@ import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 
 const log = pino({ level: "silent" });
 
-function rollout(metrics: GatewayMetrics, shadow: Record<string, unknown> = {}): Rollout {
-  const obj: AIRollout = {
+function rolloutObject(shadow: Record<string, unknown> = {}): AIRollout {
+  return {
     apiVersion: "airollout.dev/v1alpha1",
     kind: "AIRollout",
     metadata: { name: "bot", namespace: "ns", uid: "u", generation: 1, resourceVersion: "1" },
     spec: { stable: { version: "v1", endpoint: "http://stable:8080" }, candidate: { version: "v2", endpoint: "http://cand:8080" }, strategy: { steps: [{ setWeight: 10 }] }, shadow: { minSamples: 1, ...shadow } },
     status: { revision: "rev1" },
   } as AIRollout;
-  return compileRollout(obj, undefined, metrics);
+}
+
+function rollout(metrics: GatewayMetrics, shadow: Record<string, unknown> = {}): Rollout {
+  return compileRollout(rolloutObject(shadow), undefined, metrics);
 }
 
 function judged(compared: string[], mismatched: string[]): Judged {
@@ -53,6 +56,24 @@ describe("ShadowBook", () => {
     expect(JSON.stringify(s)).not.toContain("example.com");
     book.forget(r.key);
     expect(book.view(r, undefined).samples).toHaveLength(0);
+  });
+
+  it("counts requests chosen for mirroring per revision: compared / sampled is the coverage, drops lower it", async () => {
+    const m = createGatewayMetrics();
+    const book = new ShadowBook(m);
+    const r = rollout(m);
+    for (let i = 0; i < 4; i++) book.sampled(r);
+    book.record(r, req("a"), result(ok(judged(["$.a"], []))));
+    book.record(r, req("b"), result(ok(judged(["$.a"], []))));
+    book.record(r, req("c"), result({ ok: false, stage: "exchange", reason: "timeout", detail: "slow" }));
+    expect(await value(m, "airollout_mirror_sampled_total")).toBe(4);
+    expect(book.stats(r).shadow).toMatchObject({ compared: 2, sampled: 4 });
+    // A new revision starts its evidence over, the count of chosen requests with it.
+    const next = compileRollout({ ...rolloutObject(), status: { revision: "rev2" } } as AIRollout, r, m);
+    expect(book.stats(next).shadow).toMatchObject({ revision: "rev2", compared: 0, sampled: 0 });
+    book.sampled(next);
+    expect(book.stats(next).shadow.sampled).toBe(1);
+    expect(await value(m, "airollout_mirror_sampled_total")).toBe(5);
   });
 
   it("keeps no sample of a matching comparison, and counts noise comparisons apart", async () => {

@@ -56,9 +56,21 @@ const SUMMARY_FIELDS = 20;
 export class ShadowBook {
   readonly #metrics: GatewayMetrics;
   readonly #samples = new SampleStore<DiffSample>({ capacity: 100 });
+  /**
+   * Requests chosen for mirroring, per noise tracker: a rollout's tracker is replaced whenever its
+   * evidence starts over (new revision, versions, backends, rules), and so is this count.
+   */
+  readonly #sampled = new WeakMap<object, number>();
 
   constructor(metrics: GatewayMetrics) {
     this.#metrics = metrics;
+  }
+
+  /** Counts a request chosen for mirroring (before any drop): the denominator of the coverage. */
+  sampled(r: Rollout): void {
+    this.#metrics.mirrorSampled.inc({ rollout: r.name, namespace: r.namespace });
+    const t = r.state.tracker;
+    this.#sampled.set(t, (this.#sampled.get(t) ?? 0) + 1);
   }
 
   /** Counts a sampled copy that produced no comparison (`noise_` prefixed for the noise copy). */
@@ -91,7 +103,7 @@ export class ShadowBook {
       namespace: r.namespace,
       running: r.state.mirror.running,
       queued: r.state.mirror.queued,
-      shadow: { revision: r.revision, compared: t.compared, noiseCompared: t.noiseCompared, mismatched: t.mismatched, judged: t.ready },
+      shadow: { revision: r.revision, compared: t.compared, sampled: this.#sampled.get(r.state.tracker) ?? 0, noiseCompared: t.noiseCompared, mismatched: t.mismatched, judged: t.ready },
     };
   }
 
