@@ -50,7 +50,8 @@ import { ShadowBook, type MirroredRequest } from "./shadow-book.ts";
 import { ShadowWorkerPool } from "./shadow-pool.ts";
 import { SecretCache, SecretError } from "./secrets.ts";
 import { DEFAULT_SIGNATURE_HEADER, STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER, standardWebhookKey, verifyGithub, verifyStandard, verifyStripe, type VerifyResult } from "./signature.ts";
-import { BackendSlots, createAgents, forward, HOP_BY_HOP, slotLimits, UpstreamError, type Agents, type Backend, type UpstreamFailure, type UpstreamResponse } from "./upstream.ts";
+import { slotLimits } from "./slot-limits.ts";
+import { BackendSlots, createAgents, forward, HOP_BY_HOP, UpstreamError, type Agents, type Backend, type UpstreamFailure, type UpstreamResponse } from "./upstream.ts";
 import type { EgressPolicy } from "../api/egress.ts";
 
 export type { DiffSample } from "./shadow-book.ts";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_TRAFFIC } from "./rollouts.ts";
-import { BackendSlots, slotLimits, type SlotGrant } from "./upstream.ts";
+import { slotLimits } from "./slot-limits.ts";
+import { BackendSlots, type SlotGrant } from "./upstream.ts";
 
 const limits = { maxInFlight: 2, maxQueued: 1, queueTimeoutMs: 50 };
 
