@@ -21,12 +21,15 @@ const example = parse(readFileSync(join(PROJECT_ROOT, "examples", "airollout.yam
  * and the API server, not Pulumi (test/integration/environments.test.ts covers image versions).
  */
 function manifest(ns: string, name: string, specPatch: Record<string, unknown> = {}): string {
-  const spec = example.spec as { stable: Record<string, unknown>; candidate: Record<string, unknown> };
+  const spec = example.spec as { stable?: Record<string, unknown>; candidate: Record<string, unknown> };
   const asEndpoint = (v: Record<string, unknown>, path: string) => {
     const { image: _image, ...rest } = v;
     return { ...rest, endpoint: `http://127.0.0.1:9/${path}` };
   };
-  return stringify({ ...example, metadata: { name, namespace: ns }, spec: { ...example.spec, stable: asEndpoint(spec.stable, "stable"), candidate: asEndpoint(spec.candidate, "candidate"), ...specPatch } });
+  // The example names only its candidate (ADR 0009); these tests roll it out from a named stable
+  // v1, so that the first apply runs the steps instead of adopting the candidate.
+  const stable = spec.stable ?? { ...spec.candidate, version: "v1", config: { ...(spec.candidate.config as Record<string, unknown>), model: "small" } };
+  return stringify({ ...example, metadata: { name, namespace: ns }, spec: { ...example.spec, stable: asEndpoint(stable, "stable"), candidate: asEndpoint(spec.candidate, "candidate"), ...specPatch } });
 }
 
 async function getRollout(ns: string, name: string): Promise<AIRollout> {
