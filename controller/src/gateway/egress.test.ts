@@ -122,11 +122,14 @@ describe("the gateway with an egress policy", () => {
 
   it("answers 503 egress_denied when an allowed name resolves to a refused address, and never reaches it", async () => {
     backend.reset();
-    gateway.upsert(rollout("dial", `http://localhost:${backend.port}`, `http://localhost:${backend.port}`, { strategy: { steps: [{ setWeight: 0 }] } }));
-    const a = await post("dial");
-    expect(a.status).toBe(503);
-    expect(a.body.error).toBe("egress_denied");
-    expect(a.body.message).toMatch(/egress to localhost is denied at dial time/);
+    // A breaker that opens after one failure: a refused dial is not the backend failing, so it stays closed.
+    gateway.upsert(rollout("dial", `http://localhost:${backend.port}`, `http://localhost:${backend.port}`, { strategy: { steps: [{ setWeight: 0 }] }, traffic: { circuitBreaker: { consecutiveFailures: 1, openDuration: "1m" } } }));
+    for (let i = 0; i < 3; i++) {
+      const a = await post("dial");
+      expect(a.status).toBe(503);
+      expect(a.body.error).toBe("egress_denied");
+      expect(a.body.message).toMatch(/egress to localhost is denied at dial time/);
+    }
     expect(backend.hits).toBe(0);
   });
 });
