@@ -116,12 +116,14 @@ export function getTemplate(name: string): MetricTemplate | undefined {
  * every replica has judged the revision. Kept here, with the other queries over the gateway's
  * metric names (gateway/metrics.ts), so the contract between the two lives in one file.
  */
-export function shadowEvidenceQueries(rollout: { name: string; namespace: string }, revision: string): Record<"shadow/compared" | "shadow/noise" | "shadow/mismatched" | "shadow/judged", string> {
+export function shadowEvidenceQueries(rollout: { name: string; namespace: string }, revision: string): Record<"shadow/compared" | "shadow/noise" | "shadow/mismatched" | "shadow/judged" | "shadow/sampled", string> {
   const sel = `rollout="${rollout.name}",namespace="${rollout.namespace}",revision="${revision}"`;
   return {
     "shadow/compared": `sum(airollout_shadow_revision_comparisons{${sel},kind="candidate"})`,
     "shadow/noise": `sum(airollout_shadow_revision_comparisons{${sel},kind="noise"})`,
     "shadow/mismatched": `sum(airollout_shadow_revision_mismatches{${sel}})`,
     "shadow/judged": `min(airollout_shadow_judged{${sel}})`,
+    // The coverage's denominator: requests chosen for mirroring (compared / sampled).
+    "shadow/sampled": `sum(airollout_shadow_revision_sampled{${sel}})`,
   };
 }

@@ -591,6 +591,8 @@ export const StatusSchema = z
         verdict: z.string().optional().describe("The shadow rule's last verdict: what it waits for, or which rule passed or stopped the step."),
         mismatched: z.number().int().optional().describe("Comparisons with a flagged field."),
         mismatchRate: z.string().optional().describe("mismatched / compared, as text for display."),
+        sampled: z.number().int().optional().describe("Requests the gateways chose for mirroring for the current revision (spec.shadow.sampleRate of the stable's answers); compared counts only those actually compared."),
+        coverage: z.string().optional().describe("compared / sampled, as text: below 100% the diff saw less than configured (copies dropped: queue full, circuit open, timeouts)."),
         updatedAt: z.string().optional().describe("When these counts were last read from Prometheus."),
         noiseCompared: z.number().int().optional().describe("Stable-vs-stable comparisons."),
         noiseMismatched: z.number().int().optional().describe("Stable-vs-stable disagreements."),

@@ -90,8 +90,9 @@ class Sim {
 }
 
 /** What the gateways report of the current revision, answered to the shadow step's queries. */
-function gatewayEvidence(e: { compared: number; mismatched: number; judged: boolean; noise?: number }): (query: string) => QueryOutcome {
+function gatewayEvidence(e: { compared: number; mismatched: number; judged: boolean; noise?: number; sampled?: number }): (query: string) => QueryOutcome {
   return (q) => {
+    if (q.includes("airollout_shadow_revision_sampled")) return e.sampled === undefined ? { kind: "empty" } : { kind: "value", value: e.sampled };
     if (q.includes("airollout_shadow_revision_comparisons") && q.includes('kind="noise"')) return { kind: "value", value: e.noise ?? 0 };
     if (q.includes("airollout_shadow_revision_comparisons")) return { kind: "value", value: e.compared };
     if (q.includes("airollout_shadow_revision_mismatches")) return { kind: "value", value: e.mismatched };
@@ -316,10 +317,11 @@ describe("canary state machine", () => {
     await sim.pass();
     await sim.pass();
     expect(sim.status).toMatchObject({ phase: "ShadowTesting", shadowEnabled: true, canaryWeight: 0 });
-    sim.metric = gatewayEvidence({ compared: 400, mismatched: 12, judged: true });
+    sim.metric = gatewayEvidence({ compared: 400, mismatched: 12, judged: true, sampled: 800 });
     const took = await sim.runUntil(["Succeeded"]);
     expect(took).toBeGreaterThanOrEqual(120_000);
-    expect(sim.status.shadow).toMatchObject({ compared: 400, required: 100, judged: true, mismatched: 12, mismatchRate: "3.0%" });
+    // Half the chosen requests were compared: the rule counts the 400, the coverage says so.
+    expect(sim.status.shadow).toMatchObject({ compared: 400, required: 100, judged: true, mismatched: 12, mismatchRate: "3.0%", sampled: 800, coverage: "50.0%" });
     expect(sim.status.shadow!.verdict).toContain("end of step");
   });
 

@@ -41,7 +41,7 @@ import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
 import { referenceDigest, versionReferencesOf } from "./references.ts";
 import type { EnvironmentFailure, EnvironmentStatus, RolloutRole } from "./contract.ts";
-import { judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
+import { coverageText, judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 import { shortHash } from "../api/hash.ts";
 
 /** Metrics of a rollout, resolved once per pass: for step runs (count defaults) and background. */
@@ -538,6 +538,8 @@ function shadowStatus(e: ShadowEvidence, rule: ShadowRule, now: Date): NonNullab
     judged: missingEvidence(e, rule) === undefined,
     mismatched: e.mismatched,
     mismatchRate: e.compared > 0 ? `${((e.mismatched / e.compared) * 100).toFixed(1)}%` : "-",
+    ...(e.sampled === undefined ? {} : { sampled: e.sampled }),
+    ...(coverageText(e) === undefined ? {} : { coverage: coverageText(e) }),
     updatedAt: iso(now),
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { shadowEvidenceQueries as evidenceQueries } from "../analysis/templates.ts";
-import { judgeShadow, missingEvidence, readEvidence, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
+import { coverageText, judgeShadow, missingEvidence, readEvidence, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
 
 const rule: ShadowRule = { minSamples: 100, baseline: true, maxMismatchRate: 0.1 };
 const judged = (compared: number, mismatched: number) => ({ compared, noiseCompared: compared, mismatched, judged: true });
@@ -102,9 +102,20 @@ describe("readEvidence: fail closed", () => {
   });
 
   it("reads the sums and the judged flag", () => {
-    expect(readEvidence({ ...all(1), "shadow/compared": { kind: "value", value: 250 }, "shadow/mismatched": { kind: "value", value: [7] } })).toEqual({
+    expect(readEvidence({ ...all(1), "shadow/compared": { kind: "value", value: 250 }, "shadow/mismatched": { kind: "value", value: [7] }, "shadow/sampled": { kind: "value", value: 500 } })).toEqual({
       ok: true,
-      evidence: { compared: 250, noiseCompared: 1, mismatched: 7, judged: true },
+      evidence: { compared: 250, noiseCompared: 1, mismatched: 7, judged: true, sampled: 500 },
     });
+  });
+
+  it("reads the coverage's denominator, and leaves it out when the gateways do not report it", () => {
+    expect(q["shadow/sampled"]).toBe('sum(airollout_shadow_revision_sampled{rollout="bot",namespace="ns",revision="abc"})');
+    const read = readEvidence({ ...all(1), "shadow/compared": { kind: "value", value: 245 }, "shadow/sampled": { kind: "value", value: 500 } });
+    expect(read.ok && coverageText(read.evidence)).toBe("49.0%");
+    const older = readEvidence({ ...all(1), "shadow/sampled": { kind: "empty" } });
+    expect(older.ok && older.evidence.sampled).toBeUndefined();
+    expect(older.ok && coverageText(older.evidence)).toBeUndefined();
+    // Nothing chosen is no coverage (not 0%, not 100%).
+    expect(coverageText({ compared: 0, noiseCompared: 0, mismatched: 0, judged: false, sampled: 0 })).toBeUndefined();
   });
 });

@@ -32,6 +32,12 @@ export interface ShadowEvidence {
   mismatched: number;
   /** Every replica that reports this revision has enough comparisons to judge fields. */
   judged: boolean;
+  /**
+   * Requests the gateways chose for mirroring (the coverage's denominator); undefined when they
+   * do not report it. Only `compared` is evidence: a copy dropped (queue full, circuit open,
+   * timeout) was chosen but never compared, and counts for nothing in the rule.
+   */
+  sampled?: number;
 }
 
 /** A single finite number from an outcome; anything else (empty, NaN, several series) is undefined. */
@@ -54,7 +60,18 @@ export function readEvidence(outcomes: Record<string, QueryOutcome | undefined>)
   const mismatched = finiteValue(outcomes["shadow/mismatched"]);
   const judged = finiteValue(outcomes["shadow/judged"]);
   if (compared === undefined || mismatched === undefined || judged === undefined) return { ok: false, why: "the gateways' shadow counts are incomplete" };
-  return { ok: true, evidence: { compared: Math.round(compared), noiseCompared: Math.round(noiseCompared), mismatched: Math.round(mismatched), judged: judged >= 1 } };
+  // The coverage is shown, never judged on: gateways that do not report it leave it out.
+  const sampled = finiteValue(outcomes["shadow/sampled"]);
+  return { ok: true, evidence: { compared: Math.round(compared), noiseCompared: Math.round(noiseCompared), mismatched: Math.round(mismatched), judged: judged >= 1, ...(sampled === undefined ? {} : { sampled: Math.round(sampled) }) } };
+}
+
+/**
+ * compared / sampled as text ("49.0%"): how much of what spec.shadow.sampleRate chose was
+ * compared. Undefined when nothing was chosen or the gateways do not report it (no 0/0).
+ */
+export function coverageText(e: ShadowEvidence): string | undefined {
+  if (e.sampled === undefined || e.sampled <= 0) return undefined;
+  return `${(Math.min(1, e.compared / e.sampled) * 100).toFixed(1)}%`;
 }
 
 /** One-sided Wilson score lower bound of a proportion m/n at `z` (0 when n is 0). */
