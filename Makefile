@@ -27,9 +27,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: node_modules/.package-lock.json
 	@bash hack/ensure-system.sh
 
-# Everything the tests start: Go builds (cached by version) and Debian's Prometheus and Redis.
+# Everything the tests start: Go builds (cached by version) and Debian's Prometheus, Redis and
+# chromium (the dashboard's browser tests).
 tools: deps
-	@bash hack/ensure-system.sh prometheus redis-server
+	@bash hack/ensure-system.sh prometheus redis-server chromium
 	@bash hack/build-tool.sh all >/dev/null
 
 tools-controlplane: deps

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the project runs, when missing: Debian packages as root,
-# otherwise a clear message. Go is needed for the control plane and Pulumi builds.
+# otherwise a clear message. Go is needed for the control plane and Pulumi builds; chromium (the
+# Debian package, /usr/bin/chromium) for the dashboard's browser tests.
 set -euo pipefail
 need=()
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || need+=(golang-go)
@@ -10,6 +11,7 @@ for pkg in "$@"; do
   case "$pkg" in
     prometheus) command -v prometheus >/dev/null || need+=(prometheus) ;;
     redis-server) command -v redis-server >/dev/null || need+=(redis-server) ;;
+    chromium) [ -x /usr/bin/chromium ] || need+=(chromium) ;;
     *) dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg") ;;
   esac
 done
