@@ -7,8 +7,7 @@ import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import type { AIRollout, VersionSpec } from "../api/schema.ts";
 import { NoopEnvironments } from "../environments/noop.ts";
-import { PulumiEnvironments, kubeSecretReader } from "../environments/pulumi.ts";
-import { ensurePulumiToolchain } from "../dev/toolchain.ts";
+import type { PulumiEnvironments } from "../environments/pulumi.ts";
 import { ApiError } from "../kube/client.ts";
 import type { EnsureOptions, EnvironmentRole, EnvironmentStatus, EnvironmentSummary, EnvironmentsPort } from "../reconcile/contract.ts";
 import type { Logger } from "../telemetry/logger.ts";
@@ -96,6 +95,9 @@ export function environmentsPort(flags: Pick<ControllerFlags, "environments" | "
   const { stateDir, backend } = pulumiState(flags);
   const kubeconfig = flags.kubeconfig ?? process.env.KUBECONFIG;
   return new LazyPulumiEnvironments(async () => {
+    // Loaded on first use: the Pulumi adapter's modules are about 50 MB of the controller's
+    // memory, which a controller whose rollouts use endpoint versions only never needs.
+    const [{ PulumiEnvironments, kubeSecretReader }, { ensurePulumiToolchain }] = await Promise.all([import("../environments/pulumi.ts"), import("../dev/toolchain.ts")]);
     const toolchain = await ensurePulumiToolchain((line) => log.info({ build: line }, "building the Pulumi toolchain"));
     return new PulumiEnvironments({
       stateDir,
