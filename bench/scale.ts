@@ -258,11 +258,16 @@ function spawnCli(args: string[], log: string, env: Record<string, string> = {})
   return spawnCommand(CLI, args, log, env);
 }
 
+/** Every child started, so an interrupted run (Ctrl-C) leaves none behind. */
+const children = new Set<ChildProcess>();
+
 function spawnCommand(command: string, args: string[], log: string, env: Record<string, string>): Proc {
   const fd = openSync(log, "a");
   const child = spawn(command, args, { stdio: ["ignore", fd, fd], env: { ...process.env, ...env } });
   closeSync(fd);
   if (!child.pid) throw new Error(`could not start ${args.join(" ")}`);
+  children.add(child);
+  child.once("exit", () => children.delete(child));
   return { child, pid: child.pid, startedAt: Date.now() };
 }
 
@@ -729,5 +734,12 @@ if (argv.includes("--role")) {
   process.once("SIGTERM", () => process.exit(0));
   await informerRole(arg("--role")!, arg("--kubeconfig")!, arg("--namespace")!);
 } else {
+  // The control plane stops by itself when this process exits (its watchdog); children do not.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      for (const c of children) c.kill("SIGKILL");
+      process.exit(130);
+    });
+  }
   await orchestrate(argv.includes("--quick"));
 }
