@@ -207,8 +207,9 @@ function throttled(fn, gapMs) {
 // ---------- router ----------
 
 function parseRoute() {
+  // A report opens on its rollout; "#/" still shows the (frozen) list.
   let hash = location.hash.replace(/^#\/?/, "");
-  if (!hash && report?.rollout) hash = report.rollout;
+  if (!location.hash && report?.rollout) hash = report.rollout;
   const parts = hash.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts.length >= 2) return { view: parts[2] === "diff" ? "diff" : "detail", ns: parts[0], name: parts[1] };
   return { view: "list" };
@@ -231,10 +232,9 @@ async function route() {
 }
 
 function renderCrumbs(r) {
-  crumbs.replaceChildren(
+  crumbs.replaceChildren(h("span", {},
     h("a", { href: "#/" }, "Rollouts"),
-    r.view !== "list" ? [" / ", h("span", {}, `${r.ns}/`), h("a", { href: rolloutHref(r.ns, r.name) }, r.name)] : null,
-  );
+    r.view !== "list" ? [" / ", h("span", {}, `${r.ns}/`), h("a", { href: rolloutHref(r.ns, r.name) }, r.name)] : null));
 }
 
 function showError(err, title) {
