@@ -78,6 +78,7 @@ export const GATEWAY = command({
     "state-dir": { type: "string", arg: "DIR", help: "SQLite files: quarantine.db, idempotency.db (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)" },
     "quarantine-max-rows": { type: "string", arg: "N", help: "rows kept in the quarantine (default 100000)" },
     "shadow-workers": { type: "string", arg: "N", help: "worker threads for shadow copies and diffs (default: cores - 1, 1 to 4; 0 = on the thread that answers webhooks)" },
+    "shadow-nice": { type: "string", arg: "N", help: "nice steps the shadow threads run below the answering thread on Linux, 0 to 19 (default 10: webhooks first, shadow coverage drops when the CPU is short; 0: coverage kept at the webhooks' expense)" },
     ...EGRESS,
   },
 });

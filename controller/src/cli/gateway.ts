@@ -22,6 +22,14 @@ function port(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** --shadow-nice: a whole number of nice steps from 0 to 19, or undefined for the default. */
+export function shadowNiceFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 19) throw new UsageError(`--shadow-nice: ${value} is not a whole number from 0 to 19`);
+  return n;
+}
+
 /** Runs the gateway until SIGTERM/SIGINT. */
 export async function gatewayCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(GATEWAY, args);
@@ -31,12 +39,13 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   if (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows > 0)) throw new UsageError(`--quarantine-max-rows: ${values["quarantine-max-rows"]} is not a positive integer`);
   const shadowWorkers = values["shadow-workers"] === undefined ? undefined : Number(values["shadow-workers"]);
   if (shadowWorkers !== undefined && !(Number.isInteger(shadowWorkers) && shadowWorkers >= 0 && shadowWorkers <= 64)) throw new UsageError(`--shadow-workers: ${values["shadow-workers"]} is not a whole number from 0 to 64`);
+  const shadowNice = shadowNiceFlag(values["shadow-nice"]);
   const stateDir = values["state-dir"] ?? defaultStateDir();
   const egress = egressPolicyFromFlags(values);
 
   const log = createLogger("gateway");
   const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers, egress });
+  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers, shadowNice, egress });
   // A bug in one request's handling must not take every other request down with the process.
   process.on("unhandledRejection", (err) => log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, "unhandled rejection"));
   gateway.start();
