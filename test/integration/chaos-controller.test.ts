@@ -43,8 +43,16 @@ beforeAll(() => {
 
 afterAll(async () => {
   for (const h of histories) h.stop();
-  for (const p of processes) if (!p.exited) await p.stop("SIGKILL");
+  await killAll();
 });
+
+/** Stops every controller still running, so a failed test leaves no second one behind. */
+async function killAll(): Promise<void> {
+  for (const p of processes) if (!p.exited) await p.stop("SIGKILL");
+}
+
+/** Node's start-up alone took up to a minute on the loaded development machine: be patient. */
+const LEADERSHIP_WAIT_MS = 180_000;
 
 function startController(env: Record<string, string> = {}): ControllerProcess {
   // The same identity each time, as a restarted Pod keeps its name: it takes its own Lease back
@@ -126,57 +134,66 @@ async function checkRollout(name: string, h: History, outcome: "Succeeded" | "Ro
 
 describe("controller SIGKILLed at seeded random points", () => {
   it(`${KILLS} kills over rollouts with timed pauses, a promote and an abort: right outcomes, no step twice, no Event lost or doubled`, async () => {
-    const random = seededRandom(SEED);
-    const kills: { delayMs: number; lastLog: string; inWindow: boolean }[] = [];
-    const restartMs: number[] = [];
-    let wave = 0;
-    while (kills.length < KILLS) {
-      wave++;
-      const w: Wave = { promoted: `promote-${wave}`, aborted: `abort-${wave}`, promoteValue: `step-chaos${wave}`, abortValue: `chaos${wave}` };
-      const hp = followStatus(client, ns, w.promoted);
-      const ha = followStatus(client, ns, w.aborted);
-      histories.push(hp, ha);
-      apply(w.promoted);
-      apply(w.aborted);
-      const actor = human(w);
-      const done = () => terminal(hp.last) && terminal(ha.last);
-      while (!done()) {
-        const t0 = Date.now();
-        const ctl = startController({ AIROLLOUT_FAILPOINT: "after-events=300" });
-        await ctl.waitForLog("leadership", (l) => l.msg === "became leader", 60_000);
-        restartMs.push(Date.now() - t0);
-        if (kills.length >= KILLS) {
-          await waitFor(`wave ${wave} finished`, () => done(), 120_000, 200);
-          await ctl.stop("SIGTERM");
-          break;
-        }
-        const delayMs = Math.round(200 + random() * 2300);
-        await sleep(delayMs);
-        if (done()) {
-          await ctl.stop("SIGTERM");
-          break;
-        }
-        const last = ctl.lines.filter((l) => l.level !== "stderr").at(-1);
-        await ctl.stop("SIGKILL");
-        kills.push({ delayMs, lastLog: last?.msg ?? "", inWindow: last?.msg === "failpoint after-events reached" });
-      }
-      actor.stop();
-      hp.stop();
-      ha.stop();
-      await checkRollout(w.promoted, hp, "Succeeded");
-      await checkRollout(w.aborted, ha, "RolledBack");
-      expect((await get(w.promoted)).status?.handled?.promote).toBe(w.promoteValue);
-      expect((await get(w.aborted)).status?.handled?.abort).toBe(w.abortValue);
+    try {
+      await killDrill();
+    } finally {
+      await killAll();
     }
-    const inWindow = kills.filter((k) => k.inWindow).length;
-    const sorted = [...restartMs].sort((a, b) => a - b);
-    console.log(
-      `chaos (seed ${SEED}): ${kills.length} SIGKILLs over ${wave} waves of 2 rollouts; ${inWindow} landed between a pass's Events and its status write; ` +
-        `restart to leadership ${secs(sorted[0]!)} min, ${secs(sorted[Math.floor(sorted.length / 2)]!)} median, ${secs(sorted.at(-1)!)} max`,
-    );
-    expect(kills).toHaveLength(KILLS);
-  }, 900_000);
+  }, 1_800_000);
 });
+
+/** Waves of two rollouts, the controller restarted and SIGKILLed at seeded moments until KILLS kills. */
+async function killDrill(): Promise<void> {
+  const random = seededRandom(SEED);
+  const kills: { delayMs: number; lastLog: string; inWindow: boolean }[] = [];
+  const restartMs: number[] = [];
+  let wave = 0;
+  while (kills.length < KILLS) {
+    wave++;
+    const w: Wave = { promoted: `promote-${wave}`, aborted: `abort-${wave}`, promoteValue: `step-chaos${wave}`, abortValue: `chaos${wave}` };
+    const hp = followStatus(client, ns, w.promoted);
+    const ha = followStatus(client, ns, w.aborted);
+    histories.push(hp, ha);
+    apply(w.promoted);
+    apply(w.aborted);
+    const actor = human(w);
+    const done = () => terminal(hp.last) && terminal(ha.last);
+    while (!done()) {
+      const t0 = Date.now();
+      const ctl = startController({ AIROLLOUT_FAILPOINT: "after-events=300" });
+      await ctl.waitForLog("leadership", (l) => l.msg === "became leader", LEADERSHIP_WAIT_MS);
+      restartMs.push(Date.now() - t0);
+      if (kills.length >= KILLS) {
+        await waitFor(`wave ${wave} finished`, () => done(), 120_000, 200);
+        await ctl.stop("SIGTERM");
+        break;
+      }
+      const delayMs = Math.round(200 + random() * 2300);
+      await sleep(delayMs);
+      if (done()) {
+        await ctl.stop("SIGTERM");
+        break;
+      }
+      const last = ctl.lines.filter((l) => l.level !== "stderr").at(-1);
+      await ctl.stop("SIGKILL");
+      kills.push({ delayMs, lastLog: last?.msg ?? "", inWindow: last?.msg === "failpoint after-events reached" });
+    }
+    actor.stop();
+    hp.stop();
+    ha.stop();
+    await checkRollout(w.promoted, hp, "Succeeded");
+    await checkRollout(w.aborted, ha, "RolledBack");
+    expect((await get(w.promoted)).status?.handled?.promote).toBe(w.promoteValue);
+    expect((await get(w.aborted)).status?.handled?.abort).toBe(w.abortValue);
+  }
+  const inWindow = kills.filter((k) => k.inWindow).length;
+  const sorted = [...restartMs].sort((a, b) => a - b);
+  console.log(
+    `chaos (seed ${SEED}): ${kills.length} SIGKILLs over ${wave} waves of 2 rollouts; ${inWindow} landed between a pass's Events and its status write; ` +
+      `restart to leadership ${secs(sorted[0]!)} min, ${secs(sorted[Math.floor(sorted.length / 2)]!)} median, ${secs(sorted.at(-1)!)} max`,
+  );
+  expect(kills).toHaveLength(KILLS);
+}
 
 describe("API server and etcd restarted under load", () => {
   let gateway: GatewayProcess | undefined;
@@ -194,7 +211,7 @@ describe("API server and etcd restarted under load", () => {
     gateway = new GatewayProcess({ kubeconfig: kubeconfig(), namespace: ns, id: `chaos-${ns}-gateway` });
     await gateway.ready();
     const ctl = startController();
-    await ctl.waitForLog("leadership", (l) => l.msg === "became leader", 60_000);
+    await ctl.waitForLog("leadership", (l) => l.msg === "became leader", LEADERSHIP_WAIT_MS);
 
     const steps = [{ setWeight: 20 }, { pause: { duration: "4s" } }, { setWeight: 50 }, { pause: { duration: "4s" } }, { setWeight: 100 }];
     const names = Array.from({ length: 8 }, (_, i) => `load-${i}`);

@@ -200,9 +200,11 @@ export async function offerLoad(o: LoadOptions): Promise<{ answers: Answered[]; 
     }
   };
   const started = performance.now();
+  // Exactly rate x duration arrivals, even when this process lags (late ones are sent at once).
+  const total = Math.round((o.durationMs / 1000) * o.ratePerSecond);
   let sent = 0;
-  while (performance.now() - started < o.durationMs) {
-    const due = Math.floor(((performance.now() - started) / 1000) * o.ratePerSecond);
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * o.ratePerSecond));
     for (; sent < due; sent++) {
       if (open.size >= maxInFlight) {
         notSent++;
