@@ -39,6 +39,7 @@ import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import type { CircuitPermit } from "./circuit.ts";
 import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { lazyChild } from "./lazy-log.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, invalidUtf8Offset, isJsonContentType } from "./payload.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
@@ -704,7 +705,8 @@ export class Gateway {
     const requestId = acceptRequestId(req.headers["x-request-id"]);
     res.setHeader("x-request-id", requestId);
     const key = `${route.namespace}/${route.name}`;
-    const log = this.log.child({ requestId, namespace: route.namespace, name: route.name, rollout: key });
+    // Made on first use: a webhook that is simply answered writes no line at the default level.
+    const log = lazyChild(this.log, { requestId, namespace: route.namespace, name: route.name, rollout: key });
     return { req, res, route, key, requestId, log, labels: UNKNOWN_LABELS, rollout: undefined };
   }
 
