@@ -4,7 +4,7 @@
  * seeded into real traffic through the whole loop (gateway process, Prometheus, controller
  * process; test/support/loop.ts): accepted, shadowed and diffed webhooks, and refused ones
  * (forged signature, schema-invalid, broken JSON) that are quarantined, and rate-limited ones
- * whose tenant key is an email. After the run every
+ * whose tenant key is an email; some carry an email as their x-request-id. After the run every
  * output is scanned for the raw values: both processes' logs, the rollout's Events and status,
  * both /metrics pages, the gateway's diff samples and the quarantine view. Secrets must not
  * appear in the quarantine's exact replay copies either (credentials are kept in neither file).
@@ -68,7 +68,8 @@ async function send(i: number): Promise<number> {
       "content-type": "application/json",
       authorization: `Bearer ${BEARER}`,
       "x-api-key": API_KEY,
-      "x-request-id": randomUUID(),
+      // Some senders use a customer's address as their delivery id.
+      "x-request-id": i % 4 === 1 ? EMAIL : randomUUID(),
       // The tenant is a customer's email: it picks the version (stickyBy) and a rate-limit bucket.
       "x-tenant-id": i % 3 === 0 ? EMAIL : `tenant-${i % 5}`,
       "x-hub-signature-256": signGithub(text, kind === "forged" ? "not-the-secret" : SIGNING_SECRET),
