@@ -69,7 +69,9 @@ demo-down: deps
 	@bin/airollout dev down
 
 # AIROLLOUT_SCALE=quick|off shortens or skips the scale part (it starts the local control plane).
+# AIROLLOUT_BENCH_ROUNDS=N sets the gateway part's rounds (default 3); nginx is its peer.
 bench: tools-controlplane
+	@bash hack/ensure-system.sh nginx
 	@$(NODE) bench/run.ts
 
 clean:

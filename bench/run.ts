@@ -1,5 +1,6 @@
 /**
- * `make bench`: the gateway benchmark (bench/gateway.ts), the diff engine micro-benchmark
+ * `make bench`: the gateway benchmark (bench/gateway.ts: against nginx mirror and a bare Node
+ * pass-through, AIROLLOUT_BENCH_ROUNDS rounds), the diff engine micro-benchmark
  * (controller/src/diff/bench.ts), the decision benchmark (bench/decision.ts), the shadow
  * step's detection benchmark (bench/detection.ts) and the scale benchmark (bench/scale.ts:
  * thousands of AIRollouts in the local control plane), each in a
