@@ -65,16 +65,13 @@ class DashboardProcess {
     while ((i = this.#out.indexOf("\n")) >= 0) {
       const text = this.#out.slice(0, i);
       this.#out = this.#out.slice(i + 1);
-      try {
-        const line = JSON.parse(text) as { msg?: string; port?: unknown };
-        if (line.msg === "dashboard listening" && typeof line.port === "number") this.#port = line.port;
-      } catch {
-        // not a log line
-      }
+      // The line the command prints for a person: "airollout dashboard: http://127.0.0.1:PORT/ ...".
+      const m = /^airollout dashboard: http:\/\/127\.0\.0\.1:(\d+)\//.exec(text);
+      if (m) this.#port = Number(m[1]);
     }
   }
 
-  /** http://127.0.0.1:PORT/ once the dashboard listens. */
+  /** http://127.0.0.1:PORT/ once the dashboard printed it. */
   async url(): Promise<string> {
     const port = await waitFor(`dashboard listening (log ${this.log})`, () => {
       if (this.proc.exitCode !== null) throw new Error(`dashboard exited with ${this.proc.exitCode}; see ${this.log}`);

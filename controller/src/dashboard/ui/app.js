@@ -105,7 +105,7 @@ function frozen(path) {
   const data = report.data ?? {};
   if (path.startsWith("/api/rollouts?") || path === "/api/rollouts") return data.list ?? { items: [] };
   if (path.includes("/diffs")) {
-    if (!data.diffs) throw new ApiError(404, { error: "no_gateway", message: "this report has no shadow diff (the report was made without a gateway)" });
+    if (!data.diffs) throw new ApiError(404, { error: "no_diffs", message: `this report has no shadow diff: ${data.diffsError ?? "the report was made without a gateway"}` });
     return data.diffs;
   }
   const [ns, name] = (report.rollout ?? "/").split("/");
