@@ -487,6 +487,7 @@ function timeline(steps) {
 function conditionsTable(conditions) {
   if (conditions.length === 0) return h("div", { class: "muted" }, "No conditions yet.");
   const tone = (c) => {
+    if (c.status === "Unknown") return "";
     const good = c.type === "Ready" ? c.status === "True" : c.type === "Reconciling" ? null : c.status === "False";
     return good === null ? "info" : good ? "ok" : "bad";
   };
@@ -702,7 +703,17 @@ function samplesList(samples) {
 
 function side(label, v, paths) {
   return h("div", { class: "side" }, h("h3", {}, `${label} ${v?.version ?? ""} · HTTP ${v?.status ?? "?"}`),
-    h("pre", { class: "json" }, jsonLines(v?.body, paths)));
+    h("pre", { class: "json" }, bodyLines(v?.body, paths)));
+}
+
+/** The gateway keeps bodies as masked text: JSON is shown as a tree, anything else as it is. */
+function bodyLines(body, paths) {
+  if (typeof body !== "string") return jsonLines(body, paths);
+  try {
+    return jsonLines(JSON.parse(body), paths);
+  } catch {
+    return body.split("\n").slice(0, MAX_LINES).map((l) => h("span", { class: "ln" }, l));
+  }
 }
 
 // ---------- JSON rendered line by line, differing paths highlighted ----------
