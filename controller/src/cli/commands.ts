@@ -169,8 +169,41 @@ export const STACKS = command({
   },
 });
 
+const CONTEXT = { type: "string", arg: "NAME", help: "kubeconfig context (default: the current context)" } as const satisfies Flag;
+const DIFFS_GATEWAY = { type: "string", arg: "URL", help: "the gateway's base URL, for the shadow diffs (default: $AIROLLOUT_GATEWAY_URL; none: no diff view)" } as const satisfies Flag;
+
+export const DASHBOARD = command({
+  name: "dashboard",
+  synopsis: ["dashboard [--port 3100] [-n NS | --all-namespaces] [--gateway URL] [--read-only]"],
+  summary: "serve the web dashboard (live rollouts, steps, analysis, shadow diffs, promote/abort) with your own kubeconfig and RBAC",
+  flags: {
+    port: { type: "string", default: "3100", arg: "N", help: "port to listen on (default 3100; 0 = any free port)" },
+    address: { type: "string", default: "127.0.0.1", arg: "ADDR", help: "address to listen on (default 127.0.0.1; another address exposes your credentials' reach to that network)" },
+    namespace: { type: "string", short: "n", arg: "NS", help: "namespace shown (default: the kubeconfig's namespace)" },
+    "all-namespaces": { type: "boolean", short: "A", default: false, help: "show every namespace you may list" },
+    kubeconfig: KUBECONFIG,
+    context: CONTEXT,
+    gateway: DIFFS_GATEWAY,
+    "read-only": { type: "boolean", default: false, help: "refuse promote, abort and retry whatever your RBAC allows" },
+  },
+});
+
+export const REPORT = command({
+  name: "report",
+  synopsis: ["report NAME [-n NS] [--gateway URL] > report.html"],
+  summary: "write one rollout's dashboard views as a self-contained HTML page (no network needed to open it)",
+  positionals: true,
+  flags: {
+    namespace: TARGET_NAMESPACE,
+    kubeconfig: KUBECONFIG,
+    context: CONTEXT,
+    gateway: DIFFS_GATEWAY,
+    output: { type: "string", short: "o", arg: "FILE", help: "write to FILE instead of standard output" },
+  },
+});
+
 /** Every command, in the order the general help lists them. */
-export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS];
+export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS, DASHBOARD, REPORT];
 
 /** Parses a command's arguments against its declared flags (the only parser the CLI uses). */
 export function parseFlags<F extends Record<string, Flag>>(cmd: Command<F>, args: string[]) {

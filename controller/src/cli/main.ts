@@ -28,6 +28,10 @@ async function run(command: string, rest: string[]): Promise<number> {
       return (await import("./preview.ts")).previewCommand(rest);
     case "stacks":
       return (await import("./preview.ts")).stacksCommand(rest);
+    case "dashboard":
+      return (await import("./dashboard.ts")).dashboardCommand(rest);
+    case "report":
+      return (await import("./dashboard.ts")).reportCommand(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
