@@ -39,8 +39,20 @@ export interface ControllerOptions {
   failpoint?: string;
 }
 
-function statusEqual(a: Status | undefined, b: Status | undefined): boolean {
-  return JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
+/**
+ * Whether two statuses say the same, whatever the order of their keys: the API server answers
+ * with keys sorted, a pass builds them in its own order, and comparing the texts as they are
+ * rewrote every status on every resync (one needless write per rollout per resync).
+ */
+export function statusEqual(a: Status | undefined, b: Status | undefined): boolean {
+  return canonicalJson(a ?? {}) === canonicalJson(b ?? {});
+}
+
+/** JSON with every object's keys sorted (arrays keep their order: it means something). */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
+  );
 }
 
 /**
