@@ -167,7 +167,9 @@ function job(path: string, over: Partial<ShadowJob> = {}): ShadowJob {
   };
 }
 
-describe("shadow runners (real worker threads, loopback backend)", () => {
+// Worker threads load their modules through type stripping: on a loaded 2-core machine a start
+// takes seconds, so these tests get more than vitest's default 5 s (no speed is asserted).
+describe("shadow runners (real worker threads, loopback backend)", { timeout: 30_000 }, () => {
   it("a worker judges like the inline runner: matching, regressed, and a noise copy", async () => {
     const pool = new ShadowWorkerPool(2, pino({ level: "silent" }));
     const inline = new InlineShadowRunner(createAgents(8));
