@@ -178,17 +178,35 @@ async function get(name: string): Promise<AIRollout> {
   return client().get<AIRollout>(`${rolloutsPath(ns)}/${name}`);
 }
 
-async function newPage(): Promise<Page> {
+/** Uncaught page errors and requests refused for leaving the page's own origin, per page. */
+const trouble = new WeakMap<Page, { errors: string[]; blocked: string[] }>();
+
+/**
+ * A page that may load only from `origin` (the dashboard; none for a report) and file:/data: URLs:
+ * any other request fails and is recorded, so a CDN or font URL slipping into the UI fails the test.
+ */
+async function newPage(origin?: string): Promise<Page> {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  (page as Page & { errors?: string[] }).errors = errors;
+  const t = { errors: [] as string[], blocked: [] as string[] };
+  trouble.set(page, t);
+  page.on("pageerror", (e) => t.errors.push(String(e)));
+  await page.setRequestInterception(true);
+  page.on("request", (req) => {
+    const url = req.url();
+    if (url.startsWith("file:") || url.startsWith("data:") || (origin !== undefined && new URL(url).origin === origin)) void req.continue();
+    else {
+      t.blocked.push(url);
+      void req.abort();
+    }
+  });
   return page;
 }
 
+/** What went wrong in a page: uncaught errors, and requests that tried to leave it. */
 function pageErrors(page: Page): string[] {
-  return (page as Page & { errors?: string[] }).errors ?? [];
+  const t = trouble.get(page);
+  return [...(t?.errors ?? []), ...(t?.blocked ?? []).map((u) => `blocked request ${u}`)];
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -234,7 +252,7 @@ describe("the dashboard in Debian's chromium", () => {
   });
 
   it("the list follows a rollout advancing live, with no reload", async () => {
-    const page = await newPage();
+    const page = await newPage(new URL(adminUrl).origin);
     await page.goto(adminUrl);
     await page.waitForSelector("h1");
     await page.evaluate(() => ((globalThis as unknown as PageGlobals).__sameDocument = true));
@@ -267,7 +285,7 @@ describe("the dashboard in Debian's chromium", () => {
   }, 200_000);
 
   it("the shadow diff view shows the regressing candidate's flagged field, highlighted in the samples", async () => {
-    const page = await newPage();
+    const page = await newPage(new URL(adminUrl).origin);
     await page.goto(`${adminUrl}#/${ns}/${regress.name}/diff`);
     const flagged = `tr[data-path="$.intent"][data-flagged="true"]`;
     // The view refreshes on the rollout's watch events; the gateway flags the field once 30
@@ -293,11 +311,12 @@ describe("the dashboard in Debian's chromium", () => {
     const before = await get(advance.name);
     expect(before.status!.currentStep).toBe(3);
 
-    const refused = await newPage();
+    const refused = await newPage(new URL(viewerUrl).origin);
     await refused.goto(`${viewerUrl}#/${ns}/${advance.name}`);
     await refused.waitForSelector("[data-field=phase]");
     const denied = await clickAction(refused, "promote");
     await shot(refused, "refused");
+    expect(pageErrors(refused)).toEqual([]);
     expect(denied.status).toBe("403");
     expect(denied.text).toContain("forbidden");
     expect(denied.text).toContain(`system:serviceaccount:${ns}:viewer`);
@@ -306,7 +325,7 @@ describe("the dashboard in Debian's chromium", () => {
     expect(Object.keys(unchanged.metadata.annotations ?? {}).filter((k) => k.startsWith("airollout.dev/promote"))).toEqual([]);
     await refused.close();
 
-    const page = await newPage();
+    const page = await newPage(new URL(adminUrl).origin);
     await page.goto(`${adminUrl}#/${ns}/${advance.name}`);
     await page.waitForSelector(`.tstep.current[data-step="3"]`);
     await page.waitForSelector(`[data-metric="error-rate"] canvas`, { timeout: 30_000 });
@@ -340,17 +359,8 @@ describe("the dashboard in Debian's chromium", () => {
     });
     writeFileSync(file, html);
 
+    // No origin at all: the page may load file: and data: URLs only.
     const page = await newPage();
-    const blocked: string[] = [];
-    await page.setRequestInterception(true);
-    page.on("request", (req) => {
-      const url = req.url();
-      if (url.startsWith("file:") || url.startsWith("data:")) void req.continue();
-      else {
-        blocked.push(url);
-        void req.abort();
-      }
-    });
     await page.goto(`file://${file}`);
     await page.waitForFunction((name) => (globalThis as unknown as PageGlobals).document.querySelector("h1")?.textContent === name, { timeout: 30_000 }, regress.name);
     expect(await page.$eval("#mode", (el) => el.textContent)).toContain("report");
@@ -359,7 +369,6 @@ describe("the dashboard in Debian's chromium", () => {
     await page.evaluate((hash) => ((globalThis as unknown as PageGlobals).location.hash = hash), `#/${ns}/${regress.name}/diff`);
     await page.waitForSelector(`tr[data-path="$.intent"][data-flagged="true"]`, { timeout: 30_000 });
     await shot(page, "report-diff");
-    expect(blocked).toEqual([]);
     expect(pageErrors(page)).toEqual([]);
     await page.close();
   }, 120_000);
