@@ -587,7 +587,7 @@ describe("shadow steps decide on evidence", () => {
     expect(took).toBeLessThan(10 * 60_000);
     expect(sim.reasons()).toContain("ShadowMismatch");
     const ev = sim.events.find((e) => e.reason === "ShadowMismatch")!;
-    expect(ev.message).toContain("fail fast: 45/300 comparisons mismatched (15.0%)");
+    expect(ev.message).toContain("stopped early: 45/300 comparisons mismatched (15.0%)");
     expect(sim.status.canaryWeight).toBe(0);
     expect(sim.status.conditions!.find((c) => c.type === "Stalled")).toMatchObject({ status: "True", reason: "RolledBack" });
   });

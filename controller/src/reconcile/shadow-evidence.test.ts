@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { shadowEvidenceQueries as evidenceQueries } from "../analysis/templates.ts";
-import { coverageText, judgeShadow, missingEvidence, readEvidence, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
+import { coverageText, judgeShadow, missingEvidence, readEvidence, sequentialTest, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
 
 const rule: ShadowRule = { minSamples: 100, baseline: true, maxMismatchRate: 0.1 };
 const judged = (compared: number, mismatched: number) => ({ compared, noiseCompared: compared, mismatched, judged: true });
@@ -45,16 +45,27 @@ describe("judgeShadow: evidence before passing", () => {
     expect(judgeShadow(judged(300, 24), rule, true)).toMatchObject({ kind: "pass" });
   });
 
-  it("does not pass before the step's duration is over", () => {
-    expect(judgeShadow(judged(300, 3), rule, false).kind).toBe("wait");
+  it("does not pass before the step's duration is over while the evidence is inconclusive (24/300 against 10%)", () => {
+    expect(judgeShadow(judged(300, 24), rule, false).kind).toBe("wait");
+  });
+
+  it("passes early once judged and conclusively below the limit (3/300 against 10%)", () => {
+    const v = judgeShadow(judged(300, 3), rule, false);
+    expect(v.kind).toBe("pass");
+    expect((v as { rule: string }).rule).toMatch(/^passed early: 3\/300 comparisons mismatched \(1\.0%\); the likelihood ratio for a rate below maxMismatchRate 10\.0% is 1\.2e\+8, at least 100 \(1\.0% over the whole step\)$/);
+  });
+
+  it("never passes early before minSamples, however clean the comparisons", () => {
+    expect(judgeShadow({ compared: 99, noiseCompared: 99, mismatched: 0, judged: true }, rule, false).kind).toBe("wait");
+    expect(judgeShadow({ compared: 5000, noiseCompared: 5000, mismatched: 0, judged: false }, rule, false).kind).toBe("wait");
   });
 });
 
-describe("judgeShadow: fail fast", () => {
-  it("a clear regression stops before the end of the step (16% of 200 against a 10% limit)", () => {
-    const v = judgeShadow(judged(200, 32), rule, false);
+describe("judgeShadow: stop early", () => {
+  it("a clear regression stops before the end of the step (16% of 400 against a 10% limit)", () => {
+    const v = judgeShadow(judged(400, 64), rule, false);
     expect(v.kind).toBe("fail");
-    expect((v as { rule: string }).rule).toMatch(/^fail fast: 32\/200 comparisons mismatched \(16\.0%\); its 99% lower bound 10\.9% is above maxMismatchRate 10\.0%/);
+    expect((v as { rule: string }).rule).toMatch(/^stopped early: 64\/400 comparisons mismatched \(16\.0%\); the likelihood ratio for a rate above maxMismatchRate 10\.0% is 243, at least 100/);
   });
 
   it("a candidate near the limit is not stopped on noise (12% of 200 against 10%)...", () => {
@@ -67,8 +78,30 @@ describe("judgeShadow: fail fast", () => {
     expect((v as { rule: string }).rule).toContain("end of step: 24/200 comparisons mismatched (12.0%), above maxMismatchRate 10.0%");
   });
 
-  it("16% of 100 is not yet conclusive: the bound needs more comparisons", () => {
-    expect(judgeShadow(judged(100, 16), rule, false).kind).toBe("wait");
+  it("16% of 200 is not yet conclusive over repeated reads (a per-read 99% bound would have stopped it)", () => {
+    expect(wilsonLowerBound(32, 200)).toBeGreaterThan(0.1);
+    expect(judgeShadow(judged(200, 32), rule, false).kind).toBe("wait");
+  });
+});
+
+describe("sequentialTest: edges", () => {
+  it("a limit of 0 is exceeded by one mismatch and can never be proven", () => {
+    expect(sequentialTest(1, 100, 0).decision).toBe("stop");
+    expect(sequentialTest(0, 100_000, 0).decision).toBeUndefined();
+  });
+
+  it("a limit of 1 cannot be exceeded", () => {
+    expect(sequentialTest(100, 100, 1).decision).toBe("pass");
+  });
+
+  it.each([
+    ["no comparisons", 0, 0, 0.1],
+    ["more mismatches than comparisons", 5, 4, 0.1],
+    ["a fractional count", 1.5, 100, 0.1],
+    ["a NaN limit", 1, 100, Number.NaN],
+    ["a limit above 1", 1, 100, 1.5],
+  ])("%s concludes nothing", (_name, m, n, limit) => {
+    expect(sequentialTest(m, n, limit).decision).toBeUndefined();
   });
 });
 

@@ -7,23 +7,42 @@
  * (counted back to the first comparison), and whether its tracker is ready to judge
  * (airollout_shadow_judged; see gateway/metrics.ts). The sums over replicas are the evidence.
  *
- * The rule (README "Shadow steps"):
+ * The rule (README "Shadow steps"; docs/adr/0011-sequential-decisions.md), read at every read:
  * - not judged yet (fewer than minSamples comparisons, or noise comparisons with a baseline, or
  *   a replica not ready, or no answer from Prometheus): missing evidence, keep mirroring;
- * - fail fast: once judged, if the one-sided 99% Wilson lower bound of the mismatch rate is above
- *   maxMismatchRate, the candidate is worse than the limit with 99% confidence: roll back now,
- *   before the step's duration ends;
- * - at the end of the duration, judged: pass when the mismatch rate is within maxMismatchRate,
- *   roll back when it is above.
+ * - stop early: once judged, if the mixture likelihood ratio of "the rate is above
+ *   maxMismatchRate" against "it is exactly the limit" reaches 1/SEQUENTIAL_ALPHA, roll back now;
+ * - pass early: once judged, if the mixture likelihood ratio of "the rate is below the limit"
+ *   against "it is exactly the limit" reaches 1/SEQUENTIAL_ALPHA, pass now;
+ * - at the end of the duration, judged but still inconclusive: pass when the mismatch rate is
+ *   within maxMismatchRate, roll back when it is above.
+ * Each likelihood ratio is a nonnegative martingale with mean 1 under the limit (and a
+ * supermartingale on the other side of it), so by Ville's inequality the chance that it *ever*
+ * reaches 1/alpha, however many reads the step makes, is at most alpha: the 1% holds for the
+ * whole step, not per read.
  */
 import type { QueryOutcome } from "../analysis/provider.ts";
 
 /**
- * z of the one-sided 99% bound. That is 1% per read: over a step's reads the chances add up, so
- * a candidate exactly at the limit is stopped early in about 7% of steps of 24 reads, one at 80%
- * of the limit in about 0.2% (bench/detection.ts measures both).
+ * z of the one-sided 99% Wilson bound. Shown for orientation only: the decisions use the
+ * sequential test below, whose error level holds over every read, not per read.
  */
 export const FAIL_FAST_Z = 2.326;
+
+/**
+ * The sequential test's error level over the whole step: the chance that a candidate exactly at
+ * the limit is ever stopped early (or ever passed early) is at most 1%, whatever the number of
+ * reads (Ville's inequality).
+ */
+export const SEQUENTIAL_ALPHA = 0.01;
+
+/**
+ * The alternatives the mixture averages over, as odds ratios against the limit: a regression of
+ * 1.25x to 5x the limit's odds to stop on, and an improvement to 1/1.25 .. 1/5 of them to pass
+ * on. Equal weights; a few points rather than a continuous prior keep the rule easy to state.
+ */
+export const STOP_ODDS_RATIOS: readonly number[] = [1.25, 1.5, 2, 3, 5];
+export const PASS_ODDS_RATIOS: readonly number[] = STOP_ODDS_RATIOS.map((r) => 1 / r);
 
 /** What the gateways report of the current revision, summed over replicas. */
 export interface ShadowEvidence {
@@ -84,6 +103,51 @@ export function wilsonLowerBound(m: number, n: number, z = FAIL_FAST_Z): number 
   return Math.max(0, (centre - spread) / (1 + z2 / n));
 }
 
+/** The probability whose odds are `ratio` times the odds of `p0`. */
+function shiftOdds(p0: number, ratio: number): number {
+  return (p0 * ratio) / (1 - p0 + p0 * ratio);
+}
+
+/**
+ * ln of the mixture likelihood ratio of m mismatches in n comparisons: the equally weighted
+ * average, over the alternatives `ratios` (odds ratios against p0), of
+ * P(data | rate q) / P(data | rate p0). Needs 0 < p0 < 1 and 0 <= m <= n.
+ */
+export function logMixtureRatio(m: number, n: number, p0: number, ratios: readonly number[]): number {
+  const terms = ratios.map((r) => {
+    const q = shiftOdds(p0, r);
+    return m * Math.log(q / p0) + (n - m) * Math.log((1 - q) / (1 - p0));
+  });
+  const top = Math.max(...terms);
+  return top + Math.log(terms.reduce((acc, t) => acc + Math.exp(t - top), 0) / terms.length);
+}
+
+/** What the sequential test concludes from the counts so far. */
+export interface SequentialResult {
+  decision: "stop" | "pass" | undefined;
+  /** The mixture likelihood ratios for "above the limit" and "below the limit" (may be Infinity). */
+  stopRatio: number;
+  passRatio: number;
+}
+
+/**
+ * The always-valid sequential test of a mismatch rate against `limit` (module doc): "stop" when
+ * the evidence that the rate is above the limit reaches 1/alpha, "pass" when the evidence that it
+ * is below does, undefined while neither. A limit of 0 is exceeded by any mismatch and can never
+ * be proven; a limit of 1 cannot be exceeded. No comparisons, or counts that are not whole
+ * numbers with 0 <= m <= n, conclude nothing.
+ */
+export function sequentialTest(m: number, n: number, limit: number, alpha = SEQUENTIAL_ALPHA): SequentialResult {
+  const none: SequentialResult = { decision: undefined, stopRatio: 1, passRatio: 1 };
+  if (!Number.isInteger(m) || !Number.isInteger(n) || n <= 0 || m < 0 || m > n || !(limit >= 0 && limit <= 1)) return none;
+  if (limit <= 0) return m > 0 ? { decision: "stop", stopRatio: Infinity, passRatio: 0 } : none;
+  if (limit >= 1) return { decision: "pass", stopRatio: 0, passRatio: Infinity };
+  const stopRatio = Math.exp(logMixtureRatio(m, n, limit, STOP_ODDS_RATIOS));
+  const passRatio = Math.exp(logMixtureRatio(m, n, limit, PASS_ODDS_RATIOS));
+  const decision = stopRatio >= 1 / alpha ? "stop" : passRatio >= 1 / alpha ? "pass" : undefined;
+  return { decision, stopRatio, passRatio };
+}
+
 /** What the shadow step should do now. */
 export type ShadowVerdict =
   | { kind: "wait"; why: string }
@@ -110,17 +174,24 @@ export function missingEvidence(e: ShadowEvidence, rule: ShadowRule): string | u
   return short.length ? short.join(", ") : undefined;
 }
 
+const ratioText = (x: number): string => (x >= 1e6 ? x.toExponential(1) : x >= 10 ? x.toFixed(0) : x.toFixed(2));
+
 /** Applies the rule (module doc) to the evidence; `durationOver` says whether the step's time is up. */
 export function judgeShadow(e: ShadowEvidence, rule: ShadowRule, durationOver: boolean): ShadowVerdict {
   const missing = missingEvidence(e, rule);
   if (missing) return { kind: "wait", why: missing };
   const rate = e.mismatched / e.compared;
-  const lower = wilsonLowerBound(e.mismatched, e.compared);
   const counts = `${e.mismatched}/${e.compared} comparisons mismatched (${pct(rate)})`;
-  if (lower > rule.maxMismatchRate) {
-    return { kind: "fail", rule: `fail fast: ${counts}; its 99% lower bound ${pct(lower)} is above maxMismatchRate ${pct(rule.maxMismatchRate)}` };
+  const limit = `maxMismatchRate ${pct(rule.maxMismatchRate)}`;
+  const seq = sequentialTest(e.mismatched, e.compared, rule.maxMismatchRate);
+  const bar = `${ratioText(1 / SEQUENTIAL_ALPHA)} (${pct(SEQUENTIAL_ALPHA)} over the whole step)`;
+  if (seq.decision === "stop") {
+    return { kind: "fail", rule: `stopped early: ${counts}; the likelihood ratio for a rate above ${limit} is ${ratioText(seq.stopRatio)}, at least ${bar}` };
   }
-  if (!durationOver) return { kind: "wait", why: `${counts}; judging at the end of the step unless the evidence becomes conclusive first` };
-  if (rate <= rule.maxMismatchRate) return { kind: "pass", rule: `end of step: ${counts}, within maxMismatchRate ${pct(rule.maxMismatchRate)}` };
-  return { kind: "fail", rule: `end of step: ${counts}, above maxMismatchRate ${pct(rule.maxMismatchRate)}` };
+  if (seq.decision === "pass") {
+    return { kind: "pass", rule: `passed early: ${counts}; the likelihood ratio for a rate below ${limit} is ${ratioText(seq.passRatio)}, at least ${bar}` };
+  }
+  if (!durationOver) return { kind: "wait", why: `${counts}; not yet conclusive either way, judging at the end of the step unless it becomes conclusive first` };
+  if (rate <= rule.maxMismatchRate) return { kind: "pass", rule: `end of step: ${counts}, within ${limit}` };
+  return { kind: "fail", rule: `end of step: ${counts}, above ${limit}` };
 }
