@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 import { bootstrapScript, injectBootstrap, readIndex, type Bootstrap } from "./server.ts";
+import { vendorFile } from "./vendor.ts";
 
 /** Largest single asset inlined: a bundle past this is a mistake, not a report. */
 const MAX_ASSET_BYTES = 16 << 20;
@@ -13,8 +14,9 @@ const MAX_ASSET_BYTES = 16 << 20;
 /** Reads a UI file named by index.html, refusing anything outside the UI directory. */
 async function readAsset(uiDir: string, ref: string): Promise<string> {
   const rel = ref.replace(/^\.?\//, "").replace(/^ui\//, "");
-  const path = resolve(uiDir, rel);
-  if (!path.startsWith(resolve(uiDir) + sep)) throw new Error(`report: index.html names ${ref}, outside the UI directory`);
+  const vendor = rel.startsWith("vendor/") ? vendorFile(rel.slice("vendor/".length)) : undefined;
+  const path = vendor ?? resolve(uiDir, rel);
+  if (!vendor && !path.startsWith(resolve(uiDir) + sep)) throw new Error(`report: index.html names ${ref}, outside the UI directory`);
   const text = await readFile(path, "utf8");
   if (text.length > MAX_ASSET_BYTES) throw new Error(`report: ${ref} is over ${MAX_ASSET_BYTES} bytes`);
   return text;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { MAX_CLIENTS } from "./live.ts";
 import { History, MAX_MEASUREMENTS, MAX_WEIGHT_POINTS, toDetail, toRow } from "./model.ts";
 import { externalReferences, inlineAssets, renderReport } from "./report.ts";
 import { bootstrapScript, Dashboard, type DashboardOptions } from "./server.ts";
+import { VENDOR_FILES } from "./vendor.ts";
 
 function rollout(name: string, status: Status = {}, extra: Partial<AIRollout["metadata"]> = {}, spec: unknown = {}): AIRollout {
   return { apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name, namespace: "team", uid: `uid-${name}`, generation: 1, resourceVersion: "1", creationTimestamp: "2026-01-01T00:00:00Z", ...extra }, spec, status };
@@ -346,17 +347,23 @@ describe("page and report", () => {
     expect(res.headers.get("content-security-policy")).toContain(`'nonce-${nonce}'`);
     expect(await (await fetch(`${base}/ui/app.js`)).text()).toBe("1");
     expect((await fetch(`${base}/ui/../server.ts`)).status).toBe(404);
+    // uPlot from the installed package, and nothing else from ui/vendor/.
+    const uplot = await fetch(`${base}/ui/vendor/uPlot.iife.min.js`);
+    expect(uplot.status).toBe(200);
+    expect(await uplot.text()).toBe(readFileSync(VENDOR_FILES["uPlot.iife.min.js"]!, "utf8"));
+    expect((await fetch(`${base}/ui/vendor/package.json`)).status).toBe(404);
     const script = bootstrapScript({ csrfToken: null, readOnly: true, namespace: "</script><script>alert(1)</script>", allNamespaces: false, gateway: false, report: null });
     expect(script.match(/<\/script/g)).toHaveLength(1);
   });
 
   it("a report inlines the UI's scripts and stylesheets, embeds the data and refuses network references", async () => {
-    const dir = uiDir(`<html><head><link rel="stylesheet" href="ui/app.css"><script type="module" src="ui/app.js"></script></head><body></body></html>`, { "app.js": "const s = '</script>'; console.log(s)", "app.css": "body{color:red}" });
+    const dir = uiDir(`<html><head><link rel="stylesheet" href="ui/app.css"><script src="ui/vendor/uPlot.iife.min.js"></script><script type="module" src="ui/app.js"></script></head><body></body></html>`, { "app.js": "const s = '</script>'; console.log(s)", "app.css": "body{color:red}" });
     const kube = new FakeKube();
     kube.add(rollout("bot", paused));
     const d = new Dashboard({ kube, namespace: "team", readOnly: true, loopback: true, log, uiDir: dir });
     const html = await renderReport({ generatedAt: "now", rollout: "team/bot", data: { list: await d.list(undefined), detail: await d.detail("team", "bot"), diffs: null, diffsError: "no --gateway given" } }, dir);
     expect(html).toContain("<style>body{color:red}</style>");
+    expect(html).toContain(readFileSync(VENDOR_FILES["uPlot.iife.min.js"]!, "utf8").replace(/<\/script/gi, "<\\/script").slice(0, 200));
     expect(html).toContain(`<script type="module" >const s = '<\\/script>'; console.log(s)</script>`);
     expect(html).toContain(`"rollout":"team/bot"`);
     expect(html).not.toMatch(/\b(src|href)\s*=/);

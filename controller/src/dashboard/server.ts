@@ -23,6 +23,7 @@ import { ApiError } from "../kube/client.ts";
 import type { DashboardKube } from "./kube.ts";
 import { Live } from "./live.ts";
 import { History, toDetail, toRow, type RolloutDetail, type RolloutRow } from "./model.ts";
+import { vendorFile } from "./vendor.ts";
 
 /** Where the UI's files live (engineer K's bundle). */
 export const UI_DIR = join(import.meta.dirname, "ui");
@@ -245,6 +246,11 @@ export class Dashboard {
     app.post("/api/rollouts/:ns/:name/actions/:action", json((req) => this.action(req.params.ns, req.params.name, req.params.action)));
     app.get("/api/events", (req, res) => void this.#events(req, res));
     app.get(["/", "/index.html"], (_req, res) => void this.#index(res));
+    app.get("/ui/vendor/:file", (req, res) => {
+      const file = vendorFile(String(req.params.file));
+      if (!file) return this.#fail(res, new HttpError(404, "not_found", "no such file"));
+      res.sendFile(file, { maxAge: 0 }, (err) => err && this.#fail(res, err));
+    });
     app.use("/ui", express.static(this.#uiDir, { index: false, fallthrough: false, dotfiles: "deny" }));
     app.use((_req, res) => this.#fail(res, new HttpError(404, "not_found", "no such page")));
     app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => this.#fail(res, err instanceof Error && "status" in err && (err as { status: number }).status === 404 ? new HttpError(404, "not_found", "no such file") : err));
