@@ -78,8 +78,9 @@ describe("resolveMetric", () => {
   it.each<[string, Omit<MetricSpec, "name">, string, RegExp]>([
     ["unknown template", { templateRef: "p99" }, "templateRef", /unknown template "p99"; built-in templates are error-rate, latency-p95/],
     ["template named like a prototype member", { templateRef: "constructor" }, "templateRef", /unknown template "constructor"/],
-    ["query and templateRef", { query: "up", templateRef: "error-rate" }, "query", /either query or templateRef, not both/],
-    ["neither query nor templateRef", { successCondition: "result < 1" }, "query", /set query or templateRef/],
+    ["query and templateRef", { query: "up", templateRef: "error-rate" }, "query", /set exactly one of query, templateRef and judge/],
+    ["query and judge", { query: "up", judge: { signal: "latency" } }, "query", /set exactly one of query, templateRef and judge/],
+    ["neither query nor templateRef", { successCondition: "result < 1" }, "query", /set query, templateRef or judge/],
     ["condition does not parse", { query: "up", successCondition: "result <" }, "successCondition", /"result <": expected a value but found end of input at column 9/],
     ["unknown identifier", { query: "up", failureCondition: "process.exit(1)" }, "failureCondition", /unknown identifier "process" at column 1/],
     ["condition is not boolean", { query: "up", successCondition: "result * 2" }, "successCondition", /must be true or false/],

@@ -32,6 +32,8 @@ import {
   type CompiledTemplate,
 } from "./template.ts";
 import { getTemplate, TEMPLATE_NAMES } from "./templates.ts";
+import { applyJudgeVerdict, judgeOutcome, judgeQueryTemplate, resolveJudge, type ResolvedJudge } from "./judge-metric.ts";
+import type { ScoreThresholds } from "./judge.ts";
 
 /** A metric as written by the user (zod input: defaults may still be missing). */
 export type MetricSpec = z.input<typeof MetricSchema>;
@@ -88,6 +90,8 @@ export interface ResolvedMetric {
   onEmpty: OnEmpty;
   nonFinite: NonFinite;
   args: Readonly<Record<string, string>>;
+  /** A statistical judge metric's settings (its query is generated from them); undefined otherwise. */
+  judge: ResolvedJudge | undefined;
 }
 
 /** A problem in the spec, tied to a metric and a field so a Degraded condition can name both. */
@@ -116,6 +120,13 @@ export type AnalysisDefaults = Partial<
 // catches a built-in variable used outside quotes, which would break on real names.
 const TRIAL_TARGET = { rollout: "my-rollout", namespace: "my-namespace", stable: "v-1", candidate: "v-2" };
 
+/** A metric is measured by exactly one of a query, a template or a statistical judge. */
+function checkQuerySource(metric: MetricSpec, fail: (field: string, message: string) => void): void {
+  const sources = [metric.query, metric.templateRef, metric.judge].filter((x) => x !== undefined).length;
+  if (sources > 1) fail("query", "set exactly one of query, templateRef and judge");
+  if (sources === 0) fail("query", "set query, templateRef or judge");
+}
+
 /**
  * Resolves a metric's effective settings: metric field > analysis default > template default.
  * Criteria (successCondition, failureCondition, min, max) are taken as a group: a user who sets
@@ -133,8 +144,8 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
   if (metric.templateRef !== undefined && template === undefined) {
     fail("templateRef", `unknown template "${metric.templateRef}"; built-in templates are ${TEMPLATE_NAMES.join(", ")}`);
   }
-  if (metric.query !== undefined && metric.templateRef !== undefined) fail("query", "set either query or templateRef, not both");
-  if (metric.query === undefined && metric.templateRef === undefined) fail("query", "set query or templateRef");
+  checkQuerySource(metric, fail);
+  const judge = metric.judge === undefined ? undefined : resolveJudge(metric.judge);
 
   const own = [metric.successCondition, metric.failureCondition, metric.min, metric.max].some((v) => v !== undefined);
   const criteria = own ? metric : { ...template, min: undefined, max: undefined };
@@ -152,7 +163,7 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
   const failureCondition = compile("failureCondition");
   const { min, max } = criteria;
   if (min !== undefined && max !== undefined && min > max) fail("min", `min ${min} is greater than max ${max}`);
-  if ([criteria.successCondition, criteria.failureCondition, min, max].every((v) => v === undefined)) {
+  if (judge === undefined && [criteria.successCondition, criteria.failureCondition, min, max].every((v) => v === undefined)) {
     fail("successCondition", "no successCondition, failureCondition, min or max: nothing to judge a measurement by");
   }
 
@@ -188,7 +199,7 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
   };
 
   let query: CompiledTemplate | undefined;
-  const source = metric.query ?? template?.query;
+  const source = metric.query ?? template?.query ?? (judge === undefined ? undefined : judgeQueryTemplate(judge));
   if (source !== undefined) {
     try {
       query = compileTemplate(source);
@@ -225,6 +236,7 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
       onEmpty: metric.onEmpty ?? "Inconclusive",
       nonFinite: metric.nonFinite ?? "Inconclusive",
       args,
+      judge,
     },
   };
 }
@@ -269,7 +281,7 @@ export function renderMetricQuery(metric: ResolvedMetric, target: QueryTarget): 
 // (a) One measurement
 
 /** The parts of a resolved metric that judge a measurement. */
-export type Judge = Pick<ResolvedMetric, "successCondition" | "failureCondition" | "min" | "max" | "onEmpty" | "nonFinite">;
+export type Judge = Pick<ResolvedMetric, "successCondition" | "failureCondition" | "min" | "max" | "onEmpty" | "nonFinite"> & { judge?: ResolvedJudge | undefined };
 
 // Status is stored in etcd and printed by kubectl: a query without aggregation can return
 // thousands of series, so what a measurement quotes of them is bounded.
@@ -489,6 +501,8 @@ function judgeCriteria(r: Reading): Measurement {
 export function judgeMeasurement(metric: Judge, outcome: QueryOutcome, now: Date): Measurement {
   const time = now.toISOString();
   if (outcome.kind === "error") return { time, phase: "Error", message: `query failed: ${outcome.message}` };
+  // A statistical judge reads bucket counts, not a value against conditions (judge-metric.ts).
+  if (metric.judge !== undefined) return { time, ...judgeOutcome(metric.judge, outcome) };
   if (outcome.kind === "empty") {
     const onEmpty = metric.onEmpty;
     return {
@@ -576,6 +590,7 @@ export function recordMeasurement(status: MetricStatus, measurement: Measurement
   }
   s.consecutiveError = measurement.phase === "Error" ? s.consecutiveError + 1 : 0;
   if (measurement.value !== undefined) s.lastValue = measurement.value;
+  if (measurement.judge !== undefined) s.judge = measurement.judge;
   const last = measurement.message ?? "";
 
   if (s.failed > limits.failureLimit) {
@@ -642,10 +657,13 @@ export interface RunSummary {
 
 /**
  * Summarizes a run: its phase (see {@link runPhase}) and a message naming the worst metric,
- * its value and its resolved query, which is what a Degraded condition must show.
+ * its value and its resolved query, which is what a Degraded condition must show. Statistical
+ * judge metrics count by their combined verdict under `judge`'s thresholds (applyJudgeVerdict).
  */
-export function summarizeRun(metrics: readonly MetricStatus[]): RunSummary {
-  if (metrics.length === 0) return { phase: "Inconclusive", message: "the run has no metrics" };
+export function summarizeRun(all: readonly MetricStatus[], judge: Partial<ScoreThresholds> = {}): RunSummary {
+  if (all.length === 0) return { phase: "Inconclusive", message: "the run has no metrics" };
+  // Statistical judge metrics are scored together (judge-metric.ts) before the worst one decides.
+  const { metrics } = applyJudgeVerdict(all, judge);
   let worst: MetricStatus | undefined;
   let worstRank = SEVERITY.length;
   for (const m of metrics) {

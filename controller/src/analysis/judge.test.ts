@@ -168,6 +168,13 @@ describe("scoreJudgements", () => {
     expect(v.verdict).toBe("Marginal");
     expect(scoreJudgements([]).verdict).toBe("Fail");
   });
+
+  it("calls a Fail proven only when it stands with every NoData counted as a pass", () => {
+    expect(scoreJudgements([{ name: "a", classification: "NoData" }])).toMatchObject({ verdict: "Fail", proven: false });
+    expect(scoreJudgements([{ name: "a", classification: "High" }])).toMatchObject({ verdict: "Fail", proven: true });
+    expect(scoreJudgements([{ name: "a", classification: "High" }, { name: "b", classification: "NoData" }])).toMatchObject({ verdict: "Fail", proven: true });
+    expect(scoreJudgements([{ name: "a", classification: "Pass", weight: 4 }, { name: "b", classification: "NoData" }, { name: "c", classification: "Low" }])).toMatchObject({ verdict: "Fail", proven: false });
+  });
 });
 
 describe("fromCumulative", () => {

@@ -176,6 +176,11 @@ export interface Verdict {
   /** Weighted share of Pass metrics, 0..100 (NoData and High/Low count as failing). */
   score: number;
   verdict: "Pass" | "Marginal" | "Fail";
+  /**
+   * Whether a Fail stands even if every NoData metric had passed: the failure is proven by
+   * High/Low evidence, not only by missing evidence (which should pause, not roll back).
+   */
+  proven: boolean;
   message: string;
 }
 
@@ -186,7 +191,7 @@ export interface Verdict {
  */
 export function scoreJudgements(results: readonly { name: string; classification: Classification; weight?: number }[], t: ScoreThresholds = DEFAULT_SCORE): Verdict {
   const total = sum(results.map((r) => r.weight ?? 1));
-  if (results.length === 0 || !(total > 0)) return { score: 0, verdict: "Fail", message: "no judged metrics: no evidence" };
+  if (results.length === 0 || !(total > 0)) return { score: 0, verdict: "Fail", proven: false, message: "no judged metrics: no evidence" };
   const passed = sum(results.filter((r) => r.classification === "Pass").map((r) => r.weight ?? 1));
   const score = (100 * passed) / total;
   const noData = results.filter((r) => r.classification === "NoData").map((r) => r.name);
@@ -197,7 +202,9 @@ export function scoreJudgements(results: readonly { name: string; classification
   else if (score >= t.marginalScore) verdict = "Marginal";
   else verdict = "Fail";
   const blocked = score >= t.passScore && noData.length > 0 ? "; NoData blocks a Pass" : "";
-  return { score, verdict, message: `score ${fmt(score)} (pass ${t.passScore}, marginal ${t.marginalScore})${detail}${blocked}: ${verdict}` };
+  const optimistic = (100 * sum(results.filter((r) => r.classification === "Pass" || r.classification === "NoData").map((r) => r.weight ?? 1))) / total;
+  const proven = verdict === "Fail" && optimistic < t.marginalScore;
+  return { score, verdict, proven, message: `score ${fmt(score)} (pass ${t.passScore}, marginal ${t.marginalScore})${detail}${blocked}: ${verdict}` };
 }
 
 /**

@@ -304,6 +304,23 @@ export const ShadowSchema = z
 // ---------------------------------------------------------------------------------------------
 // Analysis
 
+export const JudgeMetricSchema = z
+  .object({
+    signal: z.enum(["latency", "tokens", "cost", "field"]).describe("The sample compared: request latency (seconds), tokens, cost, or a numeric answer field (set field)."),
+    field: fieldPath("Numeric field of the JSON answer, for signal field, such as $.confidence.").optional(),
+    baseline: z.enum(["stable"]).default("stable").describe("The distribution the candidate's is compared with: the stable's, over the same window."),
+    direction: z.enum(["increase", "decrease", "either"]).default("increase").describe("Which change is a regression: increase (High), decrease (Low) or either."),
+    effectSize: z.number().min(0).max(1).default(0.2).describe("Smallest |Cliff's delta| (P(candidate > stable) - P(candidate < stable)) that counts as a change; a smaller significant shift passes."),
+    alpha: z.number().gt(0).lt(1).default(0.01).describe("Significance level of the Mann-Whitney U test."),
+    minSamples: z.number().int().min(1).max(1_000_000).default(50).describe("Samples each side needs in the window; fewer is NoData, never a pass."),
+    weight: z.number().gt(0).max(1000).default(1).describe("Weight of this metric in the judge's score."),
+  })
+  .describe("Statistical judge (Kayenta-style): the candidate's distribution of a signal against the stable's, from the gateway's airollout_judge_sample histograms, by the Mann-Whitney U test and an effect-size bound. Pass / High / Low / NoData.")
+  .meta({
+    "x-kubernetes-validations": [cel("(self.signal == 'field') == has(self.field)", "field is set exactly when signal is field")],
+  })
+  .refine((j) => (j.signal === "field") === (j.field !== undefined), { message: "field is set exactly when signal is field", path: ["field"] });
+
 export const MetricSchema = z
   .object({
     name: z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, { message: "must be a DNS label such as error-rate" }).describe("Metric name, unique within the rollout."),
@@ -322,11 +339,12 @@ export const MetricSchema = z
     onEmpty: z.enum(["Inconclusive", "Failed", "Successful"]).default("Inconclusive").describe("What an empty or NaN result counts as. Never promoted on its own unless set to Successful."),
     nonFinite: z.enum(["Inconclusive", "Evaluate"]).default("Inconclusive").describe("What a +Inf or -Inf value (in a scalar or any series) counts as: Inconclusive (default; a ratio x/0 is missing evidence), or Evaluate to hand it, and NaN, to the conditions (NaN then no longer follows onEmpty; test it with isNaN(result))."),
     args: z.record(z.string(), z.string()).optional().describe("Values for {{args.<name>}} in the query."),
+    judge: JudgeMetricSchema.optional(),
   })
   .describe("One SLO measured with PromQL.")
   .meta({
     "x-kubernetes-validations": [
-      cel("has(self.query) != has(self.templateRef)", "exactly one of query and templateRef must be set"),
+      cel("[has(self.query), has(self.templateRef), has(self.judge)].filter(x, x).size() == 1", "exactly one of query, templateRef and judge must be set"),
     ],
   });
 
@@ -352,6 +370,14 @@ export const AnalysisSchema = z
       .optional()
       .describe("Background analysis runs through all steps from startingStep and rolls back on failure."),
     historyLimit: z.number().int().min(1).max(100).default(10).describe("Finished analysis runs kept in status."),
+    judge: z
+      .object({
+        passScore: z.number().min(0).max(100).default(95).describe("Score (weighted share of judge metrics that Pass, in percent) at or above which the judge passes, if no metric is NoData."),
+        marginalScore: z.number().min(0).max(100).default(75).describe("Score at or above which a non-passing judge is Marginal (Inconclusive: the rollout pauses); below it the judge fails (rollback)."),
+      })
+      .refine((j) => j.marginalScore <= j.passScore, { message: "marginalScore must not exceed passScore", path: ["marginalScore"] })
+      .optional()
+      .describe("Thresholds of the statistical judge's combined score over the run's judge metrics (defaults 95 / 75)."),
   })
   .describe("SLO analysis against Prometheus. A rollout never advances without a successful measurement (fail closed).");
 
@@ -488,12 +514,24 @@ export const ResolvedStepSchema = z
   })
   .describe("A step as the controller resolved it.");
 
+export const JudgeResultSchema = z
+  .object({
+    classification: z.enum(["Pass", "High", "Low", "NoData"]).describe("Pass, High / Low (the candidate is significantly and materially above / below the baseline), or NoData (too few or unusable samples; never a pass)."),
+    pValue: z.number().optional().describe("P-value of the Mann-Whitney U test for the metric's direction (absent for NoData)."),
+    effectSize: z.number().optional().describe("Cliff's delta of candidate against baseline, -1..1 (absent for NoData)."),
+    candidateSamples: z.number().optional().describe("Candidate samples in the window."),
+    baselineSamples: z.number().optional().describe("Baseline samples in the window."),
+    weight: z.number().optional().describe("The metric's weight in the score."),
+  })
+  .describe("A statistical judge metric's latest judgement.");
+
 export const MeasurementSchema = z
   .object({
     time: z.string().describe("When it was taken."),
     value: z.string().optional().describe("The result, as text (NaN and empty included)."),
     phase: z.enum(["Successful", "Failed", "Inconclusive", "Error"]).describe("How it was judged."),
     message: z.string().optional().describe("Error or judgement detail."),
+    judge: JudgeResultSchema.optional(),
   })
   .describe("One measurement of a metric.");
 
@@ -509,6 +547,7 @@ export const MetricStatusSchema = z
     error: z.number().int().default(0).describe("Errors."),
     consecutiveError: z.number().int().default(0).describe("Errors in a row."),
     message: z.string().optional().describe("Why the metric is in its phase."),
+    judge: JudgeResultSchema.optional(),
     measurements: z.array(MeasurementSchema).optional().describe("The latest measurements (bounded)."),
   })
   .describe("State of one metric in an analysis run.");

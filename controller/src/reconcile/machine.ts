@@ -207,7 +207,7 @@ function stepRun(ctx: Ctx, run: AnalysisRunStatus, metrics: Map<string, Resolved
     return recorded;
   });
   // The worst metric decides: one Failed metric ends the run at once, as in Argo Rollouts.
-  const summary = summarizeRun(next.metrics);
+  const summary = summarizeRun(next.metrics, ctx.spec.analysis?.judge);
   if (summary.phase === "Running" || summary.phase === "Pending") {
     next.phase = "Running";
   } else {
@@ -220,7 +220,7 @@ function stepRun(ctx: Ctx, run: AnalysisRunStatus, metrics: Map<string, Resolved
 function archive(ctx: Ctx, run: AnalysisRunStatus | undefined): void {
   if (!run) return;
   const limit = ctx.spec.analysis?.historyLimit ?? 10;
-  const done = run.phase === "Running" || run.phase === "Pending" ? { ...run, phase: summarizeRun(run.metrics.map(concludeMetric)).phase, finishedAt: iso(ctx.now) } : run;
+  const done = run.phase === "Running" || run.phase === "Pending" ? { ...run, phase: summarizeRun(run.metrics.map(concludeMetric), ctx.spec.analysis?.judge).phase, finishedAt: iso(ctx.now) } : run;
   const history = [done, ...(ctx.status.analysis?.history ?? []).filter((r) => r.id !== run.id)].slice(0, limit);
   ctx.status.analysis = { ...ctx.status.analysis, history };
 }
@@ -233,8 +233,8 @@ function setRun(ctx: Ctx, which: "current" | "background", run: AnalysisRunStatu
 }
 
 /** Why the run stopped, naming the metric, its query and its value (for conditions and Events). */
-function runMessage(run: AnalysisRunStatus): string {
-  return summarizeRun(run.metrics).message;
+function runMessage(ctx: Ctx, run: AnalysisRunStatus): string {
+  return summarizeRun(run.metrics, ctx.spec.analysis?.judge).message;
 }
 
 function rollBack(ctx: Ctx, reason: string, message: string): void {
@@ -328,13 +328,13 @@ function judgeStepRun(ctx: Ctx, idBase: string, metrics: Map<string, ResolvedMet
     case "Successful":
       return true;
     case "Failed":
-      rollBack(ctx, Reason.AnalysisFailed, runMessage(run));
+      rollBack(ctx, Reason.AnalysisFailed, runMessage(ctx, run));
       return "stop";
     case "Inconclusive":
-      pause(ctx, Reason.AnalysisInconclusive, `Analysis inconclusive, waiting for a human (promote or abort): ${runMessage(run)}`);
+      pause(ctx, Reason.AnalysisInconclusive, `Analysis inconclusive, waiting for a human (promote or abort): ${runMessage(ctx, run)}`);
       return "stop";
     case "Error":
-      pause(ctx, Reason.AnalysisError, `Analysis could not measure, waiting for a human (promote or abort): ${runMessage(run)}`);
+      pause(ctx, Reason.AnalysisError, `Analysis could not measure, waiting for a human (promote or abort): ${runMessage(ctx, run)}`);
       return "stop";
     default:
       return false;
@@ -352,11 +352,11 @@ function background(ctx: Ctx): boolean {
   run = stepRun(ctx, run, ctx.analysis.background);
   setRun(ctx, "background", run);
   if (run.phase === "Failed") {
-    rollBack(ctx, Reason.AnalysisFailed, `background analysis: ${runMessage(run)}`);
+    rollBack(ctx, Reason.AnalysisFailed, `background analysis: ${runMessage(ctx, run)}`);
     return false;
   }
   if (run.phase === "Inconclusive" || run.phase === "Error") {
-    pause(ctx, run.phase === "Error" ? Reason.AnalysisError : Reason.AnalysisInconclusive, `Background analysis ${run.phase === "Error" ? "could not measure" : "inconclusive"}, waiting for a human: ${runMessage(run)}`);
+    pause(ctx, run.phase === "Error" ? Reason.AnalysisError : Reason.AnalysisInconclusive, `Background analysis ${run.phase === "Error" ? "could not measure" : "inconclusive"}, waiting for a human: ${runMessage(ctx, run)}`);
     return false;
   }
   return true;
