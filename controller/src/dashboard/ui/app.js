@@ -588,7 +588,16 @@ function metricChart(el, m) {
     series.push({ label: "threshold", stroke: "#c0262d", width: 1.5, dash: [6, 4], points: { show: false } });
     data.push(pts.map(() => threshold));
   }
-  plot(el, data, series);
+  plot(el, data, series, { y: { range: valueRange([...data[1], threshold]) } });
+}
+
+/** A y range that keeps zero, the values and the threshold in view (uPlot's default for a flat 0 is 0..100). */
+function valueRange(values) {
+  const vs = values.filter((v) => v !== null && Number.isFinite(v));
+  const lo = Math.min(0, ...vs);
+  let hi = Math.max(0, ...vs);
+  if (hi <= lo) hi = lo + 1;
+  return [lo, hi + (hi - lo) * 0.15];
 }
 
 function analysisSection(runs) {
