@@ -145,6 +145,19 @@ async function main(): Promise<void> {
   })();
 
   const client = new KubeClient(loadKubeConfig(cp.kubeconfig));
+  // One self-contained dashboard page per act (`airollout report`), diffs included while the gateway runs.
+  const reports: string[] = [];
+  const report = (act: string) => {
+    mkdirSync(join(dir, "reports"), { recursive: true });
+    const file = join(dir, "reports", `triage-bot-${act}.html`);
+    try {
+      execFileSync(NODE, [CLI, "report", "triage-bot", "-n", "default", "--gateway", `http://127.0.0.1:${ports.gateway}`, "-o", file], { env, encoding: "utf8" });
+      reports.push(file);
+      say(`  report: ${file}`);
+    } catch (err) {
+      say(`  (could not write the ${act} report: ${(err as Error).message})`);
+    }
+  };
   const watch = async (until: string[], timeoutMs: number): Promise<AIRollout> => {
     let last = "";
     const deadline = Date.now() + timeoutMs;
@@ -178,6 +191,9 @@ async function main(): Promise<void> {
     say(`  (could not read diffs: ${(err as Error).message})`);
   }
 
+  step("airollout report triage-bot: act one frozen into one HTML page");
+  report("act-one");
+
   if (done.status?.phase === "Succeeded") {
     step("kubectl wait --for=condition=Ready air/triage-bot: Ready is True only once the candidate serves all traffic");
     say(kubectl(["wait", "--for=condition=Ready", "air/triage-bot", "--timeout=10s"]).trimEnd());
@@ -186,6 +202,8 @@ async function main(): Promise<void> {
     const actTwo = rollout(ports.regress, "v3");
     kubectl(["apply", "-f", "-"], stringify({ ...actTwo, spec: { ...actTwo.spec, shadow: { ...actTwo.spec.shadow, noiseBaseline: { enabled: false } } } }));
     await watch(["RolledBack", "Succeeded", "Paused"], 180_000);
+    step("airollout report triage-bot: act two frozen into one HTML page");
+    report("act-two");
   }
   step("kubectl get events");
   // This run's object only: a previous demo's rollout had the same name.
@@ -199,6 +217,10 @@ async function main(): Promise<void> {
   say(`\nDemo finished in ${((Date.now() - t0) / 1000).toFixed(0)}s. The control plane keeps running:`);
   say(`  export KUBECONFIG=${cp.kubeconfig}`);
   say(`  export PATH=${join(cp.kubectl, "..")}:$PATH; kubectl get air`);
+  say(`Reports (open in a browser, no network needed):`);
+  for (const r of reports) say(`  ${r}`);
+  say("The live dashboard (your kubeconfig, http://127.0.0.1:3100/):");
+  say(`  KUBECONFIG=${cp.kubeconfig} bin/airollout dashboard -n default`);
   say("Stop it with: make demo-down");
 }
 
