@@ -41,6 +41,7 @@ import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type S
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { lazyChild } from "./lazy-log.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, invalidUtf8Offset, isJsonContentType } from "./payload.ts";
+import { judgeSignals, recordJudgeSample } from "./judge-samples.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
@@ -1098,6 +1099,9 @@ export class Gateway {
     const usage = extractUsage(answer.headers, answer.body, c.rollout.usage);
     if (usage.tokens !== undefined) this.metrics.tokens.inc(c.versionLabels, usage.tokens);
     if (usage.cost !== undefined) this.metrics.cost.inc(c.versionLabels, usage.cost);
+    const signals = judgeSignals(c.rollout.spec);
+    // The latency is read just after the answer went out, as #answer's duration histogram does.
+    if (signals) recordJudgeSample(this.metrics.judgeSample, signals, { labels: c.versionLabels, seconds: (performance.now() - c.started) / 1000, usage, headers: answer.headers, body: answer.body });
   }
 
   /** An answer below 500 is stored for the key's repeats; a 5xx releases the key so a retry is forwarded again. */

@@ -3,6 +3,7 @@
  * (analysis/templates.ts): `rollout` is the AIRollout's name and `namespace` its namespace.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { JUDGE_BUCKETS } from "../analysis/judge.ts";
 
 type RN = "rollout" | "namespace";
 
@@ -19,6 +20,7 @@ export interface GatewayMetrics {
   mirrorSampled: Counter<RN>;
   tokens: Counter<RN | "version">;
   cost: Counter<RN | "version">;
+  judgeSample: Histogram<RN | "version" | "signal">;
   quarantined: Counter<RN | "reason">;
   quarantineSkipped: Counter<"reason">;
   circuitState: Gauge<RN | "version">;
@@ -113,6 +115,13 @@ export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = (
     mirrorDropped: new Counter({ name: "airollout_mirror_dropped_total", help: "Sampled shadow copies that produced no comparison, by reason (queue_full, circuit_open, timeout, error, no_backend).", labelNames: ["rollout", "namespace", "reason"], registers: r }),
     tokens: new Counter({ name: "airollout_tokens_total", help: "Tokens reported by backends (x-airollout-tokens header or $.usage.total_tokens) on answered requests.", labelNames: ["rollout", "namespace", "version"], registers: r }),
     cost: new Counter({ name: "airollout_cost_total", help: "Cost reported by backends (x-airollout-cost header or $.usage.cost) on answered requests.", labelNames: ["rollout", "namespace", "version"], registers: r }),
+    judgeSample: new Histogram({
+      name: "airollout_judge_sample",
+      help: "The statistical judge's samples per version and signal (latency in seconds, tokens, cost, or a numeric answer field by its path), for rollouts with judge metrics only. Fixed log-spaced buckets, 10 per decade from 1e-6 to 1e7.",
+      labelNames: ["rollout", "namespace", "version", "signal"],
+      buckets: [...JUDGE_BUCKETS],
+      registers: r,
+    }),
     quarantined: new Counter({ name: "airollout_quarantined_total", help: "Webhooks refused and stored in the quarantine, by reason.", labelNames: ["rollout", "namespace", "reason"], registers: r }),
     quarantineSkipped: new Counter({
       name: "airollout_quarantine_skipped_total",

@@ -97,7 +97,8 @@ export function headerValue(headers: IncomingHttpHeaders, name: string): string 
 const MAX_USAGE_VALUES = 10_000;
 
 /** The number at a path, or the sum of the numbers a `[*]` path matches; undefined when none. */
-function numberAt(value: unknown, path: readonly PathSegment[]): number | undefined {
+/** The number at a field path of a parsed JSON answer ([*] sums the matches); negatives and non-numbers are ignored. */
+export function numberAt(value: unknown, path: readonly PathSegment[]): number | undefined {
   let sum: number | undefined;
   let visited = 0;
   const walk = (v: unknown, i: number): void => {
