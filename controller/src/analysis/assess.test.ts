@@ -24,6 +24,16 @@ const ERROR: QueryOutcome = { kind: "error", message: "connect ECONNREFUSED 127.
 // ---------------------------------------------------------------------------------------------
 
 describe("resolveMetric", () => {
+  it("spends a judge metric's alpha over its planned measurements (count), so repeated looks keep the written level", () => {
+    const five = resolveMetric({ name: "lat", judge: { signal: "latency", alpha: 0.01 }, count: 5 });
+    expect(five.ok && five.metric.judge?.alpha).toBeCloseTo(0.002, 12);
+    const once = resolveMetric({ name: "lat", judge: { signal: "latency", alpha: 0.01 } }, {}, { defaultCount: 1 });
+    expect(once.ok && once.metric.judge?.alpha).toBe(0.01);
+    // Background runs have no planned number of looks: the written alpha per measurement.
+    const background = resolveMetric({ name: "lat", judge: { signal: "latency", alpha: 0.01 } });
+    expect(background.ok && background.metric.judge?.alpha).toBe(0.01);
+  });
+
   it("takes metric fields over analysis defaults over built-in defaults", () => {
     const analysis = { interval: "10s", failureLimit: 2, inconclusiveLimit: 1, consecutiveErrorLimit: 3, args: { a: "1", b: "2" } };
     const own = resolveMetric(

@@ -236,9 +236,21 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
       onEmpty: metric.onEmpty ?? "Inconclusive",
       nonFinite: metric.nonFinite ?? "Inconclusive",
       args,
-      judge,
+      judge: spendAlpha(judge, count),
     },
   };
+}
+
+/**
+ * A judge metric measured `count` times in a step may stop the step at any one of them
+ * (failureLimit 0), so its alpha is spent evenly over the planned looks (Bonferroni): the chance
+ * that a candidate no worse than the stable is stopped by any of the count measurements stays
+ * within the alpha the user wrote, instead of count x alpha. Without a count (background runs)
+ * the looks are not planned and each measurement keeps the written alpha.
+ */
+function spendAlpha(judge: ResolvedJudge | undefined, count: number | undefined): ResolvedJudge | undefined {
+  if (judge === undefined || count === undefined || count <= 1) return judge;
+  return { ...judge, alpha: judge.alpha / count };
 }
 
 /**
