@@ -382,6 +382,19 @@ export const AnalysisSchema = z
   .describe("SLO analysis against Prometheus. A rollout never advances without a successful measurement (fail closed).");
 
 // ---------------------------------------------------------------------------------------------
+// Golden suites
+
+export const GoldenSchema = z
+  .object({
+    configMapRef: keyRef("ConfigMap").describe("ConfigMap key holding the golden suite (JSON or YAML: {version, cases}). Its digest is part of the revision, so editing the suite starts a new rollout."),
+    gate: z.boolean().default(false).describe("Run the suite before the first step, as an extra first step, so a failing suite rolls back before any traffic or mirroring."),
+    maxFailures: z.number().int().min(0).max(10_000).default(0).describe("Failed cases accepted; more roll back. A golden step may set its own."),
+    concurrency: z.number().int().min(1).max(64).default(4).describe("Golden requests in flight at once."),
+    timeout: duration("Timeout of one golden request.").default("10s"),
+  })
+  .describe("A versioned suite of inputs with expected outputs, sent to the candidate only (never to production) and checked with the diff engine's rules.");
+
+// ---------------------------------------------------------------------------------------------
 // Strategy
 
 export const StepSchema = z
@@ -401,15 +414,19 @@ export const StepSchema = z
       })
       .optional()
       .describe("Measure SLOs; the step blocks until the analysis succeeds."),
+    golden: z
+      .object({ maxFailures: z.number().int().min(0).max(10_000).optional().describe("Failed cases accepted; defaults to spec.golden.maxFailures.") })
+      .optional()
+      .describe("Run spec.golden's suite against the candidate only; more failures than maxFailures roll back."),
   })
-  .describe("One canary step: exactly one of shadow, setWeight, pause, analysis.")
+  .describe("One canary step: exactly one of shadow, setWeight, pause, analysis, golden.")
   .meta({
     "x-kubernetes-validations": [
-      cel("[has(self.shadow), has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1", "a step sets exactly one of shadow, setWeight, pause, analysis"),
+      cel("[has(self.shadow), has(self.setWeight), has(self.pause), has(self.analysis), has(self.golden)].filter(x, x).size() == 1", "a step sets exactly one of shadow, setWeight, pause, analysis, golden"),
     ],
   })
-  .refine((s) => [s.shadow, s.setWeight, s.pause, s.analysis].filter((x) => x !== undefined).length === 1, {
-    message: "a step sets exactly one of shadow, setWeight, pause, analysis",
+  .refine((s) => [s.shadow, s.setWeight, s.pause, s.analysis, s.golden].filter((x) => x !== undefined).length === 1, {
+    message: "a step sets exactly one of shadow, setWeight, pause, analysis, golden",
   });
 
 export const StrategySchema = z
@@ -457,6 +474,7 @@ export const SpecSchema = z
     shadow: ShadowSchema.optional(),
     strategy: StrategySchema,
     analysis: AnalysisSchema.optional(),
+    golden: GoldenSchema.optional(),
     environments: EnvironmentsSchema.optional(),
     preview: PreviewSchema.optional(),
   })
@@ -464,12 +482,16 @@ export const SpecSchema = z
   .meta({
     "x-kubernetes-validations": [
       cel("!self.strategy.steps.exists(s, has(s.analysis)) || has(self.analysis)", "steps with analysis need spec.analysis", ".strategy.steps"),
+      cel("!self.strategy.steps.exists(s, has(s.golden)) || has(self.golden)", "golden steps need spec.golden", ".strategy.steps"),
       cel("!has(self.stable) || self.stable.version != self.candidate.version", "candidate.version must differ from stable.version", ".candidate.version"),
     ],
   })
   .superRefine((spec, ctx) => {
     if (spec.strategy.steps.some((s) => s.analysis !== undefined) && spec.analysis === undefined) {
       ctx.addIssue({ code: "custom", path: ["strategy", "steps"], message: "steps with analysis need spec.analysis" });
+    }
+    if (spec.strategy.steps.some((s) => s.golden !== undefined) && spec.golden === undefined) {
+      ctx.addIssue({ code: "custom", path: ["strategy", "steps"], message: "golden steps need spec.golden" });
     }
     if (spec.stable !== undefined && spec.stable.version === spec.candidate.version) {
       ctx.addIssue({ code: "custom", path: ["candidate", "version"], message: "candidate.version must differ from stable.version" });
@@ -507,10 +529,11 @@ export const ConditionSchema = z
 export const ResolvedStepSchema = z
   .object({
     index: z.number().int().describe("Step index."),
-    type: z.enum(["shadow", "setWeight", "pause", "analysis"]).describe("Step kind."),
+    type: z.enum(["shadow", "setWeight", "pause", "analysis", "golden"]).describe("Step kind."),
     weight: z.number().int().optional().describe("Candidate weight in effect during the step."),
     durationSeconds: z.number().optional().describe("Step duration in seconds, when timed."),
     metrics: z.array(z.string()).optional().describe("Metrics measured by an analysis step."),
+    maxFailures: z.number().int().optional().describe("Failed cases a golden step accepts."),
   })
   .describe("A step as the controller resolved it.");
 
@@ -650,6 +673,25 @@ export const StatusSchema = z
       })
       .optional()
       .describe("Analysis state."),
+    golden: z
+      .object({
+        run: z.string().optional().describe("Which run this is: revision, attempt and step."),
+        phase: z.enum(["Running", "Passed", "Failed", "Error"]).optional().describe("Passed: at most maxFailures cases failed; Failed: more did (rolled back); Error: no evidence (suite unreadable, candidate unreachable, no case run), retried and never a pass."),
+        suiteVersion: z.string().optional().describe("The suite's own version field."),
+        suiteDigest: z.string().optional().describe("Digest of the suite's ConfigMap key (part of the revision)."),
+        total: z.number().int().optional().describe("Cases in the suite."),
+        passed: z.number().int().optional().describe("Cases whose answer met every expectation."),
+        failed: z.number().int().optional().describe("Cases that failed (an unanswered request fails its case)."),
+        maxFailures: z.number().int().optional().describe("Failed cases accepted."),
+        failures: z
+          .array(z.object({ name: z.string().describe("Case name."), reason: z.string().describe("What failed, with personal data masked.") }).describe("A failed case."))
+          .optional()
+          .describe("The first failed cases (at most 10)."),
+        message: z.string().optional().describe("Why the run gave no evidence (phase Error)."),
+        updatedAt: z.string().optional().describe("When the run finished."),
+      })
+      .optional()
+      .describe("The golden suite's last run against the candidate."),
     environments: z
       .object({
         canary: EnvironmentStatusSchema.optional().describe("The candidate's canary environment."),

@@ -11,7 +11,8 @@ import type { ControllerMetrics } from "../telemetry/metrics.ts";
 import type { EgressPolicy } from "../api/egress.ts";
 import { references, validateSpec } from "../reconcile/reconcile.ts";
 import { runPass } from "../reconcile/pass.ts";
-import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type MeasurementsPort } from "../reconcile/contract.ts";
+import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type GoldenPort, type MeasurementsPort } from "../reconcile/contract.ts";
+import { GoldenRunner } from "../golden/runner.ts";
 import type { EnsureRequest, EnvironmentOutcome, Plan, RolloutRole, World } from "../reconcile/contract.ts";
 import { ApiError, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
@@ -27,6 +28,8 @@ export interface ControllerOptions {
   metrics: ControllerMetrics;
   environments: EnvironmentsPort;
   measurements: MeasurementsPort;
+  /** Runs golden suites against candidates; default: golden/runner.ts reading suites with `client`. */
+  golden?: GoldenPort;
   /** Watch one namespace; all namespaces when undefined. */
   namespace?: string;
   identity: string;
@@ -75,11 +78,13 @@ export class Controller {
   /** Our own status writes come back through the watch: they must not cut the backoff short. */
   private readonly changes = new ChangeFilter();
   private readonly events: EventRecorder;
+  private readonly golden: GoldenPort;
   private resyncTimer?: NodeJS.Timeout;
   private running = false;
 
   constructor(o: ControllerOptions) {
     this.o = o;
+    this.golden = o.golden ?? new GoldenRunner(o.client);
     this.events = new EventRecorder(o.client, "airollout-controller", o.identity, o.log);
     this.queue = new WorkQueue((key) => this.reconcileKey(key), {
       concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
@@ -173,6 +178,7 @@ export class Controller {
       let current = obj;
       const plan = await runPass(obj, world, now, {
         measure: (requests) => this.o.measurements.measure(requests),
+        golden: (requests) => this.golden.run(requests),
         ensure: (requests) => this.ensureEnvironments(obj, requests, log),
         announce: async (status) => {
           if (!statusEqual(current.status, status)) current = await this.writeStatus(obj, current, status, log);

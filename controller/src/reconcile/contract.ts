@@ -7,6 +7,7 @@
 import type { AIRollout, Status, VersionSpec } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/provider.ts";
 import type { EgressPolicy } from "../api/egress.ts";
+import type { SuiteResult } from "../golden/suite.ts";
 /** A reference from the spec to another object the controller needs to act. */
 export interface Reference {
   kind: "Secret" | "ConfigMap";
@@ -36,6 +37,8 @@ export interface World {
   measurements?: Record<string, QueryOutcome>;
   /** Outcomes of the environment updates a first pass asked for (Plan.ensure), by role. */
   environments?: Partial<Record<RolloutRole, EnvironmentOutcome>>;
+  /** Outcomes of the golden runs a first pass asked for (Plan.golden), keyed by request key. */
+  golden?: Record<string, GoldenOutcome>;
   /** The cluster admin's egress policy (controller flags): a spec that dials outside it is refused. */
   egress?: EgressPolicy;
 }
@@ -94,6 +97,8 @@ export interface Plan {
   measure?: MeasureRequest[];
   /** Environments to stand up now: run them and reconcile again with world.environments. */
   ensure?: EnsureRequest[];
+  /** Golden suites to run against the candidate now: reconcile again with world.golden. */
+  golden?: GoldenRequest[];
 }
 
 /** What status.environments holds for one environment (a Pulumi stack). */
@@ -176,4 +181,30 @@ export function isEnvironmentFailure(err: unknown): err is Error & EnvironmentFa
 export interface MeasurementsPort {
   /** Outcomes keyed by request key; an unreachable server is an error outcome, not an exception. */
   measure(requests: readonly MeasureRequest[]): Promise<Record<string, QueryOutcome>>;
+}
+
+/**
+ * A golden suite to run against the candidate only: its ConfigMap key (read by the runner, whose
+ * content must still have the digest the revision was computed from) and the candidate's URL.
+ */
+export interface GoldenRequest {
+  key: string;
+  namespace: string;
+  configMapRef: { name: string; key: string };
+  /** The suite's digest in the revision; a suite edited since is no evidence for this revision. */
+  digest: string | undefined;
+  /** The candidate's own URL (its environment or endpoint), never the gateway's split. */
+  url: string;
+  concurrency: number;
+  timeoutMs: number;
+  /** spec.shadow.maskPatterns: masked in the failures reported, with emails, phones and cards. */
+  maskPatterns: string[];
+}
+
+/** A golden run's outcome: the counts, or why there is no evidence (never a pass). */
+export type GoldenOutcome = { ok: true; suiteVersion: string; result: SuiteResult } | { ok: false; message: string };
+
+/** Runs golden suites (golden/runner.ts); a failure is an outcome, never an exception. */
+export interface GoldenPort {
+  run(requests: readonly GoldenRequest[]): Promise<Record<string, GoldenOutcome>>;
 }

@@ -38,8 +38,9 @@ import { formatDuration, parseDuration } from "../api/duration.ts";
 import { shadowEvidenceQueries } from "../analysis/templates.ts";
 import { deriveConditions, setCondition, type HealthFacts } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
-import type { EnsureRequest, EventSpec, MeasureRequest, Observed, Plan, World } from "./contract.ts";
-import { referenceDigest, versionReferencesOf } from "./references.ts";
+import type { EnsureRequest, EventSpec, GoldenRequest, MeasureRequest, Observed, Plan, World } from "./contract.ts";
+import { goldenRunKey, goldenStatus, GOLDEN_RETRY_MS, goldenMessage } from "./golden.ts";
+import { goldenReference, referenceDigest, versionReferencesOf } from "./references.ts";
 import type { EnvironmentFailure, EnvironmentStatus, RolloutRole } from "./contract.ts";
 import { coverageText, judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 import { shortHash } from "../api/hash.ts";
@@ -99,6 +100,8 @@ interface Ctx {
   measure: MeasureRequest[];
   /** Environments to stand up before the pass can decide. */
   ensure: EnsureRequest[];
+  /** Golden suites to run against the candidate before the pass can decide. */
+  golden: GoldenRequest[];
   /** Times the pass wants to run again at (the earliest wins). */
   wakeAt: number[];
   /** The human requests of this pass (annotations not acted on before). */
@@ -285,6 +288,8 @@ function describeStep(s: ResolvedStep): string {
       return `shadow${s.durationSeconds !== undefined ? ` ${formatDuration(s.durationSeconds * 1000)}` : ""}: mirroring traffic to the candidate and diffing its answers`;
     case "analysis":
       return `analysis (${(s.metrics ?? []).join(", ")})`;
+    case "golden":
+      return `golden suite against the candidate only (maxFailures ${s.maxFailures ?? 0})`;
   }
 }
 
@@ -315,6 +320,8 @@ function stepComplete(ctx: Ctx, promoted: boolean): boolean | "stop" {
       const metrics = new Map([...ctx.analysis.step].filter(([n]) => names.includes(n)));
       return judgeStepRun(ctx, `step-${i}`, metrics, i);
     }
+    case "golden":
+      return judgeGoldenStep(ctx, step, started);
   }
 }
 
@@ -339,6 +346,70 @@ function judgeStepRun(ctx: Ctx, idBase: string, metrics: Map<string, ResolvedMet
     default:
       return false;
   }
+}
+
+/**
+ * The golden step (the rule is in golden.ts): asks for a run of the suite against the candidate
+ * (Plan.golden), then passes, rolls back (GoldenSuiteFailed), or, without evidence, retries every
+ * GOLDEN_RETRY_MS until progressDeadline and then pauses for a human. Never passes on no evidence.
+ */
+function judgeGoldenStep(ctx: Ctx, step: ResolvedStep, started: number): boolean | "stop" {
+  const s = ctx.status;
+  const i = s.currentStep ?? 0;
+  const run = goldenRunKey(s.revision ?? "", s.attempt ?? 0, i);
+  if (s.golden?.run === run && s.golden.phase === "Passed") return true;
+  const outcome = ctx.obs.world.golden?.[run];
+  if (!outcome) return requestGolden(ctx, run);
+  s.golden = goldenStatus(run, outcome, step.maxFailures ?? 0, suiteDigest(ctx), ctx.now);
+  const message = goldenMessage(s.golden);
+  if (s.golden.phase === "Passed") {
+    ctx.events.push({ type: "Normal", reason: Reason.GoldenSuitePassed, message, dedupeKey: stepEventKey(ctx, "golden-passed") });
+    return true;
+  }
+  if (s.golden.phase === "Failed") {
+    rollBack(ctx, Reason.GoldenSuiteFailed, message);
+    return "stop";
+  }
+  return waitForGolden(ctx, message, started);
+}
+
+/** Asks for a run, unless one gave no evidence less than GOLDEN_RETRY_MS ago. */
+function requestGolden(ctx: Ctx, run: string): false {
+  const { spec, status: s } = ctx;
+  const g = spec.golden!;
+  const last = s.golden?.run === run && s.golden.updatedAt ? Date.parse(s.golden.updatedAt) : -Infinity;
+  if (ctx.now.getTime() - last < GOLDEN_RETRY_MS) {
+    ctx.wakeAt.push(last + GOLDEN_RETRY_MS);
+    return false;
+  }
+  const url = spec.candidate.endpoint ?? s.environments?.canary?.url;
+  if (url === undefined) {
+    s.golden = { run, phase: "Error", message: `the candidate ${spec.candidate.version} has no URL yet (status.environments.canary)`, updatedAt: iso(ctx.now) };
+    ctx.wakeAt.push(ctx.now.getTime() + GOLDEN_RETRY_MS);
+    return false;
+  }
+  ctx.golden.push({ key: run, namespace: ctx.obs.object.metadata.namespace, configMapRef: g.configMapRef, digest: suiteDigest(ctx), url, concurrency: g.concurrency, timeoutMs: parseDuration(g.timeout), maskPatterns: spec.shadow?.maskPatterns ?? [] });
+  // Runs again at once: a pass whose first half already stood environments up decides without it.
+  ctx.wakeAt.push(ctx.now.getTime());
+  return false;
+}
+
+/** The digest of spec.golden's suite as observed (the one in the revision). */
+function suiteDigest(ctx: Ctx): string | undefined {
+  const ref = goldenReference(ctx.spec);
+  return ref ? referenceDigest(ctx.obs.world, ref) : undefined;
+}
+
+/** No evidence is no verdict: retry until progressDeadline after the step started, then ask a human. */
+function waitForGolden(ctx: Ctx, why: string, started: number): false | "stop" {
+  const deadline = started + parseDuration(ctx.spec.strategy.progressDeadline);
+  if (ctx.now.getTime() < deadline) {
+    ctx.wakeAt.push(Math.min(deadline, ctx.now.getTime() + GOLDEN_RETRY_MS));
+    return false;
+  }
+  const i = ctx.status.currentStep ?? 0;
+  pause(ctx, Reason.InsufficientEvidence, `Step ${i + 1}/${ctx.steps.length} (golden): no evidence ${ctx.spec.strategy.progressDeadline} after the step started: ${why}. Waiting for a human (promote or abort)`);
+  return "stop";
 }
 
 /** Background analysis: runs from startingStep through the last step; failure rolls back. */
@@ -580,9 +651,9 @@ function request(obj: AIRollout, status: Status, kind: keyof typeof ANNOTATIONS)
  * as its steps: the human requests, the handler of the phase, the deadline, then the conditions
  * and the next wake-up follow from the status built.
  */
-export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "ensure" | "requeueAfterMs" | "backoff"> {
+export function advance(obs: Observed, spec: Spec, steps: ResolvedStep[], analysis: ResolvedAnalysis, prev: Status): Pick<Plan, "status" | "events" | "actions" | "measure" | "ensure" | "golden" | "requeueAfterMs" | "backoff"> {
   const status = structuredClone(prev);
-  const ctx: Ctx = { obs, spec, stable: effectiveStable(spec, prev), steps, analysis, now: obs.now, status, events: [], actions: [], measure: [], ensure: [], wakeAt: [], requests: takeHumanRequests(obs.object, status) };
+  const ctx: Ctx = { obs, spec, stable: effectiveStable(spec, prev), steps, analysis, now: obs.now, status, events: [], actions: [], measure: [], ensure: [], golden: [], wakeAt: [], requests: takeHumanRequests(obs.object, status) };
   handleRetryAndAbort(ctx);
   runPhase(ctx);
   checkProgressDeadline(ctx);
@@ -807,6 +878,7 @@ function toPlan(ctx: Ctx): ReturnType<typeof advance> {
     actions: ctx.actions,
     measure: ctx.measure,
     ensure: ctx.ensure,
+    ...(ctx.golden.length ? { golden: ctx.golden } : {}),
     ...(ctx.backoff ? { backoff: true } : {}),
     ...(requeueAfterMs !== undefined && !ctx.backoff ? { requeueAfterMs } : {}),
   };

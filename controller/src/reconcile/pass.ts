@@ -9,7 +9,7 @@
  */
 import type { AIRollout, Status } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/provider.ts";
-import type { EnsureRequest, EnvironmentOutcome, MeasureRequest, Plan, RolloutRole, World } from "./contract.ts";
+import type { EnsureRequest, EnvironmentOutcome, GoldenOutcome, GoldenRequest, MeasureRequest, Plan, RolloutRole, World } from "./contract.ts";
 import { reconcile } from "./reconcile.ts";
 
 /** Carries out what the first half of a pass asked for. */
@@ -18,6 +18,8 @@ export interface PassIO {
   measure(requests: readonly MeasureRequest[]): Promise<Record<string, QueryOutcome>>;
   /** Stands up the environments of plan.ensure; a failure is an outcome, not a rejection. */
   ensure(requests: readonly EnsureRequest[]): Promise<Partial<Record<RolloutRole, EnvironmentOutcome>>>;
+  /** Runs the golden suites of plan.golden against the candidate; without it, each is an error outcome. */
+  golden?(requests: readonly GoldenRequest[]): Promise<Record<string, GoldenOutcome>>;
   /**
    * Publishes the first decision's status before a stand-up runs, so that for its whole length
    * the status says which environments are being stood up (the final plan follows it).
@@ -30,14 +32,27 @@ export interface PassIO {
 /** Runs one pass over `object` and `world` at `now`; returns the plan to carry out. */
 export async function runPass(object: AIRollout, world: World, now: Date, io: PassIO): Promise<Plan> {
   const first = reconcile({ object, world, now });
-  if (!first.measure?.length && !first.ensure?.length) return first;
+  if (!first.measure?.length && !first.ensure?.length && !first.golden?.length) return first;
   const standsUp = (first.ensure?.length ?? 0) > 0;
   if (standsUp && first.status && io.announce) await io.announce(first.status);
-  const [measurements, environments] = await Promise.all([
-    first.measure?.length ? io.measure(first.measure) : undefined,
-    standsUp ? io.ensure(first.ensure!) : undefined,
-  ]);
+  const outcomes = await carryOut(first, io);
   // Never earlier than `now`: a clock stepped back must not restart what the pass decided.
   const decidedAt = standsUp && io.clock ? new Date(Math.max(now.getTime(), io.clock().getTime())) : now;
-  return reconcile({ object, world: { ...world, ...(measurements ? { measurements } : {}), ...(environments ? { environments } : {}) }, now: decidedAt });
+  return reconcile({ object, world: { ...world, ...outcomes }, now: decidedAt });
+}
+
+/** Runs what the first decision asked for, side by side; the world fields it answers. */
+async function carryOut(first: Plan, io: PassIO): Promise<Pick<World, "measurements" | "environments" | "golden">> {
+  const [measurements, environments, golden] = await Promise.all([
+    first.measure?.length ? io.measure(first.measure) : undefined,
+    first.ensure?.length ? io.ensure(first.ensure) : undefined,
+    first.golden?.length ? runGolden(io, first.golden) : undefined,
+  ]);
+  return { ...(measurements ? { measurements } : {}), ...(environments ? { environments } : {}), ...(golden ? { golden } : {}) };
+}
+
+/** Golden runs through io.golden; a caller without a runner gets an error outcome (never a pass). */
+function runGolden(io: PassIO, requests: readonly GoldenRequest[]): Promise<Record<string, GoldenOutcome>> {
+  if (io.golden) return io.golden(requests);
+  return Promise.resolve(Object.fromEntries(requests.map((r) => [r.key, { ok: false, message: "no golden runner in this process" }])));
 }

@@ -62,6 +62,10 @@ export const Reason = {
   ShadowMismatch: "ShadowMismatch",
   /** A shadow step still without enough comparisons progressDeadline after its duration. */
   InsufficientEvidence: "InsufficientEvidence",
+  /** A golden suite whose failed cases exceed maxFailures: rolled back. */
+  GoldenSuiteFailed: "GoldenSuiteFailed",
+  /** A golden suite whose cases passed (at most maxFailures failed). */
+  GoldenSuitePassed: "GoldenSuitePassed",
   /** A Degraded rollout whose problem cleared, going on where it was. */
   Recovered: "Recovered",
   /** No stable yet (no spec.stable, no status.stable): the candidate becomes the stable without steps. */

@@ -29,6 +29,12 @@ export function versionReferences(spec: Spec, role: "stable" | "candidate"): Ref
   return v ? versionReferencesOf(v, `spec.${role}`) : [];
 }
 
+/** spec.golden's suite: its content is part of the candidate's revision, like a prompt. */
+export function goldenReference(spec: Spec): Reference | undefined {
+  const g = spec.golden?.configMapRef;
+  return g ? { kind: "ConfigMap", name: g.name, key: g.key, field: "spec.golden.configMapRef" } : undefined;
+}
+
 /** The key a reference is looked up by in World.references. */
 export function referenceKey(r: Pick<Reference, "kind" | "name">): string {
   return `${r.kind}/${r.name}`;
