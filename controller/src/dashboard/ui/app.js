@@ -634,7 +634,7 @@ function judgeBlock(judge) {
 // ---------- the shadow diff ----------
 
 async function showDiff(ns, name) {
-  const path = `/api/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/diffs?limit=20`;
+  const path = `/api/rollouts/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/diffs?limit=8`;
   const refresh = throttled(async () => {
     if (state.route?.view !== "diff" || state.route.ns !== ns || state.route.name !== name) return;
     try {
