@@ -28,4 +28,10 @@ describe("renderStatus", () => {
     expect(out).toMatch(/error-rate +Running +last 0\.004 +\(2 ok, 1 failed, 0 inconclusive, 3 errors\)/);
     expect(out).toContain('query: sum(rate(errors{rollout="bot"}[1m]))');
   });
+
+  it("prints a statistical judge metric's classification, p-value, effect size and samples", () => {
+    const judged = { name: "latency-judge", phase: "Failed", lastValue: "High", successful: 0, failed: 1, inconclusive: 0, error: 0, consecutiveError: 0, judge: { classification: "High", pValue: 1.234e-9, effectSize: 0.8312, candidateSamples: 120, baselineSamples: 118, weight: 1 } };
+    const obj = { metadata: { name: "bot", namespace: "ns", generation: 1 }, spec: {}, status: { analysis: { current: { id: "step-1", phase: "Failed", startedAt: "2026-05-01T00:00:00Z", metrics: [judged] } } } } as unknown as AIRollout;
+    expect(renderStatus(obj)).toContain("judge: High  p=1.23e-9  Cliff's delta 0.831  n=120 candidate / 118 baseline");
+  });
 });

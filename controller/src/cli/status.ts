@@ -1,10 +1,17 @@
 /** `airollout status NAME`: a rollout's phase, steps and conditions, for humans. */
 import type { AIRollout } from "../api/schema.ts";
 import { formatDuration } from "../api/duration.ts";
+import type { JudgeStatus } from "../analysis/judge-metric.ts";
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
 import { STATUS, parseFlags } from "./commands.ts";
+
+/** A statistical judge metric's judgement: `High  p=1.2e-9  Cliff's delta 0.83  n=120 candidate / 118 baseline`. */
+function judgeLine(j: JudgeStatus): string {
+  const num = (x: number | undefined): string => (x === undefined ? "-" : Number(x.toPrecision(3)).toString());
+  return `${j.classification}  p=${num(j.pValue)}  Cliff's delta ${num(j.effectSize)}  n=${j.candidateSamples ?? "-"} candidate / ${j.baselineSamples ?? "-"} baseline`;
+}
 
 /** Renders the status block `airollout status` prints. */
 export function renderStatus(obj: AIRollout): string {
@@ -33,6 +40,7 @@ export function renderStatus(obj: AIRollout): string {
       lines.push(`  ${run.id}: ${run.phase} (since ${run.startedAt})`);
       for (const m of run.metrics) {
         lines.push(`    ${m.name.padEnd(24)} ${m.phase.padEnd(12)} last ${m.lastValue ?? "-"}  (${m.successful} ok, ${m.failed} failed, ${m.inconclusive} inconclusive, ${m.error} errors)`);
+        if (m.judge) lines.push(`      judge: ${judgeLine(m.judge)}`);
         if (m.query) lines.push(`      query: ${m.query}`);
         if (m.message && m.phase !== "Running") lines.push(`      ${m.message}`);
       }
