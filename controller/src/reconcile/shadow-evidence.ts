@@ -24,8 +24,9 @@
 import type { QueryOutcome } from "../analysis/provider.ts";
 
 /**
- * z of the one-sided 99% Wilson bound. Shown for orientation only: the decisions use the
- * sequential test below, whose error level holds over every read, not per read.
+ * z of the one-sided 99% Wilson bound, the per-read rule of ADR 0007. No decision uses it any
+ * more (its 1% was per read); the property tests keep it as the control the sequential test is
+ * measured against.
  */
 export const FAIL_FAST_Z = 2.326;
 
