@@ -38,6 +38,10 @@ describe("judge metric", () => {
     expect(q).toContain("sum by (le) (increase(");
   });
 
+  it("defaults to direction increase, alpha 0.01, effectSize 0.2, minSamples 50 and weight 1", () => {
+    expect(resolved({}).judge).toMatchObject({ direction: "increase", alpha: 0.01, effectSize: 0.2, minSamples: 50, weight: 1 });
+  });
+
   it("needs no condition, and the schema refuses field without signal field (and the reverse)", () => {
     expect(resolveMetric({ name: "j", judge: { signal: "latency" } }).ok).toBe(true);
     const bad = MetricSchema.safeParse({ name: "j", judge: { signal: "field" } });
