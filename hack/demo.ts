@@ -61,6 +61,35 @@ async function waitHttp(url: string, what: string): Promise<void> {
   throw new Error(`${what} did not come up at ${url}; see ${logs}`);
 }
 
+/** The dashboard reports written so far, one per act. */
+const reports: string[] = [];
+
+/** One act frozen into a self-contained dashboard page (`airollout report`), diffs included while the gateway runs. */
+function writeReport(act: string, env: NodeJS.ProcessEnv, gatewayPort: number): void {
+  step(`airollout report triage-bot: the ${act.replace("-", " ")} frozen into one HTML page`);
+  mkdirSync(join(dir, "reports"), { recursive: true });
+  const file = join(dir, "reports", `triage-bot-${act}.html`);
+  try {
+    execFileSync(NODE, [CLI, "report", "triage-bot", "-n", "default", "--gateway", `http://127.0.0.1:${gatewayPort}`, "-o", file], { env, encoding: "utf8" });
+    reports.push(file);
+    say(`  report: ${file}`);
+  } catch (err) {
+    say(`  (could not write the ${act} report: ${(err as Error).message})`);
+  }
+}
+
+/** The closing words: how to reach the control plane, the reports, and the live dashboard. */
+function sayEnd(t0: number, cp: { kubeconfig: string; kubectl: string }): void {
+  say(`\nDemo finished in ${((Date.now() - t0) / 1000).toFixed(0)}s. The control plane keeps running:`);
+  say(`  export KUBECONFIG=${cp.kubeconfig}`);
+  say(`  export PATH=${join(cp.kubectl, "..")}:$PATH; kubectl get air`);
+  say("Reports (open in a browser, no network needed):");
+  for (const r of reports) say(`  ${r}`);
+  say("The live dashboard (your kubeconfig and RBAC), then open http://127.0.0.1:3100/:");
+  say(`  KUBECONFIG=${cp.kubeconfig} bin/airollout dashboard -n default`);
+  say("Stop it with: make demo-down");
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   step("Local control plane (first run builds Kubernetes from Go modules: 15-20 min on 2 cores; later runs start in seconds)");
@@ -145,19 +174,6 @@ async function main(): Promise<void> {
   })();
 
   const client = new KubeClient(loadKubeConfig(cp.kubeconfig));
-  // One self-contained dashboard page per act (`airollout report`), diffs included while the gateway runs.
-  const reports: string[] = [];
-  const report = (act: string) => {
-    mkdirSync(join(dir, "reports"), { recursive: true });
-    const file = join(dir, "reports", `triage-bot-${act}.html`);
-    try {
-      execFileSync(NODE, [CLI, "report", "triage-bot", "-n", "default", "--gateway", `http://127.0.0.1:${ports.gateway}`, "-o", file], { env, encoding: "utf8" });
-      reports.push(file);
-      say(`  report: ${file}`);
-    } catch (err) {
-      say(`  (could not write the ${act} report: ${(err as Error).message})`);
-    }
-  };
   const watch = async (until: string[], timeoutMs: number): Promise<AIRollout> => {
     let last = "";
     const deadline = Date.now() + timeoutMs;
@@ -191,8 +207,7 @@ async function main(): Promise<void> {
     say(`  (could not read diffs: ${(err as Error).message})`);
   }
 
-  step("airollout report triage-bot: act one frozen into one HTML page");
-  report("act-one");
+  writeReport("act-one", env, ports.gateway);
 
   if (done.status?.phase === "Succeeded") {
     step("kubectl wait --for=condition=Ready air/triage-bot: Ready is True only once the candidate serves all traffic");
@@ -202,8 +217,7 @@ async function main(): Promise<void> {
     const actTwo = rollout(ports.regress, "v3");
     kubectl(["apply", "-f", "-"], stringify({ ...actTwo, spec: { ...actTwo.spec, shadow: { ...actTwo.spec.shadow, noiseBaseline: { enabled: false } } } }));
     await watch(["RolledBack", "Succeeded", "Paused"], 180_000);
-    step("airollout report triage-bot: act two frozen into one HTML page");
-    report("act-two");
+    writeReport("act-two", env, ports.gateway);
   }
   step("kubectl get events");
   // This run's object only: a previous demo's rollout had the same name.
@@ -214,14 +228,7 @@ async function main(): Promise<void> {
   await traffic;
   await stopAll();
   await prom.dispose();
-  say(`\nDemo finished in ${((Date.now() - t0) / 1000).toFixed(0)}s. The control plane keeps running:`);
-  say(`  export KUBECONFIG=${cp.kubeconfig}`);
-  say(`  export PATH=${join(cp.kubectl, "..")}:$PATH; kubectl get air`);
-  say(`Reports (open in a browser, no network needed):`);
-  for (const r of reports) say(`  ${r}`);
-  say("The live dashboard (your kubeconfig, http://127.0.0.1:3100/):");
-  say(`  KUBECONFIG=${cp.kubeconfig} bin/airollout dashboard -n default`);
-  say("Stop it with: make demo-down");
+  sayEnd(t0, cp);
 }
 
 main().catch(async (err: unknown) => {
