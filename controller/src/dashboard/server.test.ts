@@ -347,6 +347,7 @@ describe("page and report", () => {
     expect(res.headers.get("content-security-policy")).toContain(`'nonce-${nonce}'`);
     expect(await (await fetch(`${base}/ui/app.js`)).text()).toBe("1");
     expect((await fetch(`${base}/ui/../server.ts`)).status).toBe(404);
+    expect(await (await fetch(`${base}/healthz`)).text()).toBe("ok\n");
     // uPlot from the installed package, and nothing else from ui/vendor/.
     const uplot = await fetch(`${base}/ui/vendor/uPlot.iife.min.js`);
     expect(uplot.status).toBe(200);

@@ -235,6 +235,8 @@ export class Dashboard {
         (err: unknown) => this.#fail(res, err),
       );
     };
+    // Liveness for a Pod: the process answers (the API server's health is not the dashboard's).
+    app.get("/healthz", (_req, res) => void res.type("text").send("ok\n"));
     app.get("/api/rollouts", json((req) => this.list(req.query.namespace)));
     app.get("/api/rollouts/:ns/:name", json((req) => this.detail(req.params.ns, req.params.name)));
     app.get("/api/rollouts/:ns/:name/diffs", (req, res) => {
