@@ -33,8 +33,8 @@ describe("judge samples", () => {
     const { registry, h } = histogram();
     const body = Buffer.from(JSON.stringify({ confidence: 0.9 }));
     recordJudgeSample(h, signals, { labels, seconds: 0.05, usage: { tokens: 10, cost: 1 }, headers: json, body });
-    recordJudgeSample(h, signals, { labels, seconds: 0.07, usage: {}, headers: json, body: Buffer.from("{}") });
-    recordJudgeSample(h, signals, { labels, seconds: 0.07, usage: {}, headers: { "content-type": "text/plain" }, body });
+    recordJudgeSample(h, signals, { labels, seconds: 0.07, usage: { tokens: undefined, cost: undefined }, headers: json, body: Buffer.from("{}") });
+    recordJudgeSample(h, signals, { labels, seconds: 0.07, usage: { tokens: undefined, cost: undefined }, headers: { "content-type": "text/plain" }, body });
     const text = await registry.metrics();
     expect(text).toContain('airollout_judge_sample_count{rollout="hook",namespace="team",version="v2",signal="latency"} 3');
     expect(text).toContain('airollout_judge_sample_count{rollout="hook",namespace="team",version="v2",signal="$.confidence"} 1');
