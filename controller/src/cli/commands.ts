@@ -202,8 +202,27 @@ export const REPORT = command({
   },
 });
 
+export const GOLDEN = command({
+  name: "golden",
+  synopsis: ["golden run --suite FILE --url URL [--junit FILE]", "golden record --from-stable URL --requests FILE --out FILE"],
+  summary: "run a golden suite against any URL (exit 0 when it passes, JUnit XML for CI), or record one from the stable's answers",
+  positionals: true,
+  flags: {
+    suite: { type: "string", arg: "FILE", help: "(run) the suite, JSON or YAML: {version, cases: [{name, request, expect}]}" },
+    url: { type: "string", arg: "URL", help: "(run) where each case is POSTed" },
+    junit: { type: "string", arg: "FILE", help: "(run) also write the results as JUnit XML" },
+    "max-failures": { type: "string", default: "0", arg: "N", help: "(run) failed cases accepted (default 0)" },
+    concurrency: { type: "string", default: "4", arg: "N", help: "requests in flight at once (default 4)" },
+    timeout: { type: "string", default: "10s", arg: "DURATION", help: "timeout of one request (default 10s)" },
+    "from-stable": { type: "string", arg: "URL", help: "(record) the stable version's URL, whose answers become the expectations" },
+    requests: { type: "string", arg: "FILE", help: "(record) the inputs, JSON or YAML: a list of {name?, headers?, body}" },
+    out: { type: "string", arg: "FILE", help: "(record) where the suite is written (YAML)" },
+    tolerance: { type: "string", default: "0.03", arg: "R", help: "(record) relative tolerance band of numbers (default 0.03 = +-3%)" },
+  },
+});
+
 /** Every command, in the order the general help lists them. */
-export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS, DASHBOARD, REPORT];
+export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS, DASHBOARD, REPORT, GOLDEN];
 
 /** Parses a command's arguments against its declared flags (the only parser the CLI uses). */
 export function parseFlags<F extends Record<string, Flag>>(cmd: Command<F>, args: string[]) {

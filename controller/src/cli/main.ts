@@ -32,6 +32,8 @@ async function run(command: string, rest: string[]): Promise<number> {
       return (await import("./dashboard.ts")).dashboardCommand(rest);
     case "report":
       return (await import("./dashboard.ts")).reportCommand(rest);
+    case "golden":
+      return (await import("./golden.ts")).goldenCommand(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
