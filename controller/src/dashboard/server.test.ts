@@ -8,7 +8,7 @@ import { ANNOTATIONS, type AIRollout, type Status } from "../api/schema.ts";
 import { shortHash } from "../api/hash.ts";
 import { ApiError } from "../kube/client.ts";
 import type { ChangeType, DashboardKube } from "./kube.ts";
-import { MAX_CLIENTS } from "./live.ts";
+import { Live, MAX_BUFFERED, MAX_CLIENTS } from "./live.ts";
 import { History, MAX_MEASUREMENTS, MAX_WEIGHT_POINTS, toDetail, toRow } from "./model.ts";
 import { externalReferences, inlineAssets, renderReport } from "./report.ts";
 import { bootstrapScript, Dashboard, type DashboardOptions } from "./server.ts";
@@ -298,6 +298,40 @@ describe("server-sent events", () => {
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { message: string }).message).toContain("cannot list");
   }, 30_000);
+});
+
+describe("live pages", () => {
+  it("drops a page that does not read (unsent data past MAX_BUFFERED) and releases its watch", async () => {
+    const kube = new FakeKube();
+    const live = new Live(kube, new History(), "team");
+    live.start();
+    const page = (buffered: number) => {
+      const p = { writableLength: buffered, destroyed: false, written: [] as string[], onClose: undefined as undefined | (() => void) };
+      return Object.assign(p, {
+        writeHead: () => p,
+        write: (s: string) => (p.written.push(s), true),
+        on: (ev: string, fn: () => void) => (ev === "close" && (p.onClose = fn), p),
+        destroy: () => ((p.destroyed = true), p.onClose?.()),
+        end: () => undefined,
+      });
+    };
+    const reader = page(0);
+    const stalled = page(MAX_BUFFERED + 1);
+    const elsewhere = page(0);
+    expect(live.add(reader as never, { namespace: "team" })).toBe(true);
+    expect(live.add(stalled as never, { namespace: "team" })).toBe(true);
+    expect(live.add(elsewhere as never, { namespace: "other" })).toBe(true);
+    expect(kube.watchers).toHaveLength(2); // the home namespace and "other"
+    kube.watchers[0]!("MODIFIED", rollout("bot", paused));
+    expect(stalled.destroyed).toBe(true);
+    expect(reader.written.at(-1)).toContain("event: rollout");
+    expect(live.clients).toBe(2);
+    elsewhere.onClose!();
+    expect(live.clients).toBe(1);
+    expect(kube.stopped).toBe(1); // the "other" watch, no page left on it; the home watch stays
+    await live.stop();
+    expect(kube.stopped).toBe(2);
+  });
 });
 
 describe("diffs proxy", () => {
