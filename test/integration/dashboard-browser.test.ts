@@ -286,7 +286,9 @@ describe("the dashboard in Debian's chromium", () => {
   }, 200_000);
 
   it("the shadow diff view shows the regressing candidate's flagged field, highlighted in the samples", async () => {
+    const started = Date.now();
     await waitFor("regress rolled back", async () => (await get(regress.name)).status?.phase === "RolledBack", 120_000, 500);
+    const rolledBack = Date.now();
     const page = await newPage(new URL(adminUrl).origin);
     await page.goto(`${adminUrl}#/${ns}/${regress.name}/diff`);
     const flagged = `tr[data-path="$.intent"][data-flagged="true"]`;
@@ -299,6 +301,7 @@ describe("the dashboard in Debian's chromium", () => {
       return false;
     }, 90_000, 3000);
     await page.waitForSelector(`.sample .side:nth-child(2) .ln.diff[data-path="$.intent"]`, { timeout: 30_000 });
+    console.log(`dashboard diff: rolled back after ${((rolledBack - started) / 1000).toFixed(1)}s of this test, flagged and highlighted in the page ${((Date.now() - rolledBack) / 1000).toFixed(1)}s later`);
     const row = await page.$eval(flagged, (el) => el.textContent ?? "");
     expect(row).toContain("flagged");
     await shot(page, "diff");
