@@ -127,10 +127,29 @@ function checkQuerySource(metric: MetricSpec, fail: (field: string, message: str
   if (sources === 0) fail("query", "set query, templateRef or judge");
 }
 
+/** A metric's judging criteria as they apply: its own, or else its template's. */
+export interface MetricCriteria {
+  successCondition?: string;
+  failureCondition?: string;
+  min?: number;
+  max?: number;
+}
+
 /**
- * Resolves a metric's effective settings: metric field > analysis default > template default.
- * Criteria (successCondition, failureCondition, min, max) are taken as a group: a user who sets
- * any of them replaces all of the template's, so `max: 0.02` on error-rate means exactly that.
+ * The criteria a metric is judged by, taken as a group: a metric that sets any of
+ * successCondition, failureCondition, min and max replaces all of its template's, so `max: 0.02`
+ * on error-rate means exactly that; otherwise its built-in template's conditions apply.
+ */
+export function metricCriteria(metric: Pick<MetricSpec, "templateRef" | "successCondition" | "failureCondition" | "min" | "max">): MetricCriteria {
+  const { successCondition, failureCondition, min, max } = metric;
+  if ([successCondition, failureCondition, min, max].some((v) => v !== undefined)) return { successCondition, failureCondition, min, max };
+  const template = metric.templateRef === undefined ? undefined : getTemplate(metric.templateRef);
+  return { successCondition: template?.successCondition, failureCondition: template?.failureCondition };
+}
+
+/**
+ * Resolves a metric's effective settings: metric field > analysis default > template default;
+ * criteria as a group (metricCriteria).
  * The arg `window` defaults to the interval as a PromQL duration. Conditions are compiled and
  * the query's variables checked here, so a bad spec is reported once, before any query is sent.
  */
@@ -147,8 +166,7 @@ export function resolveMetric(metric: MetricSpec, analysis: AnalysisDefaults = {
   checkQuerySource(metric, fail);
   const judge = metric.judge === undefined ? undefined : resolveJudge(metric.judge);
 
-  const own = [metric.successCondition, metric.failureCondition, metric.min, metric.max].some((v) => v !== undefined);
-  const criteria = own ? metric : { ...template, min: undefined, max: undefined };
+  const criteria = metricCriteria(metric);
   const compile = (field: "successCondition" | "failureCondition"): CompiledCondition | undefined => {
     const source = criteria[field];
     if (source === undefined) return undefined;

@@ -9,6 +9,7 @@
  * (weights, step starts, measurements) for as long as it runs, bounded per rollout and in the
  * number of rollouts; a restarted dashboard starts over from what the status holds.
  */
+import { metricCriteria } from "../analysis/assess.ts";
 import { shortHash } from "../api/hash.ts";
 import type { AIRollout, Status, VersionSpec } from "../api/schema.ts";
 
@@ -116,7 +117,7 @@ export interface RolloutDetail {
 interface SpecView {
   stable?: VersionSpec;
   candidate?: VersionSpec;
-  analysis?: { metrics?: { name?: string; successCondition?: string; failureCondition?: string; min?: number; max?: number }[] };
+  analysis?: { metrics?: { name?: string; templateRef?: string; successCondition?: string; failureCondition?: string; min?: number; max?: number }[] };
 }
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
@@ -170,11 +171,16 @@ export function toRow(obj: AIRollout, now = Date.now()): RolloutRow {
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
-/** The thresholds of a metric as spec.analysis.metrics declares them; null when the spec has no such metric. */
+/**
+ * The thresholds a metric of spec.analysis.metrics is judged by (its own, or its built-in
+ * template's, as the controller applies them); null when the spec has no such metric.
+ */
 function thresholdOf(spec: SpecView, metric: string): MetricView["threshold"] {
   const list = spec.analysis?.metrics;
   const m = Array.isArray(list) ? list.find((x) => x?.name === metric) : undefined;
-  return m ? { successCondition: str(m.successCondition), failureCondition: str(m.failureCondition), min: num(m.min), max: num(m.max) } : null;
+  if (!m) return null;
+  const c = metricCriteria({ templateRef: str(m.templateRef) ?? undefined, successCondition: str(m.successCondition) ?? undefined, failureCondition: str(m.failureCondition) ?? undefined, min: num(m.min) ?? undefined, max: num(m.max) ?? undefined });
+  return { successCondition: c.successCondition ?? null, failureCondition: c.failureCondition ?? null, min: c.min ?? null, max: c.max ?? null };
 }
 
 /** A rollout's remembered series: weights, step starts and ends, measurements by run and metric. */

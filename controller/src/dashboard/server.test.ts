@@ -147,6 +147,17 @@ describe("list and detail", () => {
   });
 });
 
+describe("thresholds", () => {
+  it("a templateRef metric shows its built-in template's condition; a metric's own criteria replace the template's as a group", () => {
+    const metrics = (names: string[]) => ({ current: { id: "s", step: 0, phase: "Running", startedAt: "2026-01-01T00:00:00Z", metrics: names.map((name) => ({ name, phase: "Running", successful: 0, failed: 0, inconclusive: 0, error: 0, consecutiveError: 0, measurements: [] })) } });
+    const spec = { analysis: { metrics: [{ name: "errors", templateRef: "error-rate" }, { name: "own", templateRef: "error-rate", max: 0.02 }] } };
+    const d = toDetail(rollout("bot", { analysis: metrics(["errors", "own"]) } as unknown as Status, {}, spec), new History(), []);
+    const [errors, own] = d.analysis[0]!.metrics;
+    expect(errors!.threshold).toEqual({ successCondition: "result <= 0.01", failureCondition: null, min: null, max: null });
+    expect(own!.threshold).toEqual({ successCondition: null, failureCondition: null, min: null, max: 0.02 });
+  });
+});
+
 describe("history (what the watch saw)", () => {
   it("keeps weights as they change and measurements past the status's bound, both bounded", () => {
     const h = new History();
