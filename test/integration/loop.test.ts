@@ -252,11 +252,13 @@ describe.concurrent("the real gateway -> Prometheus -> controller loop", () => {
     expect(run?.phase).toBe("Successful");
     expect(run!.metrics.map((m) => [m.name, m.phase])).toEqual([["error-rate", "Successful"], ["latency-p95", "Successful"]]);
     expect(run!.metrics[0]!.query).toContain(`rollout="${name}",namespace="${ns}",version="${CANDIDATE}"`);
-    // The shadow step was judged against the noise baseline: both kinds of comparison counted.
-    const evidence = shadowEvidenceQueries({ name, namespace: ns }, done.status!.revision!);
-    expect(await loop.value(evidence["shadow/compared"])).toBeGreaterThanOrEqual(20);
-    expect(await loop.value(evidence["shadow/noise"])).toBeGreaterThanOrEqual(20);
-    expect(await loop.value(evidence["shadow/mismatched"])).toBe(0);
+    // The shadow step was judged against the noise baseline: both kinds of comparison counted, as
+    // the controller read them from Prometheus when it decided (status.shadow). Read afterwards
+    // from Prometheus they may already be gone: once promoted, the gateway's per-revision series
+    // follow the new stable.
+    expect(done.status!.shadow).toMatchObject({ judged: true, mismatched: 0 });
+    expect(done.status!.shadow!.compared).toBeGreaterThanOrEqual(20);
+    expect(done.status!.shadow!.noiseCompared).toBeGreaterThanOrEqual(20);
     expect(condition(done, "Ready")).toMatchObject({ status: "True" });
     expect.soft(condition(done, "Stalled")?.status ?? "False").toBe("False");
   }, 180_000);
