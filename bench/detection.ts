@@ -31,6 +31,7 @@
 import { JUDGE_BUCKETS, judgeSamples, type Direction, type JudgeSettings } from "../controller/src/analysis/judge.ts";
 import { NoiseTracker } from "../controller/src/diff/noise.ts";
 import { judgeShadow, SEQUENTIAL_ALPHA, type ShadowRule } from "../controller/src/reconcile/shadow-evidence.ts";
+import { seededRandom } from "../test/support/random.ts";
 
 const TRIALS = Math.max(200, Number(process.argv[2] ?? "1000"));
 const SEED = 20261129;
@@ -45,17 +46,6 @@ const JUDGE: Omit<JudgeSettings, "direction"> = { effectSize: 0.1, alpha: SEQUEN
 const BAND = 0.05;
 const TARGET = { label_regression: 0.05, within_requests: 1000, detection_rate: 0.95, max_false_alarm_rate: 0.01 };
 
-/** mulberry32: small, seeded, good enough for these draws. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A standard normal draw (Box-Muller). */
 const normal = (next: () => number): number => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
@@ -209,7 +199,7 @@ interface Row {
 
 function run(sc: Scenario, index: number): Row[] {
   const all: Decisions[] = [];
-  for (let i = 0; i < TRIALS; i++) all.push(sc.trial(rng(SEED + 7919 * index + 104_729 * i)));
+  for (let i = 0; i < TRIALS; i++) all.push(sc.trial(seededRandom(SEED + 7919 * index + 104_729 * i)));
   return RULES.map((rule) => {
     const ds = all.map((d) => d[rule]!);
     const stops = ds.filter((d) => d.kind === "stop");

@@ -8,17 +8,7 @@ import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import type { KubeClient } from "../../controller/src/kube/client.ts";
 
-/** mulberry32: a small seeded generator of numbers in [0, 1); the same seed, the same sequence. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "./random.ts";
 
 /** One distinct status a rollout showed. */
 export interface Snapshot {

@@ -8,20 +8,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { judgeShadow, sequentialTest, SEQUENTIAL_ALPHA, wilsonLowerBound, type ShadowRule } from "./shadow-evidence.ts";
+import { seededRandom } from "../../../test/support/random.ts";
 
 const SEED = 20261129;
 
-/** mulberry32: small and seeded, enough for Bernoulli draws. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LOOKS = 80;
 const PER_LOOK = 25;
@@ -31,7 +21,7 @@ const PER_LOOK = 25;
  * probability p, and counts the steps that `decide` stopped (or passed) before the last read.
  */
 function earlyDecisions(p: number, limit: number, seed: number, steps: number, decide: (m: number, n: number) => "stop" | "pass" | undefined): { stops: number; passes: number } {
-  const next = rng(seed);
+  const next = seededRandom(seed);
   let stops = 0;
   let passes = 0;
   for (let s = 0; s < steps; s++) {
