@@ -299,6 +299,7 @@ export class Controller {
       if (from) this.o.metrics.rolloutPhase.remove({ namespace, name, phase: from });
     }
     if (status.phase) this.o.metrics.rolloutPhase.set({ namespace, name, phase: status.phase }, 1);
+    this.o.metrics.rolloutCanaryWeight.set({ namespace, name }, status.canaryWeight ?? 0);
     return written;
   }
 }

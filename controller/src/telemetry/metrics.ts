@@ -10,6 +10,7 @@ export interface ControllerMetrics {
   leader: Gauge;
   watchRestarts: Counter<"reason">;
   rolloutPhase: Gauge<"namespace" | "name" | "phase">;
+  rolloutCanaryWeight: Gauge<"namespace" | "name">;
 }
 
 /** Creates a fresh registry (one per process; tests create their own). */
@@ -24,5 +25,6 @@ export function createControllerMetrics(): ControllerMetrics {
     leader: new Gauge({ name: "airollout_controller_leader", help: "1 while this replica holds the leader lease.", registers: [registry] }),
     watchRestarts: new Counter({ name: "airollout_controller_watch_restarts_total", help: "Watch restarts by reason (closed, error, gone).", labelNames: ["reason"], registers: [registry] }),
     rolloutPhase: new Gauge({ name: "airollout_controller_rollout_phase", help: "1 for the phase each rollout is in.", labelNames: ["namespace", "name", "phase"], registers: [registry] }),
+    rolloutCanaryWeight: new Gauge({ name: "airollout_controller_rollout_canary_weight", help: "Percent of real traffic each rollout sends to its candidate (status.canaryWeight, 0 when unset), as last written.", labelNames: ["namespace", "name"], registers: [registry] }),
   };
 }
