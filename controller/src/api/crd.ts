@@ -38,7 +38,8 @@ export function toStructural(node: unknown): unknown {
   return out;
 }
 
-function openAPI(schema: z.ZodType): JSONSchema {
+/** A zod schema as a structural OpenAPI v3 schema (AIPreview's CRD uses it too). */
+export function openAPI(schema: z.ZodType): JSONSchema {
   return toStructural(z.toJSONSchema(schema, { target: "openapi-3.0", io: "input", unrepresentable: "any" })) as JSONSchema;
 }
 

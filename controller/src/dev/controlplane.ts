@@ -455,22 +455,31 @@ export async function statusReport(dir = defaultDevDir()): Promise<{ running: bo
   return { running: all && ready, lines };
 }
 
+/** The CRDs in crds/ and their names, installed together (AIRollout, AIPreview). */
+const CRDS = [
+  { file: "airollout.yaml", name: "airollouts.airollout.dev", kind: "AIRollout" },
+  { file: "aipreview.yaml", name: "aipreviews.airollout.dev", kind: "AIPreview" },
+] as const;
+
 /**
- * Applies crds/airollout.yaml (server-side) and waits for its Established condition. Polled
- * rather than `kubectl wait`, which fails outright when it looks before the API server has
- * written any condition.
+ * Applies the CRDs in crds/ (server-side) and waits for each one's Established condition.
+ * Polled rather than `kubectl wait`, which fails outright when it looks before the API server
+ * has written any condition.
  */
 export async function installCRD(state: ControlPlaneState): Promise<void> {
   const env = { ...process.env, KUBECONFIG: state.kubeconfig };
-  execFileSync(state.kubectl, ["apply", "--server-side", "--force-conflicts", "-f", join(PROJECT_ROOT, "crds", "airollout.yaml")], { env, stdio: "pipe" });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    // JSON rather than a jsonpath filter: a filter over conditions that do not exist yet is an
-    // error in kubectl, not an empty answer.
-    const out = execFileSync(state.kubectl, ["get", "crd", "airollouts.airollout.dev", "-o", "json"], { env, encoding: "utf8" });
-    const conditions = (JSON.parse(out) as { status?: { conditions?: { type: string; status: string }[] | null } }).status?.conditions ?? [];
-    if (conditions.some((c) => c.type === "Established" && c.status === "True")) return;
-    await sleep(200);
+  const files = CRDS.flatMap((c) => ["-f", join(PROJECT_ROOT, "crds", c.file)]);
+  execFileSync(state.kubectl, ["apply", "--server-side", "--force-conflicts", ...files], { env, stdio: "pipe" });
+  for (const crd of CRDS) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      // JSON rather than a jsonpath filter: a filter over conditions that do not exist yet is an
+      // error in kubectl, not an empty answer.
+      const out = execFileSync(state.kubectl, ["get", "crd", crd.name, "-o", "json"], { env, encoding: "utf8" });
+      const conditions = (JSON.parse(out) as { status?: { conditions?: { type: string; status: string }[] | null } }).status?.conditions ?? [];
+      if (conditions.some((c) => c.type === "Established" && c.status === "True")) break;
+      if (Date.now() > deadline) throw new Error(`the ${crd.kind} CRD was not Established within 60s`);
+      await sleep(200);
+    }
   }
-  throw new Error("the AIRollout CRD was not Established within 60s");
 }
