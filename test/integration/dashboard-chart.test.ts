@@ -20,7 +20,7 @@ let ns: string;
 
 interface Obj {
   kind: string;
-  metadata: { name: string };
+  metadata: { name: string; labels?: Record<string, string> };
   spec?: { template?: { spec?: { serviceAccountName?: string; containers: { args?: string[]; securityContext?: { readOnlyRootFilesystem?: boolean } }[] } } };
 }
 
@@ -37,7 +37,8 @@ function render(set: string[] = []): Obj[] {
     .filter((o): o is Obj => o !== null);
 }
 
-const isDashboard = (o: Obj) => o.metadata.name === "airollout-dashboard";
+// The ClusterRole and its binding carry the release namespace in their names: the component label finds them all.
+const isDashboard = (o: Obj) => o.metadata.labels?.["app.kubernetes.io/component"] === "dashboard";
 const RBAC = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
 
 /** What the dashboard's ServiceAccount may do, by `kubectl auth can-i` on the applied RBAC. */
