@@ -39,6 +39,7 @@ import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import type { CircuitPermit } from "./circuit.ts";
 import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { fixtureEvents, FixtureStore, recordFixture, type FixtureLimits } from "./fixtures.ts";
 import { lazyChild } from "./lazy-log.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, invalidUtf8Offset, isJsonContentType } from "./payload.ts";
 import { judgeSignals, recordJudgeSample } from "./judge-samples.ts";
@@ -73,6 +74,8 @@ export interface GatewayOptions {
   maxSockets?: number;
   /** Kept rows of the quarantine (default 100,000). */
   quarantineMaxRows?: number;
+  /** Bounds of the masked fixtures kept per rollout (fixtures.ts; defaults DEFAULT_FIXTURE_LIMITS). */
+  fixtures?: Partial<FixtureLimits>;
   /** Cache lifetime of signature secrets (default 30 s). */
   secretTtlMs?: number;
   /**
@@ -363,6 +366,8 @@ export class Gateway {
   readonly app: express.Express;
   readonly metrics: GatewayMetrics;
   readonly quarantine: QuarantineStore;
+  /** Masked samples of accepted webhooks per rollout, for previews to replay (fixtures.db). */
+  readonly fixtures: FixtureStore;
   readonly log: Logger;
   #o: GatewayOptions;
   /** Shadow results: noise statistics, shadow metrics, samples. */
@@ -390,10 +395,11 @@ export class Gateway {
     this.#o = o;
     this.log = o.log;
     // Read at scrape time only, when the book exists.
-    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map((r) => this.#book.stats(r)));
+    this.metrics = o.metrics ?? createGatewayMetrics(() => [...this.#rollouts.values()].map((r) => this.#book.stats(r)), () => this.fixtures.counts());
     this.#book = new ShadowBook(this.metrics);
     this.#maxResponseBytes = o.maxResponseBytes ?? 16 * 1024 * 1024;
     this.quarantine = new QuarantineStore(join(o.stateDir, "quarantine.db"), { maxRows: o.quarantineMaxRows });
+    this.fixtures = new FixtureStore(join(o.stateDir, "fixtures.db"), { limits: o.fixtures, events: fixtureEvents(this.metrics) });
     this.#primaryAgents = createAgents(o.maxSockets ?? 512, o.egress);
     // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take
     // sockets the primary path needs.
@@ -502,6 +508,7 @@ export class Gateway {
     this.#rollouts.delete(key);
     this.#problemsReported.delete(key);
     this.#book.forget(key);
+    this.fixtures.forget(namespace, name);
     this.log.info({ namespace, name, rollout: key }, "rollout removed");
   }
 
@@ -555,6 +562,7 @@ export class Gateway {
     await this.#sqliteIdempotency?.close();
     await Promise.all([...this.#redisIdempotency.values()].map((s) => s.close()));
     this.quarantine.close();
+    this.fixtures.close();
   }
 
   #buildApp(): express.Express {
@@ -696,6 +704,7 @@ export class Gateway {
     if (!answer) return;
     const sent = this.#answer(c, answer);
     this.#mirrorAfterAnswer(c, answer);
+    this.#keepFixture(c, answer);
     this.#countUsage(c, answer);
     await this.#settleIdempotency(c, answer, sent);
     if (c.log.isLevelEnabled("debug")) c.log.debug({ version: c.target.version, status: answer.status, ms: Math.round(performance.now() - c.started) }, "request answered");
@@ -1092,6 +1101,14 @@ export class Gateway {
     const mirror = () => this.#afterAnswer(copy);
     if (c.res.writableFinished) mirror();
     else c.res.once("finish", mirror);
+  }
+
+  /** An accepted webhook may become a masked fixture (fixtures.ts); stored once the answer is out. */
+  #keepFixture(c: HookContext, answer: UpstreamResponse): void {
+    const w = { rollout: c.rollout, method: c.method, path: c.path, headers: c.headers, payload: c.payload, version: c.target.version, status: answer.status };
+    const keep = () => recordFixture(this.fixtures, this.metrics, w, c.log);
+    if (c.res.writableFinished) keep();
+    else c.res.once("finish", keep);
   }
 
   /** Tokens and cost of the answer, where spec.traffic.usage says the backend reports them. */

@@ -32,6 +32,10 @@ export interface GatewayMetrics {
   shadowJudged: Gauge<RN | "revision">;
   shadowSampled: Gauge<RN | "revision">;
   shadowCoverage: Gauge<RN | "revision">;
+  fixturesStored: Counter<RN>;
+  fixturesEvicted: Counter<RN | "reason">;
+  fixturesSkipped: Counter<RN | "reason">;
+  fixturesKept: Gauge<RN>;
 }
 
 /**
@@ -86,7 +90,7 @@ function oncePerScrape<T>(read: () => Iterable<T>): () => readonly T[] {
  * when /metrics is scraped, so the request path never updates a gauge for it, and a rollout's
  * series of an older revision disappear with the next scrape.
  */
-export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = () => []): GatewayMetrics {
+export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = () => [], readFixtures: () => ReadonlyMap<string, number> = () => new Map()): GatewayMetrics {
   const rolloutStats = oncePerScrape(readStats);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "airollout_gateway_process_" });
@@ -146,6 +150,31 @@ export function createGatewayMetrics(readStats: () => Iterable<RolloutStats> = (
       },
     }),
     ...evidenceGauges(r, rolloutStats),
+    ...fixtureMetrics(r, readFixtures),
+  };
+}
+
+type FixtureMetrics = Pick<GatewayMetrics, "fixturesStored" | "fixturesEvicted" | "fixturesSkipped" | "fixturesKept">;
+
+/** The masked fixtures' counters (gateway/fixtures.ts) and the rows kept, read from the store at scrape time. */
+function fixtureMetrics(r: Registry[], readFixtures: () => ReadonlyMap<string, number>): FixtureMetrics {
+  return {
+    fixturesStored: new Counter({ name: "airollout_fixtures_stored_total", help: "Accepted webhooks stored (masked) as fixtures.", labelNames: ["rollout", "namespace"], registers: r }),
+    fixturesEvicted: new Counter({ name: "airollout_fixtures_evicted_total", help: "Fixtures deleted, by reason (rollout_cap, total_cap, age, rollout_deleted).", labelNames: ["rollout", "namespace", "reason"], registers: r }),
+    fixturesSkipped: new Counter({ name: "airollout_fixtures_skipped_total", help: "Accepted webhooks not stored as fixtures, by reason (rate, too_large, too_deep, unmaskable, error).", labelNames: ["rollout", "namespace", "reason"], registers: r }),
+    fixturesKept: new Gauge({
+      name: "airollout_fixtures",
+      help: "Fixtures kept in this gateway's store per rollout.",
+      labelNames: ["rollout", "namespace"],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [key, n] of readFixtures()) {
+          const slash = key.indexOf("/");
+          this.set({ namespace: key.slice(0, slash), rollout: key.slice(slash + 1) }, n);
+        }
+      },
+    }),
   };
 }
 

@@ -10,8 +10,11 @@ export interface HealthSource {
   ready(): boolean;
 }
 
-/** Starts the probe/metrics server; resolves with the bound server and port. */
-export function startHealthServer(registry: Registry, health: HealthSource, port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number }> {
+/**
+ * Starts the probe/metrics server; resolves with the bound server and port. `routes` adds a
+ * component's admin endpoints (the gateway's fixtures), which then share this port's reach.
+ */
+export function startHealthServer(registry: Registry, health: HealthSource, port: number, host = "0.0.0.0", routes?: (app: express.Express) => void): Promise<{ server: Server; port: number }> {
   const app = express();
   app.disable("x-powered-by");
   app.get("/healthz", (_req, res) => {
@@ -23,6 +26,7 @@ export function startHealthServer(registry: Registry, health: HealthSource, port
   app.get("/metrics", async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());
   });
+  routes?.(app);
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, () => {
       const addr = server.address();
