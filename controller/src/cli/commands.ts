@@ -26,8 +26,24 @@ export interface Command<F extends Record<string, Flag> = Record<string, Flag>> 
 }
 
 const HELP = { type: "boolean", short: "h", help: "print this help and exit" } as const satisfies Flag;
-const KUBECONFIG = { type: "string", arg: "PATH", help: "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)" } as const satisfies Flag;
-const TARGET_NAMESPACE = { type: "string", short: "n", arg: "NS", help: "the AIRollout's namespace (default: the kubeconfig's namespace)" } as const satisfies Flag;
+const KUBECONFIG = { type: "string", arg: "PATH", help: "kubeconfig file (default: the files of $KUBECONFIG merged, else ~/.kube/config, else in-cluster)" } as const satisfies Flag;
+const CONTEXT = { type: "string", arg: "NAME", help: "kubeconfig context (default: the current context)" } as const satisfies Flag;
+
+/**
+ * kubectl's flags that choose the cluster and the namespace, one set for every command that
+ * talks to a cluster as the user (kube/kubeconfig.ts's kubeTarget applies them, by kubectl's
+ * precedence: --kubeconfig > $KUBECONFIG > ~/.kube/config; --context; -n over the context's).
+ */
+export const KUBE_FLAGS = {
+  kubeconfig: KUBECONFIG,
+  context: CONTEXT,
+  namespace: { type: "string", short: "n", arg: "NS", help: "namespace (default: the context's namespace, else default)" },
+} as const satisfies Record<string, Flag>;
+
+/** kubectl's -A, for the commands that list across namespaces. */
+export const ALL_NAMESPACES = {
+  "all-namespaces": { type: "boolean", short: "A", default: false, help: "every namespace you may list (instead of -n)" },
+} as const satisfies Record<string, Flag>;
 
 /**
  * The egress policy (api/egress.ts), the same flags on the controller and the gateway: the
@@ -70,7 +86,8 @@ export const GATEWAY = command({
   synopsis: ["gateway [flags]"],
   summary: "run the webhook gateway: POST /hooks/<namespace>/<rollout>/<path>",
   flags: {
-    kubeconfig: { type: "string", arg: "PATH", help: "kubeconfig file (AIRollouts are watched, signature Secrets read)" },
+    kubeconfig: { type: "string", arg: "PATH", help: "kubeconfig file (AIRollouts are watched, signature Secrets read; default: the files of $KUBECONFIG merged, else ~/.kube/config, else in-cluster)" },
+    context: CONTEXT,
     namespace: { type: "string", arg: "NS", help: "watch one namespace (default: all)" },
     port: { type: "string", default: "8080", arg: "N", help: "webhook port, also serving /metrics, /healthz, /readyz (default 8080)" },
     host: { type: "string", default: "0.0.0.0", arg: "ADDR", help: "listen address (default 0.0.0.0)" },
@@ -112,10 +129,14 @@ export const DEV = command({
 
 export const STATUS = command({
   name: "status",
-  synopsis: ["status NAME"],
-  summary: "show a rollout's phase, steps, analysis and conditions",
+  synopsis: ["status NAME [-n NS] [-w [--timeout DURATION]]"],
+  summary: "show a rollout's phase, steps, golden suite, analysis and conditions; -w follows it until it ends (exit 0 promoted, 3 rolled back, 4 aborted, 5 paused for a human, 6 stalled, 7 timed out, 1 error, 130 Ctrl-C)",
   positionals: true,
-  flags: { namespace: TARGET_NAMESPACE, kubeconfig: KUBECONFIG },
+  flags: {
+    ...KUBE_FLAGS,
+    watch: { type: "boolean", short: "w", default: false, help: "follow the rollout through a watch, reprinting on every change, until it is promoted, rolled back, aborted, paused for a human or stalled" },
+    timeout: { type: "string", arg: "DURATION", help: "(-w) give up after DURATION with exit code 7 (default: no limit)" },
+  },
 });
 
 const control = (name: "promote" | "abort" | "retry", summary: string) =>
@@ -125,8 +146,7 @@ const control = (name: "promote" | "abort" | "retry", summary: string) =>
     summary,
     positionals: true,
     flags: {
-      namespace: TARGET_NAMESPACE,
-      kubeconfig: KUBECONFIG,
+      ...KUBE_FLAGS,
       full: { type: "boolean", default: false, help: "(promote) skip the remaining steps: promote fully now" },
     },
   });
@@ -146,8 +166,7 @@ export const PREVIEW = command({
   positionals: true,
   flags: {
     rollout: { type: "string", arg: "NAME", help: "the AIRollout whose candidate the preview runs (required)" },
-    namespace: TARGET_NAMESPACE,
-    kubeconfig: KUBECONFIG,
+    ...KUBE_FLAGS,
     ttl: { type: "string", arg: "DURATION", help: "(up) lifetime before the controller destroys it (default: spec.preview.ttl, else 24h)" },
     backend: BACKEND,
     "state-dir": BACKEND_STATE_DIR,
@@ -161,15 +180,13 @@ export const STACKS = command({
   summary: "list the Pulumi stacks of the controller's environments (canary, shadow, previews) with their URLs",
   flags: {
     rollout: { type: "string", arg: "NAME", help: "only this AIRollout's stacks (its own spec.environments.pulumi.backend if it names one)" },
-    namespace: TARGET_NAMESPACE,
-    kubeconfig: KUBECONFIG,
+    ...KUBE_FLAGS,
     backend: BACKEND,
     "state-dir": BACKEND_STATE_DIR,
     "controller-namespace": CONTROLLER_NAMESPACE,
   },
 });
 
-const CONTEXT = { type: "string", arg: "NAME", help: "kubeconfig context (default: the current context)" } as const satisfies Flag;
 const DIFFS_GATEWAY = { type: "string", arg: "URL", help: "the gateway's base URL, for the shadow diffs (default: $AIROLLOUT_GATEWAY_URL; none: no diff view)" } as const satisfies Flag;
 
 export const DASHBOARD = command({
@@ -179,10 +196,8 @@ export const DASHBOARD = command({
   flags: {
     port: { type: "string", default: "3100", arg: "N", help: "port to listen on (default 3100; 0 = any free port)" },
     address: { type: "string", default: "127.0.0.1", arg: "ADDR", help: "address to listen on (default 127.0.0.1; another address exposes your credentials' reach to that network)" },
-    namespace: { type: "string", short: "n", arg: "NS", help: "namespace shown (default: the kubeconfig's namespace)" },
-    "all-namespaces": { type: "boolean", short: "A", default: false, help: "show every namespace you may list" },
-    kubeconfig: KUBECONFIG,
-    context: CONTEXT,
+    ...KUBE_FLAGS,
+    ...ALL_NAMESPACES,
     gateway: DIFFS_GATEWAY,
     "read-only": { type: "boolean", default: false, help: "refuse promote, abort and retry whatever your RBAC allows" },
   },
@@ -194,9 +209,7 @@ export const REPORT = command({
   summary: "write one rollout's dashboard views as a self-contained HTML page (no network needed to open it)",
   positionals: true,
   flags: {
-    namespace: TARGET_NAMESPACE,
-    kubeconfig: KUBECONFIG,
-    context: CONTEXT,
+    ...KUBE_FLAGS,
     gateway: DIFFS_GATEWAY,
     output: { type: "string", short: "o", arg: "FILE", help: "write to FILE instead of standard output" },
   },

@@ -4,10 +4,10 @@
  * a repeated command acts again and a replayed pass never does.
  */
 import { ANNOTATIONS, type AIRollout } from "../api/schema.ts";
-import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
 import { ABORT, PROMOTE, RETRY, parseFlags } from "./commands.ts";
+import { connect } from "./kube.ts";
 
 export type ControlVerb = "promote" | "abort" | "retry";
 
@@ -64,8 +64,8 @@ export async function controlCommand(verb: ControlVerb, argv: string[]): Promise
   const name = positionals[0];
   if (!name) throw new UsageError(`${verb}: give the AIRollout's name`);
   if (values.full && verb !== "promote") throw new UsageError(`--full applies to promote only`);
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const result = await requestControl(client, { namespace: values.namespace ?? client.defaultNamespace, name, verb, full: values.full ?? false });
+  const { client, namespace } = connect(values);
+  const result = await requestControl(client, { namespace, name, verb, full: values.full ?? false });
   process.stdout.write(`${result.message}\n`);
   return 0;
 }

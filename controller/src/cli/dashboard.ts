@@ -4,24 +4,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { isIP } from "node:net";
-import type { KubeConfig } from "@kubernetes/client-node";
-import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { KubeDashboard } from "../dashboard/kube.ts";
 import { renderReport } from "../dashboard/report.ts";
 import { Dashboard, UI_DIR } from "../dashboard/server.ts";
 import { DASHBOARD, REPORT, parseFlags } from "./commands.ts";
 import { UsageError } from "./errors.ts";
-
-/** The kubeconfig of the flags: file, then context. */
-export function kubeConfigOf(file: string | undefined, context: string | undefined): KubeConfig {
-  const kc = loadKubeConfig(file);
-  if (context !== undefined) {
-    if (!kc.getContextObject(context)) throw new UsageError(`--context: no context ${JSON.stringify(context)} in the kubeconfig`);
-    kc.setCurrentContext(context);
-  }
-  return kc;
-}
+import { connect } from "./kube.ts";
 
 /** Whether a listen address is loopback only (then the dashboard also checks the Host header). */
 export function isLoopback(address: string): boolean {
@@ -47,10 +36,9 @@ function gatewayOf(flag: string | undefined): string | undefined {
 
 export async function dashboardCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(DASHBOARD, argv);
-  if (values["all-namespaces"] && values.namespace !== undefined) throw new UsageError("give --namespace or --all-namespaces, not both");
   const port = parsePort(values.port);
-  const client = new KubeClient(kubeConfigOf(values.kubeconfig, values.context));
-  const namespace = values["all-namespaces"] ? undefined : (values.namespace ?? client.defaultNamespace);
+  const { client, namespace: chosen } = connect(values);
+  const namespace = values["all-namespaces"] ? undefined : chosen;
   const log = createLogger("dashboard");
   const dashboard = new Dashboard({
     kube: new KubeDashboard(client, log),
@@ -76,8 +64,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(REPORT, argv);
   const name = positionals[0];
   if (!name) throw new UsageError("report: give the AIRollout's name");
-  const client = new KubeClient(kubeConfigOf(values.kubeconfig, values.context));
-  const namespace = values.namespace ?? client.defaultNamespace;
+  const { client, namespace } = connect(values);
   const log = createLogger("report", "warn");
   const gateway = gatewayOf(values.gateway);
   const dashboard = new Dashboard({ kube: new KubeDashboard(client, log), namespace, readOnly: true, gateway, loopback: true, log });

@@ -44,7 +44,7 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const egress = egressPolicyFromFlags(values);
 
   const log = createLogger("gateway");
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig));
+  const client = new KubeClient(loadKubeConfig(values.kubeconfig, values.context));
   const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers, shadowNice, egress });
   // A bug in one request's handling must not take every other request down with the process.
   process.on("unhandledRejection", (err) => log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, "unhandled rejection"));

@@ -7,7 +7,7 @@
  */
 import { SpecSchema, type AIRollout } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
-import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { isEnvironmentFailure, type EnvironmentsPort, type EnvironmentSummary } from "../reconcile/contract.ts";
 import { createLogger } from "../telemetry/logger.ts";
@@ -15,6 +15,7 @@ import { environmentsPort, pulumiState } from "./controller.ts";
 import { discoverBackend } from "./backend.ts";
 import { PREVIEW, STACKS, parseFlags } from "./commands.ts";
 import { UsageError } from "./errors.ts";
+import { connect } from "./kube.ts";
 
 const ID = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 
@@ -60,8 +61,7 @@ export async function previewCommand(argv: string[]): Promise<number> {
   const id = positionals[0];
   if (sub === "up" && (!id || !ID.test(id))) throw new UsageError(`preview up: give an id of lowercase letters, digits and dashes (for example pr-123), got ${JSON.stringify(id ?? "")}`);
   if (sub === "destroy" && !id) throw new UsageError("preview destroy: give the preview's id");
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const ns = values.namespace ?? client.defaultNamespace;
+  const { client, namespace: ns } = connect(values);
   const rollout = await client.get<AIRollout>(`${rolloutsPath(ns)}/${values.rollout}`);
   const { envs } = await controllerEnvironments(client, values, ns, rollout);
   switch (sub) {
@@ -106,8 +106,7 @@ export async function previewCommand(argv: string[]): Promise<number> {
 /** `airollout stacks [--rollout NAME]`: the controller's environment stacks, one a line. */
 export async function stacksCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(STACKS, argv);
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const ns = values.namespace ?? client.defaultNamespace;
+  const { client, namespace: ns } = connect(values);
   const rollout = values.rollout ? await client.get<AIRollout>(`${rolloutsPath(ns)}/${values.rollout}`) : undefined;
   const { envs, source } = await controllerEnvironments(client, values, ns, rollout);
   const all = await envs.list(rollout);

@@ -2,10 +2,10 @@
 import type { AIRollout } from "../api/schema.ts";
 import { formatDuration } from "../api/duration.ts";
 import type { JudgeStatus } from "../analysis/judge-metric.ts";
-import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import { UsageError } from "./errors.ts";
 import { STATUS, parseFlags } from "./commands.ts";
+import { connect } from "./kube.ts";
 
 /** A statistical judge metric's judgement: `High  p=1.2e-9  Cliff's delta 0.83  n=120 candidate / 118 baseline`. */
 function judgeLine(j: JudgeStatus): string {
@@ -57,8 +57,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(STATUS, argv);
   const name = positionals[0];
   if (!name) throw new UsageError("status: give the AIRollout's name");
-  const client = new KubeClient(loadKubeConfig(values.kubeconfig));
-  const ns = values.namespace ?? client.defaultNamespace;
+  const { client, namespace: ns } = connect(values);
   const obj = await client.get<AIRollout>(`${rolloutsPath(ns)}/${name}`);
   process.stdout.write(renderStatus(obj));
   return 0;
