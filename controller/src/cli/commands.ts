@@ -77,6 +77,7 @@ export const CONTROLLER = command({
     environments: { type: "string", default: "pulumi", arg: "pulumi|none", help: "stand image versions up through Pulumi (default), or not at all" },
     "state-dir": { type: "string", arg: "PATH", help: "Pulumi file backend and workspaces (default: ~/.local/state/airollout/controller)" },
     "preview-gc-interval": { type: "string", default: "1m", arg: "DURATION", help: "how often expired preview environments are destroyed (default 1m; also on winning the lease)" },
+    "gateway-url": { type: "string", arg: "URL", help: "the gateway's admin (metrics) port, where AIPreviews fetch their rollout's fixtures (default: none; a preview asking for fixtures then reports them missing)" },
     ...EGRESS,
   },
 });
@@ -94,6 +95,11 @@ export const GATEWAY = command({
     "metrics-port": { type: "string", arg: "N", help: "also serve /metrics, /healthz, /readyz on this port" },
     "state-dir": { type: "string", arg: "DIR", help: "SQLite files: quarantine.db, idempotency.db (default: $AIROLLOUT_STATE_DIR or ~/.local/state/airollout/gateway)" },
     "quarantine-max-rows": { type: "string", arg: "N", help: "rows kept in the quarantine (default 100000)" },
+    "fixtures-per-rollout": { type: "string", arg: "N", help: "masked fixtures kept per rollout in fixtures.db, the oldest dropped first (default 200)" },
+    "fixtures-total": { type: "string", arg: "N", help: "masked fixtures kept over all rollouts (default 10000)" },
+    "fixtures-max-age": { type: "string", arg: "DURATION", help: "fixtures older than this are deleted (default 168h)" },
+    "fixtures-max-bytes": { type: "string", arg: "N", help: "largest masked body kept as a fixture; larger webhooks are not kept (default 65536)" },
+    "fixtures-rate": { type: "string", arg: "R", help: "fixtures recorded per second per rollout, bursts of 10x (default 1)" },
     "shadow-workers": { type: "string", arg: "N", help: "worker threads for shadow copies and diffs (default: cores - 1, 1 to 4; 0 = on the thread that answers webhooks)" },
     "shadow-nice": { type: "string", arg: "N", help: "nice steps the shadow threads run below the answering thread on Linux, 0 to 19 (default 10: webhooks first, shadow coverage drops when the CPU is short; 0: coverage kept at the webhooks' expense)" },
     ...EGRESS,
@@ -234,8 +240,22 @@ export const GOLDEN = command({
   },
 });
 
+export const FIXTURES = command({
+  name: "fixtures",
+  synopsis: ["fixtures export --rollout NAME [-n NS] [--count N] [-o FILE] [--gateway URL]"],
+  summary: "write a rollout's masked fixtures (recorded webhooks) from the gateway as a versioned file that `golden record --requests` reads",
+  positionals: true,
+  flags: {
+    rollout: { type: "string", arg: "NAME", help: "the AIRollout whose fixtures are exported (required)" },
+    ...KUBE_FLAGS,
+    count: { type: "string", default: "50", arg: "N", help: "the newest N fixtures, 1 to 1000 (default 50)" },
+    output: { type: "string", short: "o", arg: "FILE", help: "write to FILE instead of standard output" },
+    gateway: { type: "string", arg: "URL", help: "the gateway's admin (metrics) port URL (default: $AIROLLOUT_GATEWAY_URL)" },
+  },
+});
+
 /** Every command, in the order the general help lists them. */
-export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS, DASHBOARD, REPORT, GOLDEN];
+export const COMMANDS: readonly Command[] = [CONTROLLER, GATEWAY, QUARANTINE, DEV, STATUS, PROMOTE, ABORT, RETRY, PREVIEW, STACKS, DASHBOARD, REPORT, GOLDEN, FIXTURES];
 
 /** Parses a command's arguments against its declared flags (the only parser the CLI uses). */
 export function parseFlags<F extends Record<string, Flag>>(cmd: Command<F>, args: string[]) {

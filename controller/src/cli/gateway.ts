@@ -1,8 +1,11 @@
 /** `airollout gateway` and `airollout quarantine list|replay`: wiring and output only. */
+import type { Express } from "express";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { GATEWAY, QUARANTINE, parseFlags } from "./commands.ts";
 import { defaultShadowWorkers, Gateway } from "../gateway/gateway.ts";
+import { FIXTURES_ROUTE, fixturesHandler, type FixtureLimits } from "../gateway/fixtures.ts";
+import { parseDuration } from "../api/duration.ts";
 import { QuarantineStore, replay } from "../gateway/quarantine.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { createLogger } from "../telemetry/logger.ts";
@@ -30,6 +33,39 @@ export function shadowNiceFlag(value: string | undefined): number | undefined {
   return n;
 }
 
+/** The --fixtures-* flags; unset ones keep the store's defaults. */
+export function fixtureLimitsFlags(values: Record<string, string | boolean | undefined>): Partial<FixtureLimits> {
+  const out: Partial<FixtureLimits> = {};
+  const int = (flag: string, key: "perRollout" | "total" | "maxBytes") => {
+    const v = values[flag];
+    if (typeof v !== "string") return;
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag}: ${v} is not a positive integer`);
+    out[key] = n;
+  };
+  int("fixtures-per-rollout", "perRollout");
+  int("fixtures-total", "total");
+  int("fixtures-max-bytes", "maxBytes");
+  const age = values["fixtures-max-age"];
+  if (typeof age === "string") {
+    let ms: number;
+    try {
+      ms = parseDuration(age);
+    } catch (err) {
+      throw new UsageError(`--fixtures-max-age: ${(err as Error).message}`);
+    }
+    if (ms < 1) throw new UsageError(`--fixtures-max-age: ${age} must be longer than 0`);
+    out.maxAgeMs = ms;
+  }
+  const rate = values["fixtures-rate"];
+  if (typeof rate === "string") {
+    const r = Number(rate);
+    if (rate.trim() === "" || !(Number.isFinite(r) && r > 0)) throw new UsageError(`--fixtures-rate: ${rate} is not a positive number`);
+    out.perSecond = r;
+  }
+  return out;
+}
+
 /** Runs the gateway until SIGTERM/SIGINT. */
 export async function gatewayCommand(args: string[]): Promise<number> {
   const { values } = parseFlags(GATEWAY, args);
@@ -42,15 +78,18 @@ export async function gatewayCommand(args: string[]): Promise<number> {
   const shadowNice = shadowNiceFlag(values["shadow-nice"]);
   const stateDir = values["state-dir"] ?? defaultStateDir();
   const egress = egressPolicyFromFlags(values);
+  const fixtures = fixtureLimitsFlags(values);
 
   const log = createLogger("gateway");
   const client = new KubeClient(loadKubeConfig(values.kubeconfig, values.context));
-  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, shadowWorkers, shadowNice, egress });
+  const gateway = new Gateway({ log, client, namespace: values.namespace, stateDir, quarantineMaxRows: maxRows, fixtures, shadowWorkers, shadowNice, egress });
   // A bug in one request's handling must not take every other request down with the process.
   process.on("unhandledRejection", (err) => log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, "unhandled rejection"));
   gateway.start();
   const { port: bound } = await gateway.listen(listenPort, values.host);
-  const health = metricsPort === undefined ? undefined : await startHealthServer(gateway.metrics.registry, { live: () => true, ready: () => gateway.synced }, metricsPort, values.host);
+  // Fixtures are read on the metrics port only: whoever may send webhooks may not read them.
+  const admin = (app: Express) => app.get(FIXTURES_ROUTE, fixturesHandler(gateway.fixtures, (ns, name) => gateway.rollout(ns, name) !== undefined));
+  const health = metricsPort === undefined ? undefined : await startHealthServer(gateway.metrics.registry, { live: () => true, ready: () => gateway.synced }, metricsPort, values.host, admin);
   log.info({ port: bound, metricsPort: health?.port, namespace: values.namespace ?? "(all)", server: client.server, stateDir, shadowWorkers: shadowWorkers ?? defaultShadowWorkers(), egress: describeEgress(egress) }, "gateway started");
 
   return new Promise<number>((resolve) => {

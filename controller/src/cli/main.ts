@@ -34,6 +34,8 @@ async function run(command: string, rest: string[]): Promise<number> {
       return (await import("./dashboard.ts")).reportCommand(rest);
     case "golden":
       return (await import("./golden.ts")).goldenCommand(rest);
+    case "fixtures":
+      return (await import("./fixtures.ts")).fixturesCommand(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
