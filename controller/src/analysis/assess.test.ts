@@ -470,12 +470,13 @@ describe("a metric from spec to phase", () => {
     outcomes.reduce((s, o, i) => recordMeasurement(s, judgeMeasurement(metric, o, new Date(NOW.getTime() + i * 1000)), metric), newMetricStatus(metric.name, renderMetricQuery(metric, target)));
 
   it.each<[string, QueryOutcome[], MetricPhase, RegExp]>([
-    ["healthy", [value(0.001), value(0.002), value(0)], "Successful", /count 3 reached: 3 successful/],
+    // The third measurement could no longer fail the metric (failureLimit 1, inconclusiveLimit 1): settled after two.
+    ["healthy", [value(0.001), value(0.002), value(0)], "Successful", /passed early: settled after 2 of 3 measurements \(2 successful\)/],
     ["breach", [value(0.001), value(0.2), value(0.3)], "Failed", /2 failed measurements, more than failureLimit 1; last: result 0.3 did not meet successCondition "result <= 0.01"/],
     ["no traffic", [EMPTY, value(NaN)], "Inconclusive", /2 inconclusive measurements, more than inconclusiveLimit 1; last: result NaN is NaN/],
     ["no traffic then traffic", [EMPTY, value(0.001), value(0.001)], "Successful", /count 3 reached: 2 successful, 0 failed, 1 inconclusive/],
     ["Prometheus down", [ERROR, ERROR, ERROR, ERROR, ERROR], "Error", /5 errors in a row/],
-    ["Prometheus down, then back", [ERROR, ERROR, value(0.001), ERROR, value(0.001), value(0.001)], "Successful", /count 3 reached/],
+    ["Prometheus down, then back", [ERROR, ERROR, value(0.001), ERROR, value(0.001), value(0.001)], "Successful", /passed early: settled after 2 of 3/],
   ])("%s", (_name, outcomes, phase, message) => {
     const s = runOf(outcomes);
     expect(s.phase).toBe(phase);

@@ -641,7 +641,36 @@ export function recordMeasurement(status: MetricStatus, measurement: Measurement
     };
   }
   if (limits.count !== undefined && judged(s) >= limits.count) return conclude(s, `count ${limits.count} reached`);
+  const early = earlyPass(s, measurement, limits);
+  if (early !== undefined) return { ...s, phase: "Successful", message: `passed early: ${early}; last: ${last}` };
   return { ...s, phase: "Running", message: last };
+}
+
+/**
+ * The rule that passes a metric before its count (README "Analysis", ADR 0011 addendum), or
+ * undefined. Only a metric with a count (step analysis) and at least one Successful measurement
+ * may pass early, in one of two ways:
+ * - settled: the remaining measurements cannot change the outcome. Even if every one of them
+ *   failed, failed measurements would stay within failureLimit, and even if every one were
+ *   inconclusive, inconclusive ones would stay within inconclusiveLimit. Threshold metrics have
+ *   no sampling model, so this is their only early pass, and it never decides otherwise than
+ *   the full count would (errors aside: they are missing evidence, not evidence);
+ * - conclusive: the latest measurement is a statistical judge's Pass whose confidence bound of
+ *   Cliff's delta lies inside the effect-size bound (judge.ts nonInferiority), at alpha spent
+ *   over the count, so a regressed candidate passes early with probability at most alpha.
+ * The minimum evidence comes first: a judge measurement is only a Pass with minSamples per side.
+ */
+export function earlyPass(s: MetricStatus, latest: Measurement, limits: MetricLimits): string | undefined {
+  if (limits.count === undefined || s.successful === 0) return undefined;
+  const remaining = limits.count - judged(s);
+  if (remaining <= 0) return undefined;
+  if (latest.phase === "Successful" && latest.judge?.conclusive === true) {
+    return `conclusive after ${judged(s)} of ${limits.count} measurements`;
+  }
+  if (s.failed + remaining <= limits.failureLimit && s.inconclusive + remaining <= limits.inconclusiveLimit) {
+    return `settled after ${judged(s)} of ${limits.count} measurements (${s.successful} successful): the ${remaining} left could not exceed failureLimit ${limits.failureLimit} or inconclusiveLimit ${limits.inconclusiveLimit}`;
+  }
+  return undefined;
 }
 
 /**

@@ -38,8 +38,26 @@ describe("judge metric", () => {
     expect(q).toContain("sum by (le) (increase(");
   });
 
-  it("defaults to direction increase, alpha 0.01, effectSize 0.2, minSamples 50 and weight 1", () => {
-    expect(resolved({}).judge).toMatchObject({ direction: "increase", alpha: 0.01, effectSize: 0.2, minSamples: 50, weight: 1 });
+  it("defaults to direction increase, alpha 0.01, effectSize 0.2, minSamples 50, weight 1 and the stable as baseline", () => {
+    expect(resolved({}).judge).toMatchObject({ direction: "increase", alpha: 0.01, effectSize: 0.2, minSamples: 50, weight: 1, baseline: "stable" });
+  });
+
+  it("baseline noise reads the mirrored copies: the candidate's shadow answers against the noise baseline's, never the stable's", () => {
+    const q = renderMetricQuery(resolved({ signal: "field", field: "$.confidence", baseline: "noise" }), target);
+    expect(q).toContain(`airollout_judge_sample_bucket{rollout="hook",namespace="team",version="v2:shadow",signal="$.confidence"}`);
+    expect(q).toContain(`airollout_judge_sample_bucket{rollout="hook",namespace="team",version="v1:noise",signal="$.confidence"}`);
+    expect(q).not.toContain(`version="v1"`);
+    expect(q).not.toContain(`version="v2"`);
+    expect(MetricSchema.safeParse({ name: "j", judge: { signal: "latency", baseline: "canary" } }).success).toBe(false);
+  });
+
+  it("carries a conclusive Pass and its bound into the measurement; an ordinary Pass carries no conclusive flag", () => {
+    const many = judgeMeasurement(resolved({ minSamples: 20 }), answer({ candidate: [500, 500, 500, 500], baseline: [500, 500, 500, 500] }), now);
+    expect(many.judge).toMatchObject({ classification: "Pass", conclusive: true });
+    expect(many.judge?.deltaBound).toBeCloseTo(2 * 2.3263 * Math.sqrt(0.24 / 2000), 3);
+    const few = judgeMeasurement(resolved({ minSamples: 20 }), answer({ candidate: [10, 10, 10, 10], baseline: [10, 10, 10, 10] }), now);
+    expect(few.judge?.classification).toBe("Pass");
+    expect(few.judge?.conclusive).toBeUndefined();
   });
 
   it("needs no condition, and the schema refuses field without signal field (and the reverse)", () => {

@@ -12,7 +12,18 @@ import { DEFAULT_SCORE, fromCumulative, judgeSamples, scoreJudgements, type Clas
 export interface ResolvedJudge extends JudgeSettings {
   signal: "latency" | "tokens" | "cost" | "field";
   field: string | undefined;
+  /** stable: the stable's answers; noise: the noise baseline's, against the candidate's mirrored answers. */
+  baseline: "stable" | "noise";
   weight: number;
+}
+
+/**
+ * The `version` label of the gateway's samples of mirrored answers (gateway/judge-samples.ts):
+ * the candidate's shadow copy and the noise baseline's second stable. `:` is outside the
+ * characters a version name may use, so these never collide with a real version's series.
+ */
+export function mirroredVersion(version: string, copy: "shadow" | "noise"): string {
+  return `${version}:${copy}`;
 }
 
 /** A judge result as status stores it. */
@@ -26,6 +37,7 @@ export function resolveJudge(j: JudgeMetricSpec): ResolvedJudge {
   return {
     signal: j.signal,
     field: j.field,
+    baseline: j.baseline ?? "stable",
     direction: j.direction ?? "increase",
     effectSize: j.effectSize ?? 0.2,
     alpha: j.alpha ?? 0.01,
@@ -43,11 +55,14 @@ export function judgeSignalLabel(j: Pick<ResolvedJudge, "signal" | "field">): st
  * The PromQL template of a judge metric: each side's bucket counts over `{{args.window}}`, summed
  * over gateway replicas (that is why the samples are Prometheus histograms; ADR 0010), tagged
  * `side="candidate"` or `side="baseline"` so the judgement does not depend on version names.
+ * `baseline: noise` reads the mirrored copies instead: the candidate's shadow answers against
+ * the noise baseline's second stable, both answering the same requests at the same moment.
  */
-export function judgeQueryTemplate(j: Pick<ResolvedJudge, "signal" | "field">): string {
+export function judgeQueryTemplate(j: Pick<ResolvedJudge, "signal" | "field"> & { baseline?: ResolvedJudge["baseline"] | undefined }): string {
   const side = (version: string, name: string): string =>
-    `label_replace(sum by (le) (increase(airollout_judge_sample_bucket{rollout="{{rollout}}",namespace="{{namespace}}",version="{{${version}}}",signal="${judgeSignalLabel(j)}"}[{{args.window}}])), "side", "${name}", "", "")`;
-  return `${side("candidate", "candidate")} or ${side("stable", "baseline")}`;
+    `label_replace(sum by (le) (increase(airollout_judge_sample_bucket{rollout="{{rollout}}",namespace="{{namespace}}",version="${version}",signal="${judgeSignalLabel(j)}"}[{{args.window}}])), "side", "${name}", "", "")`;
+  if (j.baseline === "noise") return `${side(mirroredVersion("{{candidate}}", "shadow"), "candidate")} or ${side(mirroredVersion("{{stable}}", "noise"), "baseline")}`;
+  return `${side("{{candidate}}", "candidate")} or ${side("{{stable}}", "baseline")}`;
 }
 
 // Bounds on what one answer may carry: a query answer is untrusted input.
@@ -98,6 +113,8 @@ export function judgeOutcome(j: ResolvedJudge, outcome: Exclude<QueryOutcome, { 
     candidateSamples: r.nCandidate,
     baselineSamples: r.nBaseline,
     weight: j.weight,
+    ...(r.conclusive ? { conclusive: true } : {}),
+    ...(Number.isFinite(r.deltaBound) ? { deltaBound: r.deltaBound } : {}),
   };
   return { phase: PHASE[r.classification], value: r.classification, message: `${signal}: ${r.message}`, judge };
 }

@@ -61,6 +61,13 @@ export interface MannWhitney {
 /** A judged metric. */
 export interface JudgeResult {
   classification: Classification;
+  /**
+   * A Pass that is conclusive (nonInferiority): the confidence bound of Cliff's delta lies inside
+   * the effect-size bound on the regression side, so the step may pass on it before its count.
+   */
+  conclusive: boolean;
+  /** The confidence bound of Cliff's delta on the regression side (NaN unless judged). */
+  deltaBound: number;
   /** The p-value the direction asks for (NaN for NoData). */
   pValue: number;
   /** Cliff's delta (NaN for NoData). */
@@ -138,7 +145,7 @@ const fmt = (x: number): string => (Number.isFinite(x) ? Number(x.toPrecision(3)
 export function judgeSamples(candidate: BucketCounts, baseline: BucketCounts, s: JudgeSettings): JudgeResult {
   const nC = validCounts(candidate) ? sum(candidate.counts) : NaN;
   const nB = validCounts(baseline) ? sum(baseline.counts) : NaN;
-  const noData = (why: string): JudgeResult => ({ classification: "NoData", pValue: NaN, effectSize: NaN, nCandidate: nC, nBaseline: nB, message: `NoData: ${why}` });
+  const noData = (why: string): JudgeResult => ({ classification: "NoData", conclusive: false, deltaBound: NaN, pValue: NaN, effectSize: NaN, nCandidate: nC, nBaseline: nB, message: `NoData: ${why}` });
   if (Number.isNaN(nC) || Number.isNaN(nB)) return noData("a bucket count is negative, NaN or infinite");
   if (candidate.counts.length !== baseline.counts.length) return noData("candidate and baseline buckets differ");
   if (nC < s.minSamples || nB < s.minSamples) {
@@ -148,8 +155,11 @@ export function judgeSamples(candidate: BucketCounts, baseline: BucketCounts, s:
   if (mw === undefined) return noData("every sample falls in one bucket: no spread to test");
   const delta = mw.cliffsDelta;
   const up = s.direction === "increase" ? mw.pGreater : s.direction === "decrease" ? mw.pLess : mw.pTwoSided;
+  const bound = nonInferiority(mw, s);
   const result = (classification: Classification, why: string): JudgeResult => ({
     classification,
+    conclusive: classification === "Pass" && bound.conclusive,
+    deltaBound: bound.deltaBound,
     pValue: up,
     effectSize: delta,
     nCandidate: nC,
@@ -159,7 +169,58 @@ export function judgeSamples(candidate: BucketCounts, baseline: BucketCounts, s:
   const significant = up < s.alpha;
   if (significant && delta >= s.effectSize && s.direction !== "decrease") return result("High", "");
   if (significant && delta <= -s.effectSize && s.direction !== "increase") return result("Low", "");
-  return result("Pass", significant ? ": significant but below the effect-size bound" : "");
+  const conclusive = bound.conclusive ? `; conclusive: ${bound.text}` : "";
+  return result("Pass", `${significant ? ": significant but below the effect-size bound" : ""}${conclusive}`);
+}
+
+/** z with P(Z > z) = p, for 0 < p < 1, by bisection on normalUpperTail (monotone; 1e-9 is plenty). */
+export function normalUpperQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) return NaN;
+  let lo = -40;
+  let hi = 40;
+  for (let i = 0; i < 100 && hi - lo > 1e-9; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalUpperTail(mid) > p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** The non-inferiority test of a Pass: whether its bound is conclusive, the bound, and a sentence. */
+export interface NonInferiority {
+  conclusive: boolean;
+  /** The one-sided (1 - alpha) confidence bound of Cliff's delta on the regression side (both sides' nearer one for `either`). */
+  deltaBound: number;
+  text: string;
+}
+
+/**
+ * The early-pass rule of a judge metric (docs/adr/0011, addendum): a candidate is shown *not*
+ * to regress when the one-sided (1 - alpha) confidence bound of Cliff's delta on the regression
+ * side lies strictly inside the effect-size bound e (for `either`, both sides: two one-sided
+ * tests). The bound is delta + 2 z_alpha sqrt(theta0 (1 - theta0) / min(nA, nB)) with
+ * theta0 = (1 + e) / 2: the largest variance U / (nA nB) can have when the true delta is at the
+ * bound (van Dantzig: Var <= theta (1 - theta) / min(nA, nB), for any distributions), so a
+ * candidate whose true delta is e or more passes this way with probability at most about alpha.
+ * An effect-size bound of 1 leaves no variance to test with and concludes nothing.
+ */
+export function nonInferiority(mw: Pick<MannWhitney, "nA" | "nB" | "cliffsDelta">, s: Pick<JudgeSettings, "direction" | "effectSize" | "alpha">): NonInferiority {
+  const theta0 = (1 + s.effectSize) / 2;
+  const z = normalUpperQuantile(s.alpha);
+  const n = Math.min(mw.nA, mw.nB);
+  const spread = 2 * z * Math.sqrt((theta0 * (1 - theta0)) / n);
+  if (!(spread > 0) || !Number.isFinite(spread) || !Number.isFinite(mw.cliffsDelta)) {
+    return { conclusive: false, deltaBound: NaN, text: "no variance to bound the effect with" };
+  }
+  const upper = mw.cliffsDelta + spread;
+  const lower = mw.cliffsDelta - spread;
+  const upOk = upper < s.effectSize;
+  const downOk = lower > -s.effectSize;
+  const level = `${fmt(100 * (1 - s.alpha))}%`;
+  if (s.direction === "increase") return { conclusive: upOk, deltaBound: upper, text: `the ${level} upper bound of Cliff's delta, ${fmt(upper)}, is below ${s.effectSize}` };
+  if (s.direction === "decrease") return { conclusive: downOk, deltaBound: lower, text: `the ${level} lower bound of Cliff's delta, ${fmt(lower)}, is above -${s.effectSize}` };
+  const nearer = upper - s.effectSize > -s.effectSize - lower ? upper : lower;
+  return { conclusive: upOk && downOk, deltaBound: nearer, text: `the ${level} bounds of Cliff's delta, ${fmt(lower)} .. ${fmt(upper)}, are within ±${s.effectSize}` };
 }
 
 /** Thresholds of the combined score, in percent. */

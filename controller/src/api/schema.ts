@@ -308,7 +308,10 @@ export const JudgeMetricSchema = z
   .object({
     signal: z.enum(["latency", "tokens", "cost", "field"]).describe("The sample compared: request latency (seconds), tokens, cost, or a numeric answer field (set field)."),
     field: fieldPath("Numeric field of the JSON answer, for signal field, such as $.confidence.").optional(),
-    baseline: z.enum(["stable"]).default("stable").describe("The distribution the candidate's is compared with: the stable's, over the same window."),
+    baseline: z
+      .enum(["stable", "noise"])
+      .default("stable")
+      .describe("The distribution the candidate's is compared with over the same window: the stable's answers (stable), or the noise baseline's second stable (noise), compared with the candidate's mirrored answers to the same requests. noise needs spec.shadow.noiseBaseline; an analysis step with such a metric keeps mirroring."),
     direction: z.enum(["increase", "decrease", "either"]).default("increase").describe("Which change is a regression: increase (High), decrease (Low) or either."),
     effectSize: z.number().min(0).max(1).default(0.2).describe("Smallest |Cliff's delta| (P(candidate > stable) - P(candidate < stable)) that counts as a change; a smaller significant shift passes."),
     alpha: z.number().gt(0).lt(1).default(0.01).describe("Significance level of the Mann-Whitney U test."),
@@ -545,6 +548,8 @@ export const JudgeResultSchema = z
     candidateSamples: z.number().optional().describe("Candidate samples in the window."),
     baselineSamples: z.number().optional().describe("Baseline samples in the window."),
     weight: z.number().optional().describe("The metric's weight in the score."),
+    conclusive: z.boolean().optional().describe("True for a Pass whose confidence bound of Cliff's delta lies inside the effect-size bound on the regression side: the step may pass on it before its count (early pass)."),
+    deltaBound: z.number().optional().describe("The one-sided confidence bound of Cliff's delta on the regression side, at the metric's alpha spent over its count."),
   })
   .describe("A statistical judge metric's latest judgement.");
 

@@ -1242,6 +1242,7 @@ export class Gateway {
       primary: { status: s.primary.status, headers: s.primary.headers, body: new Uint8Array(s.primary.body) },
       shadow: shadowBackend,
       noise: r.noise,
+      answers: judgeSignals(r.spec)?.mirrored === true,
     };
   }
 }

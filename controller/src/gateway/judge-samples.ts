@@ -9,7 +9,9 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Histogram } from "prom-client";
 import type { Spec } from "../api/schema.ts";
 import { parseFieldPath, type PathSegment } from "../diff/index.ts";
-import { isJsonContentType, headerValue, numberAt, type Usage } from "./payload.ts";
+import { extractUsage, isJsonContentType, headerValue, numberAt, type Usage, type UsageSource } from "./payload.ts";
+import { mirroredVersion } from "../analysis/judge-metric.ts";
+import type { ShadowResult } from "./shadow.ts";
 
 /** What a rollout's judge metrics ask the gateway to record; undefined when it has none. */
 export interface JudgeSignals {
@@ -18,6 +20,11 @@ export interface JudgeSignals {
   cost: boolean;
   /** Answer fields, by their path text (the `signal` label) and parsed once. */
   fields: readonly { label: string; path: readonly PathSegment[] }[];
+  /**
+   * A judge metric compares against the noise baseline (baseline: noise), so the mirrored
+   * answers are sampled too: the shadow's and the second stable's (recordMirroredSamples).
+   */
+  mirrored: boolean;
 }
 
 const cache = new WeakMap<object, JudgeSignals | undefined>();
@@ -39,6 +46,7 @@ export function judgeSignals(spec: Spec | undefined): JudgeSignals | undefined {
       tokens: judges.some((j) => j.signal === "tokens"),
       cost: judges.some((j) => j.signal === "cost"),
       fields: [...fields].map(([label, path]) => ({ label, path })),
+      mirrored: judges.some((j) => j.baseline === "noise"),
     };
   }
   cache.set(spec, out);
@@ -74,4 +82,33 @@ export function recordJudgeSample(h: Histogram<"rollout" | "namespace" | "versio
     return;
   }
   for (const f of signals.fields) observe(f.label, numberAt(value, f.path));
+}
+
+/** What recordMirroredSamples needs of a rollout. */
+export interface MirroredRollout {
+  name: string;
+  namespace: string;
+  usage: UsageSource;
+  stable: { version: string };
+  candidate: { version: string };
+}
+
+/**
+ * Records the samples of one mirrored request's answered copies, for `baseline: noise` judge
+ * metrics: the shadow's under version `<candidate>:shadow`, the noise baseline's under
+ * `<stable>:noise` (mirroredVersion). Both answered the same request at the same moment from the
+ * same worker, so neither side's latency carries the other's path. A copy that failed, or was not
+ * asked for its answer, adds nothing: missing evidence, never a zero.
+ */
+export function recordMirroredSamples(h: Histogram<"rollout" | "namespace" | "version" | "signal">, signals: JudgeSignals, r: MirroredRollout, result: Pick<ShadowResult, "shadow" | "noise">): void {
+  const copies = [
+    [result.shadow, mirroredVersion(r.candidate.version, "shadow")],
+    [result.noise, mirroredVersion(r.stable.version, "noise")],
+  ] as const;
+  for (const [outcome, version] of copies) {
+    if (!outcome?.ok || outcome.answer === undefined) continue;
+    const { seconds, headers, body } = outcome.answer;
+    const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    recordJudgeSample(h, signals, { labels: { rollout: r.name, namespace: r.namespace, version }, seconds, usage: extractUsage(headers, buf, r.usage), headers, body: buf });
+  }
 }

@@ -14,6 +14,7 @@ import { maskPII, SampleStore, type NoiseSummary } from "../diff/index.ts";
 import type { GatewayMetrics, RolloutStats } from "./metrics.ts";
 import type { Rollout } from "./rollouts.ts";
 import type { Judged, Mismatch, ShadowResult } from "./shadow.ts";
+import { judgeSignals, recordMirroredSamples } from "./judge-samples.ts";
 
 /** A stored diff sample: every value that came from a request or answer is masked text. */
 export interface DiffSample {
@@ -82,6 +83,8 @@ export class ShadowBook {
   /** Records what a shadow runner made of one mirrored request: the noise copy first, then the shadow's. */
   record(r: Rollout, req: MirroredRequest, result: ShadowResult): void {
     const { shadow, noise } = result;
+    const signals = judgeSignals(r.spec);
+    if (signals?.mirrored) recordMirroredSamples(this.#metrics.judgeSample, signals, r, result);
     if (noise) {
       if (noise.ok) this.#recordNoise(r, noise.judged);
       else this.dropped(r, "noise", noise.reason, req.log);

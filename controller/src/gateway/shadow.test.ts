@@ -190,6 +190,25 @@ describe("shadow runners (real worker threads, loopback backend)", { timeout: 30
     }
   });
 
+  it("returns each answered copy's time, headers and exact body only when the job asks (judge baseline: noise)", async () => {
+    const pool = new ShadowWorkerPool(1, pino({ level: "silent" }));
+    try {
+      const asked = await pool.run(job("/regressed", { noise: parseBackend(`${base}/`), answers: true }), rules);
+      for (const copy of [asked.shadow, asked.noise]) {
+        expect(copy?.ok).toBe(true);
+        const answer = copy?.ok ? copy.answer : undefined;
+        expect(answer?.seconds).toBeGreaterThan(0);
+        expect(answer?.headers["content-type"]).toBe("application/json");
+        expect(JSON.parse(Buffer.from(answer!.body).toString("utf8"))).toHaveProperty("intent");
+      }
+      const plain = await pool.run(job("/regressed", { noise: parseBackend(`${base}/`) }), rules);
+      expect(plain.shadow?.ok && plain.shadow.answer).toBeUndefined();
+      expect(plain.noise?.ok && plain.noise.answer).toBeUndefined();
+    } finally {
+      await pool.close();
+    }
+  });
+
   it("reports a timeout and invalid rules as outcomes, never rejects", async () => {
     const pool = new ShadowWorkerPool(1, pino({ level: "silent" }));
     try {

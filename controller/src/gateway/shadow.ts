@@ -35,6 +35,19 @@ export interface ShadowJob {
   shadow: Backend | undefined;
   /** The noise baseline's second stable; undefined without one. */
   noise: Backend | undefined;
+  /**
+   * Return each answered copy's exchange time, headers and body (Outcome.answer): the rollout
+   * has a judge metric against the noise baseline, which samples the mirrored answers.
+   */
+  answers?: boolean;
+}
+
+/** A mirrored copy's answer as the statistical judge samples it (only when the job asks). */
+export interface MirroredAnswer {
+  /** From sending the copy to its whole answer read, as the gateway times a served request. */
+  seconds: number;
+  headers: IncomingHttpHeaders;
+  body: Uint8Array;
 }
 
 /** A mismatched field, as kept in samples. */
@@ -67,7 +80,7 @@ export interface Judged {
  *   stopping); nothing is known about the backend.
  */
 export type Outcome =
-  | { ok: true; status: number; judged: Judged; text: string | undefined }
+  | { ok: true; status: number; judged: Judged; text: string | undefined; answer?: MirroredAnswer }
   | { ok: false; stage: "exchange"; reason: "timeout" | "too_large" | "error"; detail: string }
   | { ok: false; stage: "diff"; reason: "diff_error"; status: number; detail: string }
   | { ok: false; stage: "runner"; reason: "worker_error" | "rules_invalid"; detail: string };
@@ -179,6 +192,7 @@ export async function runShadowJob(job: ShadowJob, rules: CompiledRules, agents:
   const send = async (backend: Backend | undefined, withText: boolean): Promise<Outcome | undefined> => {
     if (!backend) return undefined;
     let res;
+    const started = performance.now();
     try {
       res = await forward({ backend, method: job.method, path: job.path, headers: job.headers, body, timeoutMs: job.timeoutMs, maxResponseBytes: job.maxResponseBytes, agents });
     } catch (err) {
@@ -189,7 +203,9 @@ export async function runShadowJob(job: ShadowJob, rules: CompiledRules, agents:
     try {
       const answer: DiffResponse = { status: res.status, headers: res.headers, body: decodeBody(res.body, headerValue(res.headers, "content-type")) };
       const judged = judge(primary, answer, rules);
-      return { ok: true, status: res.status, judged, text: withText && !judged.matched ? sampleText(answer.body) : undefined };
+      // An exact-size copy: a pooled Buffer's whole slab would cross the thread boundary otherwise.
+      const raw = job.answers ? { answer: { seconds: (performance.now() - started) / 1000, headers: res.headers, body: new Uint8Array(res.body) } } : {};
+      return { ok: true, status: res.status, judged, text: withText && !judged.matched ? sampleText(answer.body) : undefined, ...raw };
     } catch (err) {
       return { ok: false, stage: "diff", reason: "diff_error", status: res.status, detail: String(err) };
     }

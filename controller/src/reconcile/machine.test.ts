@@ -124,7 +124,8 @@ describe("canary state machine", () => {
       sim.now += Math.max(plan.requeueAfterMs ?? 1000, 1);
     }
     expect(sim.status.phase).toBe("Succeeded");
-    expect(weights).toEqual([0, 10, 50, 100]);
+    // No 0: a new rollout's first status already has its first step started (runPass, chainFirstSight).
+    expect(weights).toEqual([10, 50, 100]);
     expect(sim.status.stableVersion).toBe("v2");
     expect(sim.reasons()).toEqual(expect.arrayContaining(["Initialized", "StepStarted", "Promoting", "Succeeded"]));
     // Step analysis takes failureLimit + 1 = 3 measurements; two analysis steps.
@@ -735,5 +736,108 @@ describe("a Degraded rollout resumes where it was", () => {
     await sim.pass();
     expect(sim.status).toMatchObject({ phase: "Paused", currentStep: 2, canaryWeight: 30 });
     expect(sim.reasons()).toContain("Recovered");
+  });
+});
+
+/** A judge query's answer: each side's cumulative buckets (le 0.1, 1, +Inf), labelled side and le. */
+function judgeHistogram(candidate: [number, number], baseline: [number, number]): QueryOutcome {
+  const series = (side: string, [low, high]: [number, number]) => [
+    { labels: { side, le: "0.1" }, value: low },
+    { labels: { side, le: "1" }, value: low + high },
+    { labels: { side, le: "+Inf" }, value: low + high },
+  ];
+  const all = [...series("candidate", candidate), ...series("baseline", baseline)];
+  return { kind: "value", value: all.map((s) => s.value), labels: all.map((s) => s.labels) };
+}
+
+describe("analysis steps decide early both ways", () => {
+  const judgeAnalysis = (judge: Record<string, unknown> = {}) => ({
+    prometheus: { address: "http://prom:9090" },
+    interval: "10s",
+    metrics: [
+      { name: "conf", judge: { signal: "field", field: "$.confidence", minSamples: 100, ...judge }, count: 5 },
+      { name: "errors", query: "errs", successCondition: "result < 0.01", count: 5, failureLimit: 4, inconclusiveLimit: 4 },
+    ],
+  });
+  const spec = (a = judgeAnalysis()) => ({ ...baseSpec, analysis: a, strategy: { steps: [{ setWeight: 20 }, { analysis: {} }, { setWeight: 100 }] } });
+  const answer = (judge: QueryOutcome) => (q: string): QueryOutcome => (q.includes("airollout_judge_sample_bucket") ? judge : { kind: "value", value: 0.001 });
+
+  it("passes at the first measurement when every metric is conclusive or settled, not after count 5, and says which rule decided", async () => {
+    const sim = new Sim(spec());
+    sim.metric = answer(judgeHistogram([1000, 1000], [1000, 1000]));
+    await sim.runUntil(["Succeeded"]);
+    const run = sim.status.analysis!.history!.find((r) => r.id.startsWith("step-1"))!;
+    expect(run.phase).toBe("Successful");
+    // Decided by the first measurements, taken when the step started.
+    expect(run.finishedAt).toBe(run.startedAt);
+    const [conf, errors] = run.metrics;
+    expect(conf!.successful).toBe(1);
+    expect(conf!.judge).toMatchObject({ classification: "Pass", conclusive: true });
+    expect(conf!.message).toMatch(/passed early: conclusive after 1 of 5 measurements/);
+    expect(conf!.message).toMatch(/upper bound of Cliff's delta, [0-9.]+, is below 0.2/);
+    expect(errors!.message).toMatch(/passed early: settled after 1 of 5 measurements/);
+    expect(sim.queries.filter((q) => q === "errs")).toHaveLength(1);
+  });
+
+  it("a Pass that is not yet conclusive (few samples) keeps measuring to its count", async () => {
+    const sim = new Sim(spec());
+    // 150 a side: above minSamples, but the bound's spread (0.19) leaves no room below 0.2.
+    sim.metric = answer(judgeHistogram([75, 75], [75, 75]));
+    await sim.runUntil(["Progressing"]);
+    await sim.runUntil(["Succeeded"]);
+    const conf = sim.status.analysis!.history!.find((r) => r.id.startsWith("step-1"))!.metrics[0]!;
+    expect(conf.successful).toBe(5);
+    expect(conf.judge?.conclusive).toBeUndefined();
+    expect(conf.message).toMatch(/count 5 reached/);
+  });
+
+  it("stops at the first measurement on a clear regression (High), never waiting for the count", async () => {
+    const sim = new Sim(spec());
+    sim.metric = answer(judgeHistogram([100, 1900], [1900, 100]));
+    await sim.runUntil(["RolledBack"]);
+    expect(sim.reasons()).toContain("AnalysisFailed");
+    const run = sim.status.analysis!.history!.find((r) => r.id.startsWith("step-1"))!;
+    expect(run).toMatchObject({ phase: "Failed", finishedAt: run.startedAt });
+    expect(run.metrics[0]).toMatchObject({ failed: 1, judge: { classification: "High" } });
+  });
+
+  it("never passes early on too few samples: NoData pauses", async () => {
+    const sim = new Sim(spec());
+    sim.metric = answer(judgeHistogram([20, 20], [20, 20]));
+    await sim.runUntil(["Paused"]);
+    expect(sim.status.pauseReason).toBe("AnalysisInconclusive");
+    expect(sim.status.canaryWeight).toBe(20);
+  });
+});
+
+describe("judge baseline: noise", () => {
+  const noiseSpec = (shadow: Record<string, unknown> | undefined) => ({
+    ...baseSpec,
+    ...(shadow ? { shadow } : {}),
+    analysis: { prometheus: { address: "http://prom:9090" }, interval: "10s", metrics: [{ name: "conf", judge: { signal: "field", field: "$.confidence", baseline: "noise", minSamples: 100 }, count: 3, inconclusiveLimit: 2 }] },
+    strategy: { steps: [{ analysis: {} }, { setWeight: 100 }] },
+  });
+
+  it("an analysis step with a noise-baseline judge keeps mirroring and reads the mirrored answers' series", async () => {
+    const sim = new Sim(noiseSpec({ noiseBaseline: { enabled: true, endpoint: "http://127.0.0.1:9/" } }));
+    // No mirrored samples in Prometheus yet: NoData, so the step waits, mirroring.
+    sim.metric = () => ({ kind: "empty" });
+    await sim.runUntil(["Progressing"]);
+    await sim.pass();
+    expect(sim.status).toMatchObject({ phase: "Progressing", currentStep: 0, shadowEnabled: true, canaryWeight: 0 });
+    sim.metric = () => judgeHistogram([1000, 1000], [1000, 1000]);
+    await sim.runUntil(["Succeeded"]);
+    expect(sim.status.shadowEnabled).toBe(false);
+    expect(sim.queries[0]).toContain('version="v2:shadow"');
+    expect(sim.queries[0]).toContain('version="v1:noise"');
+    expect(sim.queries[0]).not.toContain('version="v1"');
+  });
+
+  it("without spec.shadow.noiseBaseline the spec is Degraded, naming the metric and field", async () => {
+    const sim = new Sim(noiseSpec({ sampleRate: 1 }));
+    await sim.pass();
+    const d = sim.status.conditions!.find((c) => c.type === "Degraded")!;
+    expect(d).toMatchObject({ status: "True", reason: "InvalidAnalysis" });
+    expect(d.message).toContain('metric "conf": judge.baseline: noise needs spec.shadow.noiseBaseline.enabled');
   });
 });

@@ -70,14 +70,26 @@ export function resolveRolloutAnalysis(spec: Spec): ResolvedAnalysis {
       if (!out.step.has(name)) out.errors.push({ metric: name, field: "background.metrics", message: `spec.analysis.background.metrics: no metric named "${name}"` });
     }
   }
+  out.errors.push(...crossFieldErrors(spec, out));
+  return out;
+}
+
+/** What one metric cannot check alone: a noise judge without a noise baseline, steps naming unknown metrics. */
+function crossFieldErrors(spec: Spec, resolved: ResolvedAnalysis): SpecError[] {
+  const errors: SpecError[] = [];
+  for (const m of spec.analysis?.metrics ?? []) {
+    if (m.judge?.baseline === "noise" && spec.shadow?.noiseBaseline?.enabled !== true) {
+      errors.push({ metric: m.name, field: "judge.baseline", message: `metric "${m.name}": judge.baseline: noise needs spec.shadow.noiseBaseline.enabled (the second stable whose answers are the baseline)` });
+    }
+  }
   for (const s of spec.strategy.steps) {
     for (const name of s.analysis?.metrics ?? []) {
-      if (!out.step.has(name) && !out.errors.some((e) => e.metric === name)) {
-        out.errors.push({ metric: name, field: "strategy.steps.analysis.metrics", message: `spec.strategy.steps: analysis names metric "${name}", which spec.analysis.metrics does not define` });
+      if (!resolved.step.has(name) && !resolved.errors.some((e) => e.metric === name) && !errors.some((e) => e.metric === name)) {
+        errors.push({ metric: name, field: "strategy.steps.analysis.metrics", message: `spec.strategy.steps: analysis names metric "${name}", which spec.analysis.metrics does not define` });
       }
     }
   }
-  return out;
+  return errors;
 }
 
 /** One pass of the state machine: what it read, and what it decided so far. */
@@ -273,7 +285,7 @@ function enterStep(ctx: Ctx, i: number): void {
   }
   const step = ctx.steps[i]!;
   if (step.type === "setWeight") ctx.status.canaryWeight = step.weight ?? 0;
-  ctx.status.shadowEnabled = step.type === "shadow";
+  ctx.status.shadowEnabled = step.type === "shadow" || judgesAgainstNoise(ctx.analysis, step);
   const desc = describeStep(step);
   transition(ctx, step.type === "shadow" ? "ShadowTesting" : "Progressing", Reason.StepStarted, `Step ${i + 1}/${ctx.steps.length}: ${desc}`);
 }
@@ -433,10 +445,20 @@ function background(ctx: Ctx): boolean {
   return true;
 }
 
+/**
+ * Whether an analysis step judges against the noise baseline (judge.baseline: noise): it keeps
+ * mirroring, since that baseline is the second stable's answers to mirrored copies, compared
+ * with the candidate's answers to the same copies.
+ */
+function judgesAgainstNoise(analysis: ResolvedAnalysis, step: ResolvedStep): boolean {
+  return step.type === "analysis" && (step.metrics ?? []).some((n) => analysis.step.get(n)?.judge?.baseline === "noise");
+}
+
 /** The candidate's environment roles: canary, plus shadow when a step mirrors to it. */
 function candidateRoles(spec: Spec): RolloutRole[] {
   if (!spec.candidate.image) return [];
-  return spec.strategy.steps.some((st) => st.shadow) ? ["canary", "shadow"] : ["canary"];
+  const mirrors = spec.strategy.steps.some((st) => st.shadow) || (spec.analysis?.metrics ?? []).some((m) => m.judge?.baseline === "noise");
+  return mirrors ? ["canary", "shadow"] : ["canary"];
 }
 
 /**
