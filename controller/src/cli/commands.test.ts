@@ -1,14 +1,29 @@
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../dev/tools.ts";
-import { COMMANDS, parseFlags, renderHelp, renderUsage, wantsHelp } from "./commands.ts";
+import { COMMANDS, STATUS, parseFlags, renderHelp, renderUsage, subcommandsOf, wantsHelp, type Command } from "./commands.ts";
 import { defaultBindAddress } from "./controller.ts";
 import { envExports } from "./dev.ts";
 
 const BIN = join(PROJECT_ROOT, "bin", "airollout");
+const KUBECTL_PLUGIN = join(PROJECT_ROOT, "bin", "kubectl-airollout");
+
+function run(file: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function inBatches<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
+  return out;
+}
 const CLI_DIR = join(PROJECT_ROOT, "controller", "src", "cli");
 
 describe("command help", () => {
@@ -42,22 +57,47 @@ describe("command help", () => {
     expect(wantsHelp([])).toBe(false);
   });
 
-  it("bin/airollout <command> --help and -h print the command's help and exit 0 (no 'Unknown option')", () => {
+  it("every command and every subcommand, with --help and with -h, through bin/kubectl-airollout: exit 0, the command's usage, nothing on stderr", async () => {
+    const calls: { args: string[]; cmd: Command }[] = [];
     for (const cmd of COMMANDS) {
-      const sub = cmd.synopsis[0]!.split(" ")[1]?.match(/^[a-z]+$/)?.[0];
-      // -h too where there are subcommands, after one, as users type it (`preview up -h`).
-      for (const flag of sub ? ["--help", "-h"] : ["--help"]) {
-        const args = sub ? [cmd.name, sub, flag] : [cmd.name, flag];
-        const r = spawnSync(BIN, args, { encoding: "utf8", timeout: 60_000 });
-        expect(r.stderr, args.join(" ")).toBe("");
-        expect(r.status, args.join(" ")).toBe(0);
-        expect(r.stdout).toBe(renderHelp(cmd));
+      for (const flag of ["--help", "-h"]) {
+        calls.push({ args: [cmd.name, flag], cmd });
+        // After a subcommand, as users type it (`preview up -h`), and after other flags and arguments.
+        for (const sub of subcommandsOf(cmd)) calls.push({ args: [cmd.name, sub, flag], cmd }, { args: [cmd.name, sub, "some-name", "-n", "x", flag], cmd });
       }
     }
-    const general = spawnSync(BIN, ["--help"], { encoding: "utf8", timeout: 60_000 });
-    expect(general.status).toBe(0);
-    expect(general.stdout).toBe(renderUsage());
-  }, 180_000);
+    expect(calls.length).toBeGreaterThan(4 * COMMANDS.length);
+    // A few at a time: each call starts a Node.js process.
+    const results = await inBatches(calls, 4, ({ args }) => run(KUBECTL_PLUGIN, args));
+    calls.forEach(({ args, cmd }, i) => {
+      const r = results[i]!;
+      expect(r.stderr, args.join(" ")).toBe("");
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.stdout, args.join(" ")).toBe(renderHelp(cmd, "kubectl airollout"));
+      expect(r.stdout).toMatch(/^usage: kubectl airollout /);
+    });
+    for (const args of [["--help"], ["-h"], ["help"]]) {
+      const general = await run(KUBECTL_PLUGIN, args);
+      expect([general.code, general.stdout]).toEqual([0, renderUsage("kubectl airollout")]);
+    }
+    const status = await run(KUBECTL_PLUGIN, ["help", "status"]);
+    expect([status.code, status.stdout]).toEqual([0, renderHelp(STATUS, "kubectl airollout")]);
+    // Run by its own name, the help says airollout.
+    const plain = await run(BIN, ["status", "--help"]);
+    expect([plain.code, plain.stdout]).toEqual([0, renderHelp(STATUS, "airollout")]);
+  }, 600_000);
+
+  it("subcommandsOf reads the subcommands from the synopsis, and a command without any has none", () => {
+    const byName = Object.fromEntries(COMMANDS.map((c) => [c.name, subcommandsOf(c)]));
+    expect(byName).toMatchObject({ preview: ["up", "destroy", "list"], dev: ["up", "down", "status", "env"], golden: ["run", "record"], quarantine: ["list", "replay"], status: [], promote: [], dashboard: [], controller: [] });
+  });
+
+  it("an unknown flag is still refused with exit 2 and the command's usage on stderr", async () => {
+    const r = await run(KUBECTL_PLUGIN, ["status", "bot", "--no-such-flag"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--no-such-flag'");
+    expect(r.stderr).toContain(renderHelp(STATUS, "kubectl airollout"));
+  }, 60_000);
 });
 
 describe("controller bind address", () => {

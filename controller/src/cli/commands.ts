@@ -167,16 +167,17 @@ const CONTROLLER_NAMESPACE = { type: "string", arg: "NS", help: "namespace of th
 
 export const PREVIEW = command({
   name: "preview",
-  synopsis: ["preview up ID --rollout NAME [--ttl 24h]", "preview destroy ID --rollout NAME", "preview list --rollout NAME"],
-  summary: "preview environments of a rollout's candidate (Pulumi), in the controller's backend so it collects them on expiry",
+  synopsis: ["preview up ID --rollout NAME [--image IMAGE] [--ttl 24h] [--fixtures N] [--wait]", "preview destroy ID [--wait]", "preview list [--rollout NAME]"],
+  summary: "preview environments as AIPreview objects: up applies one, list shows their status, destroy deletes one (the controller stands the stack up and tears it down)",
   positionals: true,
   flags: {
-    rollout: { type: "string", arg: "NAME", help: "the AIRollout whose candidate the preview runs (required)" },
+    rollout: { type: "string", arg: "NAME", help: "(up) the AIRollout the preview belongs to (required); (list) only its previews" },
     ...KUBE_FLAGS,
-    ttl: { type: "string", arg: "DURATION", help: "(up) lifetime before the controller destroys it (default: spec.preview.ttl, else 24h)" },
-    backend: BACKEND,
-    "state-dir": BACKEND_STATE_DIR,
-    "controller-namespace": CONTROLLER_NAMESPACE,
+    image: { type: "string", arg: "IMAGE", help: "(up) the image to preview, as version ID (default: the rollout's candidate)" },
+    ttl: { type: "string", arg: "DURATION", help: "(up) lifetime from creation, then the stack is destroyed (default: the rollout's spec.preview.ttl, else 24h)" },
+    fixtures: { type: "string", arg: "N", help: "(up) replay N of the rollout's recorded fixtures to the preview and the stable once Ready" },
+    wait: { type: "boolean", default: false, help: "(up) wait until Ready and print the URL; (destroy) wait until the stack is destroyed and the object gone" },
+    timeout: { type: "string", default: "10m", arg: "DURATION", help: "how long --wait waits (default 10m)" },
   },
 });
 
@@ -275,19 +276,33 @@ function flagLabel(name: string, f: Flag): string {
   return `${f.short ? `-${f.short}, ` : "    "}--${name}${f.arg ? ` ${f.arg}` : ""}`;
 }
 
+/**
+ * How the user called us, for the help: `kubectl airollout` when run as the kubectl plugin
+ * (bin/airollout sets AIROLLOUT_PROGRAM from the name it was run by), else `airollout`.
+ */
+export function programName(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AIROLLOUT_PROGRAM === "kubectl airollout" ? "kubectl airollout" : "airollout";
+}
+
+/** The subcommands a command's synopsis lines name (`preview up|destroy|list`), none for `status NAME`. */
+export function subcommandsOf(cmd: Command): string[] {
+  const subs = cmd.synopsis.map((s) => s.split(" ")[1] ?? "").filter((w) => /^[a-z][a-z-]*$/.test(w));
+  return [...new Set(subs)];
+}
+
 /** The help of one command: its synopsis, summary and every flag it accepts. */
-export function renderHelp(cmd: Command): string {
+export function renderHelp(cmd: Command, program = programName()): string {
   const entries = Object.entries(cmd.flags);
   const width = Math.max(...entries.map(([n, f]) => flagLabel(n, f).length)) + 2;
-  const lines = cmd.synopsis.map((s, i) => `${i === 0 ? "usage:" : "      "} airollout ${s}`);
+  const lines = cmd.synopsis.map((s, i) => `${i === 0 ? "usage:" : "      "} ${program} ${s}`);
   lines.push("", cmd.summary, "", "flags:");
   for (const [name, f] of entries) lines.push(`  ${flagLabel(name, f).padEnd(width)}${f.help}`);
   return lines.join("\n") + "\n";
 }
 
 /** The general help: every command with its summary. */
-export function renderUsage(): string {
-  const lines = ["usage: airollout <command> [flags]      (airollout <command> --help lists a command's flags)", "", "commands:"];
+export function renderUsage(program = programName()): string {
+  const lines = [`usage: ${program} <command> [flags]      (${program} <command> --help lists a command's flags)`, "", "commands:"];
   for (const c of COMMANDS) {
     lines.push(`  ${c.synopsis[0]}`);
     for (const s of c.synopsis.slice(1)) lines.push(`  ${s}`);

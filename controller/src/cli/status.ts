@@ -1,8 +1,9 @@
-/** `airollout status NAME`: a rollout's phase, steps and conditions, for humans. */
+/** `airollout status NAME [-w]`: a rollout's phase, steps, golden suite, analysis and conditions, for humans; -w follows it (status-watch.ts). */
 import type { AIRollout } from "../api/schema.ts";
-import { formatDuration } from "../api/duration.ts";
+import { formatDuration, parseDuration } from "../api/duration.ts";
 import type { JudgeStatus } from "../analysis/judge-metric.ts";
-import { rolloutsPath } from "../api/paths.ts";
+import { rolloutPath } from "../api/paths.ts";
+import type { KubeClient } from "../kube/client.ts";
 import { UsageError } from "./errors.ts";
 import { STATUS, parseFlags } from "./commands.ts";
 import { connect } from "./kube.ts";
@@ -11,6 +12,23 @@ import { connect } from "./kube.ts";
 function judgeLine(j: JudgeStatus): string {
   const num = (x: number | undefined): string => (x === undefined ? "-" : Number(x.toPrecision(3)).toString());
   return `${j.classification}  p=${num(j.pValue)}  Cliff's delta ${num(j.effectSize)}  n=${j.candidateSamples ?? "-"} candidate / ${j.baselineSamples ?? "-"} baseline`;
+}
+
+/** Most failed cases printed: status keeps at most 10, already masked by the controller. */
+const GOLDEN_FAILURES_SHOWN = 10;
+
+/** status.golden: the suite (version, digest), the counts and the first failures. */
+function goldenLines(g: NonNullable<AIRollout["status"]>["golden"]): string[] {
+  if (!g) return [];
+  const suite = `suite ${g.suiteVersion ?? "-"} (digest ${g.suiteDigest ?? "-"})`;
+  const counts = `${g.passed ?? "-"}/${g.total ?? "-"} passed, ${g.failed ?? "-"} failed (at most ${g.maxFailures ?? "-"} accepted)`;
+  const lines = [`Golden:      ${g.phase ?? "-"}  ${suite}  ${counts}${g.run ? `  run ${g.run}` : ""}`];
+  if (g.message) lines.push(`  ${g.message}`);
+  const failures = g.failures ?? [];
+  for (const f of failures.slice(0, GOLDEN_FAILURES_SHOWN)) lines.push(`  failed ${f.name}: ${f.reason}`);
+  const more = (g.failed ?? failures.length) - Math.min(failures.length, GOLDEN_FAILURES_SHOWN);
+  if (more > 0) lines.push(`  ... and ${more} more failed case(s)`);
+  return lines;
 }
 
 /** Renders the status block `airollout status` prints. */
@@ -33,6 +51,7 @@ export function renderStatus(obj: AIRollout): string {
       lines.push(`  ${mark.padEnd(4)} ${String(st.index).padStart(2)}  ${detail}`);
     }
   }
+  lines.push(...goldenLines(s.golden));
   const runs = [s.analysis?.current, s.analysis?.background].filter((r) => r !== undefined);
   if (runs.length) {
     lines.push("Analysis:");
@@ -53,12 +72,48 @@ export function renderStatus(obj: AIRollout): string {
   return lines.join("\n") + "\n";
 }
 
+/** `airollout status NAME [-w]`: prints the status once, or follows it (status-watch.ts). */
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(STATUS, argv);
   const name = positionals[0];
   if (!name) throw new UsageError("status: give the AIRollout's name");
-  const { client, namespace: ns } = connect(values);
-  const obj = await client.get<AIRollout>(`${rolloutsPath(ns)}/${name}`);
+  if (positionals.length > 1) throw new UsageError(`status: one AIRollout name, got ${positionals.length}`);
+  if (values.timeout !== undefined && !values.watch) throw new UsageError("--timeout applies to --watch only");
+  const timeoutMs = values.timeout === undefined ? undefined : timeoutOf(values.timeout);
+  const { client, namespace } = connect(values);
+  if (values.watch) return follow(client, namespace, name, timeoutMs);
+  const obj = await client.get<AIRollout>(rolloutPath(namespace, name));
   process.stdout.write(renderStatus(obj));
   return 0;
+}
+
+function timeoutOf(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`--timeout: ${(err as Error).message}`);
+  }
+  if (!(ms > 0)) throw new UsageError(`--timeout: ${text} is not a positive duration`);
+  return ms;
+}
+
+/** `status -w`: follows through the client's watch until the rollout rests; Ctrl-C ends it cleanly. */
+async function follow(client: KubeClient, namespace: string, name: string, timeoutMs: number | undefined): Promise<number> {
+  const { followRollout } = await import("./status-watch.ts");
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort();
+  process.once("SIGINT", onSignal);
+  try {
+    return await followRollout({
+      port: { get: (path) => client.get<AIRollout>(path), watch: (path, query, onEvent, onDone) => client.watcher().watch(path, query, onEvent, onDone) },
+      namespace,
+      name,
+      write: (text) => process.stdout.write(text),
+      signal: interrupt.signal,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    });
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+  }
 }
