@@ -224,6 +224,10 @@ describe("names, labels and selectors", () => {
       const pods = r.objects.filter((o) => o.kind === "Deployment").map((d) => ({ name: d.metadata.name, args: get<{ args: string[] }[]>(d, "spec.template.spec.containers")[0]!.args }));
       const controller = parseFlags(CONTROLLER, pods.find((p) => p.name.endsWith("-controller"))!.args.slice(1)).values;
       parseFlags(GATEWAY, pods.find((p) => p.name.endsWith("-gateway"))!.args.slice(1));
+      // AIPreview fixtures come from this release's gateway Service, on its metrics port.
+      const gatewaySvc = r.objects.find((o) => o.kind === "Service" && o.metadata.labels?.["app.kubernetes.io/component"] === "gateway")!;
+      const metricsPort = get<{ name: string; port: number }[]>(gatewaySvc, "spec.ports").find((p) => p.name === "metrics")!.port;
+      expect(controller["gateway-url"]).toBe(`http://${gatewaySvc.metadata.name}.${r.namespace}.svc:${metricsPort}`);
       return `${r.namespace}/${controller["lease-name"]}`;
     });
     expect(new Set(leases).size).toBe(3);
@@ -273,6 +277,7 @@ describe("NOTES.txt and CRDs", () => {
     expect(text).toContain("Deployment team-b-airollout-dashboard (read-only)");
     expect(text).toContain(`http://team-b-airollout-gateway.${nsB}.svc/hooks/<namespace>/<rollout>/<path>`);
     expect(text).toContain(`kubectl port-forward -n ${nsB} svc/team-b-airollout-gateway 8080:80`);
+    expect(text).toContain("port\n9090 (metrics) also serves the recorded fixtures and stays inside the cluster");
     expect(text).toContain(`kubectl port-forward -n ${nsB} svc/team-b-airollout-dashboard 3100:80`);
     expect(text).toContain("PrometheusRule team-b-airollout (alerts: AIRolloutRolledBack");
     expect(text).not.toContain("another release of this chart in the cluster must not");
