@@ -45,7 +45,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 /** A gateway child process from the CLI; resolves its webhook and metrics ports from its start-up log line. */
 async function startGateway(stateDir: string): Promise<typeof gateway> {
-  const args = [CLI, "gateway", "--kubeconfig", kubeconfig(), "--namespace", ns, "--port", "0", "--metrics-port", "0", "--host", "127.0.0.1", "--state-dir", stateDir, "--shadow-workers", "0", "--fixtures-rate", "100"];
+  const args = [CLI, "gateway", "--kubeconfig", kubeconfig(), "--namespace", ns, "--port", "0", "--metrics-port", "0", "--host", "127.0.0.1", "--state-dir", stateDir, "--shadow-workers", "0", "--fixtures-rate", "100", "--fixtures-per-rollout", "8", "--fixtures-max-bytes", "4096"];
   const proc = spawn(NODE, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LOG_LEVEL: "info" } });
   let err = "";
   proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
@@ -68,15 +68,24 @@ async function startGateway(stateDir: string): Promise<typeof gateway> {
   return { proc, url: `http://127.0.0.1:${ports.port}`, admin: `http://127.0.0.1:${ports.metricsPort}` };
 }
 
-/** One signed webhook with personal data and secrets planted in its body and headers. */
-async function send(id: number): Promise<Response> {
-  const body = JSON.stringify({ id, text: `refund for ${EMAIL}`, customer: { email: EMAIL, api_token: TOKEN } });
+/**
+ * One webhook signed in the rollout's own header (a name no built-in rule would drop), with
+ * personal data and secrets planted in its body and headers.
+ */
+async function send(id: number | undefined, text = `refund for ${EMAIL}`): Promise<Response> {
+  const body = JSON.stringify({ id, text, customer: { email: EMAIL, api_token: TOKEN } });
   const signature = `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`;
   return fetch(`${gateway.url}/hooks/${ns}/bot/classify?source=test`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-hub-signature-256": signature, authorization: BEARER, cookie: `session=${TOKEN}`, "x-customer": EMAIL, "x-tenant-id": "acme" },
+    headers: { "content-type": "application/json", "x-acme-mac": signature, "x-hub-signature-256": signature, authorization: BEARER, cookie: `session=${TOKEN}`, "x-customer": EMAIL, "x-tenant-id": "acme" },
     body,
   });
+}
+
+/** A counter's value for the rollout from the gateway's metrics text (0 without a series). */
+function counter(metrics: string, name: string, extra = ""): number {
+  const m = metrics.match(new RegExp(`${name}\\{rollout="bot",namespace="${ns}"${extra}\\} (\\d+)`));
+  return m ? Number(m[1]) : 0;
 }
 
 beforeAll(async () => {
@@ -93,7 +102,7 @@ beforeAll(async () => {
     spec: {
       stable: { version: "v1", endpoint: stable.url },
       candidate: { version: "v2", endpoint: stable.url },
-      traffic: { signature: { scheme: "github", secretRef: { name: "hook-key", key: "key" } } },
+      traffic: { signature: { scheme: "github", header: "X-Acme-Mac", secretRef: { name: "hook-key", key: "key" } } },
       shadow: { compare: { ignore: ["$.summary"] } },
       strategy: { steps: [{ pause: {} }] },
     },
@@ -113,26 +122,31 @@ describe("masked production fixtures", () => {
 
   it("the gateway keeps accepted webhooks as fixtures: personal data masked, no secret, no signature header", async () => {
     await waitFor("the gateway accepts a signed webhook for the rollout", async () => (await send(0)).status === 200, 60_000, 250);
-    for (let id = 1; id < 6; id++) expect((await send(id)).status).toBe(200);
+    for (let id = 1; id < 10; id++) expect((await send(id)).status).toBe(200);
+    // Answered 400 by the backend (no id): not accepted, not kept. Over --fixtures-max-bytes: not kept.
+    expect((await send(undefined)).status).toBe(400);
+    expect((await send(10, "x".repeat(5000))).status).toBe(200);
     const res = await fetch(`${gateway.admin}/api/rollouts/${ns}/bot/fixtures?count=100`);
     expect(res.status).toBe(200);
     const text = await res.text();
     const doc = JSON.parse(text) as { format: string; watched: boolean; requests: { headers: Record<string, string>; body: { id: number; text: string; customer: unknown }; path: string; version: string; status: number }[] };
     expect(doc).toMatchObject({ format: FIXTURES_FORMAT, namespace: ns, rollout: "bot", watched: true, truncated: false });
-    expect(doc.requests.length).toBeGreaterThanOrEqual(6);
+    // --fixtures-per-rollout 8: the newest 8 of the 10 accepted, newest first.
+    expect(doc.requests.map((r) => r.body.id)).toEqual([9, 8, 7, 6, 5, 4, 3, 2]);
     const newest = doc.requests[0]!;
-    expect(newest.body).toEqual({ id: 5, text: "refund for [EMAIL]", customer: { email: "[EMAIL]", api_token: "[REDACTED]" } });
+    expect(newest.body).toEqual({ id: 9, text: "refund for [EMAIL]", customer: { email: "[EMAIL]", api_token: "[REDACTED]" } });
     expect(newest).toMatchObject({ path: "/classify?source=test", version: "v1", status: 200, headers: { "content-type": "application/json", "x-customer": "[EMAIL]", "x-tenant-id": "acme" } });
-    for (const leaked of [EMAIL, TOKEN, "sk-live-PLANTED", "x-hub-signature-256", "sha256=", "authorization", "cookie"]) expect(text).not.toContain(leaked);
+    for (const leaked of [EMAIL, TOKEN, "sk-live-PLANTED", "x-acme-mac", "x-hub-signature-256", "sha256=", "authorization", "cookie"]) expect(text).not.toContain(leaked);
   });
 
   it("serves fixtures on the metrics port only, and counts them there", async () => {
     expect((await fetch(`${gateway.url}/api/rollouts/${ns}/bot/fixtures`)).status).toBe(404);
     expect((await fetch(`${gateway.admin}/api/rollouts/${ns}/bot/fixtures?count=0`)).status).toBe(400);
     const metrics = await (await fetch(`${gateway.admin}/metrics`)).text();
-    const stored = metrics.match(new RegExp(`airollout_fixtures_stored_total\\{rollout="bot",namespace="${ns}"\\} (\\d+)`));
-    expect(Number(stored?.[1])).toBeGreaterThanOrEqual(6);
-    expect(metrics).toMatch(new RegExp(`airollout_fixtures\\{namespace="${ns}",rollout="bot"\\} \\d+`));
+    expect(counter(metrics, "airollout_fixtures_stored_total")).toBe(10);
+    expect(counter(metrics, "airollout_fixtures_evicted_total", ',reason="rollout_cap"')).toBe(2);
+    expect(counter(metrics, "airollout_fixtures_skipped_total", ',reason="too_large"')).toBe(1);
+    expect(metrics).toContain(`airollout_fixtures{namespace="${ns}",rollout="bot"} 8`);
   });
 
   it("`fixtures export` writes the versioned file, and `golden record` starts a suite from it", async () => {
@@ -152,7 +166,7 @@ describe("masked production fixtures", () => {
     const suite = parse(readFileSync(suiteFile, "utf8")) as { cases: { name: string; request: { body: { id: number } }; expect: { fields: Record<string, unknown> } }[] };
     expect(suite.cases).toHaveLength(6);
     expect(suite.cases[0]!.name).toBe(file.requests[0]!.name);
-    expect(suite.cases[0]!.expect.fields["$.intent"]).toEqual({ label: "question" });
+    expect(suite.cases[0]!.expect.fields["$.intent"]).toEqual({ label: "billing" });
   });
 
   it("`fixtures export` of a rollout without fixtures fails, saying so", async () => {
@@ -166,7 +180,7 @@ describe("masked production fixtures", () => {
     stable.reset();
     preview.reset();
     const s = await port.replay({ namespace: ns, rollout: "bot", count: 6, previewUrl: preview.url, stableUrl: stable.url });
-    // ids 0..5: the preview labels 0, 2 and 4 "other".
+    // The newest six are ids 9..4: the preview labels 4, 6 and 8 "other".
     expect(s).toMatchObject({ replayed: 6, mismatched: 3, errors: 0, topFields: [{ path: "$.intent", mismatches: 3 }], source: `gateway:${ns}/bot` });
     expect(preview.requests).toHaveLength(6);
     expect(preview.requests[0]!.url).toBe("/classify?source=test");

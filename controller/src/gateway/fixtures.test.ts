@@ -196,6 +196,10 @@ describe("fixture store", () => {
     s.close();
   });
 
+  it("defaults to the bounds the README and the flags' help name", () => {
+    expect(DEFAULT_FIXTURE_LIMITS).toEqual({ perRollout: 200, total: 10_000, maxAgeMs: 168 * 3600 * 1000, maxBytes: 65_536, perSecond: 1 });
+  });
+
   it("refuses limits that are not positive, naming which", () => {
     expect(() => validateLimits({ ...DEFAULT_FIXTURE_LIMITS, perRollout: 0 })).toThrow(/per-rollout cap/);
     expect(() => validateLimits({ ...DEFAULT_FIXTURE_LIMITS, perSecond: Number.NaN })).toThrow(/per-second/);
