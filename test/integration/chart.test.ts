@@ -1,8 +1,8 @@
 /**
  * The Helm chart against the real API server: `helm lint`, the rendered manifests accepted by a
  * server-side dry run (default and optional values), the chart's RBAC allowing every API call
- * the controller and the gateway make, each on its own service account (and not more than
- * asked), the egress policy passed to both, and writable places for a
+ * the controller (AIRollouts and AIPreviews) and the gateway make, each on its own service
+ * account (and not more than asked), the egress policy passed to both, and writable places for a
  * controller whose root filesystem is read-only. helm is built from the Go module proxy like the
  * other tools (hack/build-tool.sh helm).
  */
@@ -104,6 +104,12 @@ describe("the Helm chart", () => {
       ["get", "airollouts.airollout.dev", "team-x"],
       ["patch", "airollouts.airollout.dev", "team-x"],
       ["update", "airollouts.airollout.dev/status", "team-x"],
+      // AIPreviews: their informer, finalizer and status
+      ["list", "aipreviews.airollout.dev", undefined],
+      ["watch", "aipreviews.airollout.dev", undefined],
+      ["patch", "aipreviews.airollout.dev", "team-x"],
+      ["update", "aipreviews.airollout.dev/status", "team-x"],
+      ["update", "aipreviews.airollout.dev/finalizers", "team-x"],
       // Events with deterministic names
       ["create", "events", "team-x"],
       // prompts (promptRef), env valueFrom, signature and passphrase Secrets; their informers
@@ -161,6 +167,7 @@ describe("the Helm chart", () => {
       ["patch", "airollouts.airollout.dev"],
       ["update", "airollouts.airollout.dev/status"],
       ["delete", "airollouts.airollout.dev"],
+      ["list", "aipreviews.airollout.dev"],
       ["list", "secrets"],
       ["watch", "secrets"],
       ["create", "secrets"],
