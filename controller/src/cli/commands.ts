@@ -167,16 +167,17 @@ const CONTROLLER_NAMESPACE = { type: "string", arg: "NS", help: "namespace of th
 
 export const PREVIEW = command({
   name: "preview",
-  synopsis: ["preview up ID --rollout NAME [--ttl 24h]", "preview destroy ID --rollout NAME", "preview list --rollout NAME"],
-  summary: "preview environments of a rollout's candidate (Pulumi), in the controller's backend so it collects them on expiry",
+  synopsis: ["preview up ID --rollout NAME [--image IMAGE] [--ttl 24h] [--fixtures N] [--wait]", "preview destroy ID [--wait]", "preview list [--rollout NAME]"],
+  summary: "preview environments as AIPreview objects: up applies one, list shows their status, destroy deletes one (the controller stands the stack up and tears it down)",
   positionals: true,
   flags: {
-    rollout: { type: "string", arg: "NAME", help: "the AIRollout whose candidate the preview runs (required)" },
+    rollout: { type: "string", arg: "NAME", help: "(up) the AIRollout the preview belongs to (required); (list) only its previews" },
     ...KUBE_FLAGS,
-    ttl: { type: "string", arg: "DURATION", help: "(up) lifetime before the controller destroys it (default: spec.preview.ttl, else 24h)" },
-    backend: BACKEND,
-    "state-dir": BACKEND_STATE_DIR,
-    "controller-namespace": CONTROLLER_NAMESPACE,
+    image: { type: "string", arg: "IMAGE", help: "(up) the image to preview, as version ID (default: the rollout's candidate)" },
+    ttl: { type: "string", arg: "DURATION", help: "(up) lifetime from creation, then the stack is destroyed (default: the rollout's spec.preview.ttl, else 24h)" },
+    fixtures: { type: "string", arg: "N", help: "(up) replay N of the rollout's recorded fixtures to the preview and the stable once Ready" },
+    wait: { type: "boolean", default: false, help: "(up) wait until Ready and print the URL; (destroy) wait until the stack is destroyed and the object gone" },
+    timeout: { type: "string", default: "10m", arg: "DURATION", help: "how long --wait waits (default 10m)" },
   },
 });
 

@@ -1,6 +1,8 @@
 /** `airollout controller`: wires the kube adapters, leader election, probes and the loop. */
 import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { Controller } from "../kube/controller.ts";
+import { PreviewController } from "../kube/preview-controller.ts";
+import type { FixturesPort } from "../fixtures/port.ts";
 import { LeaderElector } from "../kube/lease.ts";
 import { existsSync } from "node:fs";
 import { homedir, hostname } from "node:os";
@@ -155,17 +157,47 @@ function gcInterval(text: string): number {
   return ms;
 }
 
+/** What one leadership term runs: the AIRollout controller and the AIPreview controller. */
+interface Reconciler {
+  readonly synced: boolean;
+  start(): void;
+  stop(): Promise<void>;
+}
+
 /**
- * One leadership term's reconciler: a fresh Controller (informers, queue) each time the lease
+ * Both loops of a term. Readiness is the AIRollout controller's alone: a cluster whose AIPreview
+ * CRD is not installed yet still rolls out.
+ */
+class Reconcilers implements Reconciler {
+  private readonly rollouts: Controller;
+  private readonly previews: PreviewController;
+  constructor(rollouts: Controller, previews: PreviewController) {
+    this.rollouts = rollouts;
+    this.previews = previews;
+  }
+  get synced(): boolean {
+    return this.rollouts.synced;
+  }
+  start(): void {
+    this.rollouts.start();
+    this.previews.start();
+  }
+  async stop(): Promise<void> {
+    await Promise.all([this.rollouts.stop(), this.previews.stop()]);
+  }
+}
+
+/**
+ * One leadership term's reconciler: fresh controllers (informers, queues) each time the lease
  * is won, stopped when it is lost, so a replica that is no longer leader acts on nothing and a
  * new term starts from a fresh list rather than from caches that missed events.
  */
 class Terms {
-  private current?: Controller;
+  private current?: Reconciler;
   /** Start and stop in the order called: a term never starts before the last one stopped. */
   private chain: Promise<void> = Promise.resolve();
-  private readonly make: () => Controller;
-  constructor(make: () => Controller) {
+  private readonly make: () => Reconciler;
+  constructor(make: () => Reconciler) {
     this.make = make;
   }
   get synced(): boolean {
@@ -210,20 +242,34 @@ export async function runController(flags: ControllerFlags): Promise<number> {
   const metrics = createControllerMetrics();
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig));
   const environments = environmentsPort(flags, client, log);
+  // The fixtures replayer (fixtures/) once it is wired; without one, previews that ask for
+  // fixtures say they are not available.
+  const fixtures: FixturesPort | undefined = undefined;
   const terms = new Terms(
     () =>
-      new Controller({
-        client,
-        log,
-        metrics,
-        environments,
-        // Prometheus addresses come from specs: their resolved addresses go through the policy too.
-        measurements: new PrometheusMeasurements((address) => new PrometheusProvider(address, { egress: flags.egress })),
-        namespace: flags.namespace,
-        identity: flags.identity,
-        failpoint: process.env.AIROLLOUT_FAILPOINT,
-        ...(flags.egress ? { egress: flags.egress } : {}),
-      }),
+      new Reconcilers(
+        new Controller({
+          client,
+          log,
+          metrics,
+          environments,
+          // Prometheus addresses come from specs: their resolved addresses go through the policy too.
+          measurements: new PrometheusMeasurements((address) => new PrometheusProvider(address, { egress: flags.egress })),
+          namespace: flags.namespace,
+          identity: flags.identity,
+          failpoint: process.env.AIROLLOUT_FAILPOINT,
+          ...(flags.egress ? { egress: flags.egress } : {}),
+        }),
+        new PreviewController({
+          client,
+          log: log.child({ loop: "previews" }),
+          environments,
+          ...(fixtures ? { fixtures } : {}),
+          ...(flags.namespace ? { namespace: flags.namespace } : {}),
+          identity: flags.identity,
+          onWatchRestart: (reason) => metrics.watchRestarts.inc({ reason }),
+        }),
+      ),
   );
   const elector = flags.leaderElect ? new LeaderElector(client, { namespace: flags.leaseNamespace, name: flags.leaseName, identity: flags.identity }, log) : undefined;
   const { server, port } = await startHealthServer(metrics.registry, { live: () => true, ready: () => !elector?.isLeader || terms.synced }, flags.metricsPort, flags.bindAddress);

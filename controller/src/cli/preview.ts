@@ -1,21 +1,24 @@
 /**
- * `airollout preview up|destroy|list` and `airollout stacks`: ephemeral preview environments of
- * a rollout's candidate, and the list of the controller's stacks, through the same Pulumi
- * program and backend as the controller's environments. The backend is the one the controller
- * publishes in the cluster (backend.ts), so a preview lands where the controller's garbage
- * collector destroys it after spec.preview.ttl (or --ttl); --backend or --state-dir override it.
+ * `airollout preview up|destroy|list`: a thin client of AIPreview objects (the controller stands
+ * their stacks up, writes their URLs and destroys them on expiry or deletion), and
+ * `airollout stacks`: the controller's Pulumi stacks, read from the backend it publishes in the
+ * cluster (backend.ts); --backend or --state-dir override it.
  */
-import { SpecSchema, type AIRollout } from "../api/schema.ts";
-import { parseDuration } from "../api/duration.ts";
-import type { KubeClient } from "../kube/client.ts";
+import { SpecSchema, API_VERSION, type AIRollout } from "../api/schema.ts";
+import { PREVIEW_KIND, previewPath, previewsPath, type AIPreview } from "../api/preview-schema.ts";
+import { formatDuration, parseDuration } from "../api/duration.ts";
+import { ApiError, type KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
-import { isEnvironmentFailure, type EnvironmentsPort, type EnvironmentSummary } from "../reconcile/contract.ts";
+import type { EnvironmentsPort } from "../reconcile/contract.ts";
 import { createLogger } from "../telemetry/logger.ts";
 import { environmentsPort, pulumiState } from "./controller.ts";
 import { discoverBackend } from "./backend.ts";
 import { PREVIEW, STACKS, parseFlags } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 import { connect } from "./kube.ts";
+
+/** The field manager of `preview up`'s server-side apply. */
+const FIELD_MANAGER = "airollout-cli";
 
 const ID = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 
@@ -48,59 +51,159 @@ async function controllerEnvironments(client: KubeClient, values: BackendFlags, 
   return { envs: port(cliStateDir, found.backend), source: `${found.backend} (${found.source})` };
 }
 
-function expiry(s: EnvironmentSummary): string {
-  return s.expiresAt ?? "never";
+/** What `preview up` applies: the fields this client owns (server-side apply, field manager airollout-cli). */
+function previewObject(id: string, ns: string, values: { rollout?: string; ttl?: string; image?: string; fixtures?: string }): Record<string, unknown> {
+  const spec: Record<string, unknown> = { rolloutRef: { name: values.rollout } };
+  if (values.ttl !== undefined) spec.ttl = values.ttl;
+  // The preview's id names the version: an image preview's pods and metrics carry it.
+  if (values.image !== undefined) spec.version = { version: id, image: values.image };
+  if (values.fixtures !== undefined) {
+    const count = Number(values.fixtures);
+    if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UsageError(`--fixtures: ${values.fixtures} is not a whole number from 1 to 1000`);
+    spec.fixtures = { fromRollout: values.rollout, count };
+  }
+  return { apiVersion: API_VERSION, kind: PREVIEW_KIND, metadata: { name: id, namespace: ns }, spec };
 }
 
-/** `airollout preview up|destroy|list --rollout NAME`. */
+/** The API server's own words for a refused object (its CEL and schema messages name the field). */
+function refusal(err: unknown): string | undefined {
+  if (!(err instanceof ApiError) || (err.status !== 422 && err.status !== 400)) return undefined;
+  return (err.body as { message?: string } | undefined)?.message ?? err.message;
+}
+
+function timeoutMs(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`--timeout: ${(err as Error).message}`);
+  }
+  if (!(ms > 0)) throw new UsageError(`--timeout: ${text} is not a positive duration`);
+  return ms;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls the preview until the controller has answered this generation with Ready (0), or with
+ * a phase it will not leave by itself (1), or the timeout passes (1).
+ */
+async function waitReady(client: KubeClient, ns: string, id: string, generation: number, limitMs: number): Promise<number> {
+  const deadline = Date.now() + limitMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const p = await client.get<AIPreview>(previewPath(ns, id));
+    const s = p.status ?? {};
+    const current = (s.observedGeneration ?? 0) >= generation;
+    const stalled = s.conditions?.some((c) => c.type === "Stalled" && c.status === "True");
+    if (current && s.phase === "Ready" && s.url) {
+      process.stdout.write(`preview ${id}: Ready at ${s.url}; expires ${s.expiresAt ?? "never"}\n`);
+      return 0;
+    }
+    if (current && (stalled || s.phase === "Expired")) {
+      process.stderr.write(`preview ${id}: ${s.phase}: ${s.message ?? ""}\n`);
+      return 1;
+    }
+    last = `${s.phase ?? "Pending"}${s.message ? `: ${s.message}` : ""}`;
+    await sleep(1000);
+  }
+  process.stderr.write(`preview ${id}: not Ready after ${formatDuration(limitMs)} (last: ${last || "no status yet"})\n`);
+  return 1;
+}
+
+/** Polls until the object is gone (its stack destroyed and the finalizer removed). */
+async function waitGone(client: KubeClient, ns: string, id: string, limitMs: number): Promise<number> {
+  const deadline = Date.now() + limitMs;
+  while (Date.now() < deadline) {
+    try {
+      await client.get(previewPath(ns, id));
+    } catch (err) {
+      if (err instanceof ApiError && err.notFound) return 0;
+      throw err;
+    }
+    await sleep(1000);
+  }
+  process.stderr.write(`preview ${id}: still there after ${formatDuration(limitMs)} (kubectl describe aipreview ${id} -n ${ns} says why)\n`);
+  return 1;
+}
+
+async function previewUp(client: KubeClient, ns: string, id: string, values: PreviewFlags): Promise<number> {
+  if (!values.rollout) throw new UsageError("preview up: --rollout NAME is required");
+  const body = previewObject(id, ns, values);
+  let applied: AIPreview;
+  try {
+    applied = await client.request<AIPreview>("PATCH", previewPath(ns, id), { body, patch: "apply", query: { fieldManager: FIELD_MANAGER, force: true } });
+  } catch (err) {
+    const why = refusal(err);
+    if (why === undefined) throw err;
+    process.stderr.write(`preview ${id}: refused by the API server: ${why}\n`);
+    return 1;
+  }
+  if (!values.wait) {
+    process.stdout.write(`preview ${id}: applied (generation ${applied.metadata.generation}); follow it with kubectl get aipreview ${id} -n ${ns} -w\n`);
+    return 0;
+  }
+  return waitReady(client, ns, id, applied.metadata.generation, timeoutMs(values.timeout));
+}
+
+async function previewDestroy(client: KubeClient, ns: string, id: string, values: PreviewFlags): Promise<number> {
+  try {
+    await client.delete(previewPath(ns, id));
+  } catch (err) {
+    if (!(err instanceof ApiError && err.notFound)) throw err;
+    process.stderr.write(`preview ${id}: no such preview in namespace ${ns}\n`);
+    return 1;
+  }
+  if (!values.wait) {
+    process.stdout.write(`preview ${id}: deleted; the controller destroys its stack, then the object goes\n`);
+    return 0;
+  }
+  const code = await waitGone(client, ns, id, timeoutMs(values.timeout));
+  if (code === 0) process.stdout.write(`preview ${id}: destroyed\n`);
+  return code;
+}
+
+async function previewList(client: KubeClient, ns: string, rollout: string | undefined): Promise<number> {
+  const list = await client.get<{ items: AIPreview[] }>(previewsPath(ns));
+  const items = list.items.filter((p) => rollout === undefined || (p.spec as { rolloutRef?: { name?: string } } | undefined)?.rolloutRef?.name === rollout);
+  if (items.length === 0) {
+    process.stdout.write("no previews\n");
+    return 0;
+  }
+  const rows = [["NAME", "ROLLOUT", "PHASE", "URL", "EXPIRES"]];
+  for (const p of items) {
+    const s = p.status ?? {};
+    rows.push([p.metadata.name, (p.spec as { rolloutRef?: { name?: string } } | undefined)?.rolloutRef?.name ?? "-", s.phase ?? "Pending", s.url ?? "-", s.expiresAt ?? "-"]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join("").trimEnd() + "\n");
+  return 0;
+}
+
+interface PreviewFlags {
+  rollout?: string;
+  ttl?: string;
+  image?: string;
+  fixtures?: string;
+  wait: boolean;
+  timeout: string;
+}
+
+/**
+ * `airollout preview up|destroy|list`: a thin client of AIPreview objects. up applies one
+ * (server-side apply: a second up with other flags updates it), list reads their status,
+ * destroy deletes one; the controller does the rest (stack, URL, expiry, teardown).
+ */
 export async function previewCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const { values, positionals } = parseFlags(PREVIEW, rest);
   if (!["up", "destroy", "list"].includes(sub ?? "")) throw new UsageError(`preview: expected up, destroy or list, got ${JSON.stringify(sub ?? "")}`);
-  if (!values.rollout) throw new UsageError(`preview ${sub}: --rollout NAME is required`);
   const id = positionals[0];
-  if (sub === "up" && (!id || !ID.test(id))) throw new UsageError(`preview up: give an id of lowercase letters, digits and dashes (for example pr-123), got ${JSON.stringify(id ?? "")}`);
-  if (sub === "destroy" && !id) throw new UsageError("preview destroy: give the preview's id");
+  if (sub !== "list" && (!id || !ID.test(id))) throw new UsageError(`preview ${sub}: give the preview's id: lowercase letters, digits and dashes (for example pr-123), got ${JSON.stringify(id ?? "")}`);
   const { client, namespace: ns } = connect(values);
-  const rollout = await client.get<AIRollout>(`${rolloutsPath(ns)}/${values.rollout}`);
-  const { envs } = await controllerEnvironments(client, values, ns, rollout);
-  switch (sub) {
-    case "up": {
-      const spec = SpecSchema.parse(rollout.spec);
-      if (!spec.candidate.image) throw new UsageError(`preview up: ${ns}/${values.rollout} has no candidate.image; a preview runs the candidate's image`);
-      const ttl = values.ttl ?? spec.preview?.ttl ?? "24h";
-      let ttlMs: number;
-      try {
-        ttlMs = parseDuration(ttl);
-      } catch (err) {
-        throw new UsageError(`--ttl: ${(err as Error).message}`);
-      }
-      if (!(ttlMs > 0)) throw new UsageError(`--ttl: ${ttl} is not a positive duration`);
-      const expiresAt = new Date(Date.now() + ttlMs);
-      try {
-        const st = await envs.ensure(rollout, `preview-${id!}`, spec.candidate, { expiresAt, ...(rollout.status?.revision ? { revision: rollout.status.revision } : {}) });
-        process.stdout.write(`preview ${id!}: stack ${st.stack} ready at ${st.url ?? "(no url)"}; expires ${expiresAt.toISOString()}\n`);
-        return 0;
-      } catch (err) {
-        if (isEnvironmentFailure(err)) {
-          process.stderr.write(`preview ${id!}: ${err.reason}: ${err.message}\n`);
-          return 1;
-        }
-        throw err;
-      }
-    }
-    case "destroy":
-      await envs.destroy(rollout, `preview-${id!}`, "destroyed by hand");
-      process.stdout.write(`preview ${id!}: destroyed\n`);
-      return 0;
-    default: {
-      const previews = (await envs.list(rollout)).filter((x) => x.role.startsWith("preview-"));
-      for (const e of previews) {
-        process.stdout.write(`${e.role.slice("preview-".length).padEnd(20)} ${e.stack.padEnd(40)} ${e.url ?? "-"}  expires ${expiry(e)}\n`);
-      }
-      return 0;
-    }
-  }
+  if (sub === "up") return previewUp(client, ns, id!, values);
+  if (sub === "destroy") return previewDestroy(client, ns, id!, values);
+  return previewList(client, ns, values.rollout);
 }
 
 /** `airollout stacks [--rollout NAME]`: the controller's environment stacks, one a line. */

@@ -11,12 +11,15 @@ import { ANNOTATIONS, type AIRollout } from "../api/schema.ts";
 
 const HUMAN_CONTROL: readonly string[] = Object.values(ANNOTATIONS);
 
+/** An object the controller watches (an AIRollout, an AIPreview): only its metadata matters here. */
+type Watched = Pick<AIRollout, "metadata">;
+
 /**
  * What of an object, besides status, a pass depends on. Of the annotations only the ones a pass
  * reads (promote, abort, retry): others, such as kubectl's last-applied copy of the spec (which
  * the informer cache drops, so a write's response and its watch event differ in it), are not.
  */
-function fingerprint(obj: AIRollout): string {
+function fingerprint(obj: Watched): string {
   const m = obj.metadata;
   const human = HUMAN_CONTROL.map((k) => m.annotations?.[k] ?? null);
   return JSON.stringify([m.uid ?? null, m.generation ?? null, m.deletionTimestamp ?? null, human, m.finalizers ?? []]);
@@ -30,7 +33,7 @@ export class ChangeFilter {
    * Whether `obj` differs from the last version seen of `key` in anything but status and
    * resourceVersion (true for a key not seen before). Records it either way.
    */
-  changed(key: string, obj: AIRollout): boolean {
+  changed(key: string, obj: Watched): boolean {
     const f = fingerprint(obj);
     if (this.seen.get(key) === f) return false;
     this.seen.set(key, f);
@@ -41,7 +44,7 @@ export class ChangeFilter {
    * Records a version this process wrote (a finalizer added), so its watch event, which may
    * arrive during a later pass, is not taken for someone else's change.
    */
-  observe(key: string, obj: AIRollout): void {
+  observe(key: string, obj: Watched): void {
     this.seen.set(key, fingerprint(obj));
   }
 

@@ -34,11 +34,13 @@ export class ApiError extends Error {
 /** Loads the kubeconfig by kubectl's rules (--kubeconfig, $KUBECONFIG merged, ~/.kube/config, in-cluster): kubeconfig.ts. */
 export { loadKubeConfig } from "./kubeconfig.ts";
 
-export type PatchType = "merge" | "json" | "strategic";
+export type PatchType = "merge" | "json" | "strategic" | "apply";
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   merge: "application/merge-patch+json",
   json: "application/json-patch+json",
   strategic: "application/strategic-merge-patch+json",
+  // Server-side apply (JSON is YAML); needs the fieldManager query parameter.
+  apply: "application/apply-patch+yaml",
 };
 
 export interface RequestOpts {
