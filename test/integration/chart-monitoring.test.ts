@@ -5,15 +5,19 @@
  * release's controller and gateway metrics ports and keeps the metrics' own namespace label; the
  * alerts use only metric names and labels the controller's and the gateway's registries export,
  * pass `promtool check rules`, and fire (and stay quiet) as `promtool test rules` shows on series
- * shaped like the real ones, evaluated by Prometheus's own rule engine.
+ * shaped like the real ones, evaluated by Prometheus's own rule engine; and every alert's
+ * expression returns its series from a real Prometheus scraping the real registries.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { prometheusBinary } from "../../controller/src/dev/prometheus.ts";
+import { prometheusBinary, startPrometheus } from "../../controller/src/dev/prometheus.ts";
 import { systemBinary } from "../../controller/src/dev/tools.ts";
 import { createGatewayMetrics } from "../../controller/src/gateway/metrics.ts";
 import { createControllerMetrics } from "../../controller/src/telemetry/metrics.ts";
@@ -157,6 +161,63 @@ describe("the alerts", () => {
     expect(test.status, test.stdout + test.stderr).toBe(0);
     expect(test.stdout).toContain("SUCCESS");
   });
+});
+
+describe("the alerts on a real Prometheus", () => {
+  let server: Server | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  afterAll(async () => {
+    clearInterval(timer);
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  });
+
+  it("every alert's expression returns the series it alerts on, from the controller's and the gateway's registries as Prometheus scrapes them", async () => {
+    // The real registries in the states the alerts look for, served as one scrape target.
+    const controller = createControllerMetrics();
+    const gateway = createGatewayMetrics();
+    controller.rolloutPhase.set({ namespace: "team", name: "bot", phase: "RolledBack" }, 1);
+    controller.rolloutPhase.set({ namespace: "team", name: "steady", phase: "Progressing" }, 1);
+    controller.rolloutPhase.set({ namespace: "team", name: "broken", phase: "Degraded" }, 1);
+    controller.rolloutPhase.set({ namespace: "team", name: "waiting", phase: "Paused" }, 1);
+    gateway.circuitState.set({ namespace: "team", rollout: "bot", version: "v2" }, 2);
+    gateway.circuitState.set({ namespace: "team", rollout: "bot", version: "v1" }, 0);
+    timer = setInterval(() => {
+      gateway.quarantined.inc({ namespace: "team", rollout: "bot", reason: "bad_signature" }, 50);
+      gateway.quarantineSkipped.inc({ reason: "unknown_rollout" }, 1);
+    }, 500);
+    const merged = Registry.merge([controller.registry, gateway.registry]);
+    server = createServer((_req, res) => {
+      void merged.metrics().then((text) => res.writeHead(200, { "content-type": merged.contentType }).end(text));
+    });
+    await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
+    const prom = await startPrometheus({ targets: [`127.0.0.1:${(server.address() as AddressInfo).port}`], scrapeIntervalSeconds: 1 });
+    try {
+      const expected: Record<string, Record<string, string>[]> = {
+        AIRolloutRolledBack: [{ namespace: "team", name: "bot", phase: "RolledBack" }],
+        AIRolloutStalled: [{ namespace: "team", name: "broken" }],
+        AIRolloutPausedLong: [{ namespace: "team", name: "waiting" }],
+        AIRolloutQuarantineGrowing: [{ namespace: "team", rollout: "bot", reason: "bad_signature" }],
+        AIRolloutQuarantineFull: [{ reason: "unknown_rollout" }],
+        AIRolloutCircuitOpen: [{ namespace: "team", rollout: "bot", version: "v2" }],
+      };
+      const rules = rulesOf(one(render(ON), "PrometheusRule"));
+      const query = async (expr: string) => {
+        const res = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(expr)}`);
+        const body = (await res.json()) as { status: string; error?: string; data?: { result: { metric: Record<string, string> }[] } };
+        expect(body.status, `${expr}: ${body.error}`).toBe("success");
+        return body.data!.result.map((r) => r.metric);
+      };
+      const deadline = Date.now() + 90_000;
+      for (const r of rules) {
+        let got: Record<string, string>[] = [];
+        // Counters need two scrapes before increase() sees them.
+        while ((got = await query(r.expr)).length < expected[r.alert]!.length && Date.now() < deadline) await new Promise((res) => setTimeout(res, 1000));
+        expect(got, r.alert).toEqual(expected[r.alert]);
+      }
+    } finally {
+      await prom.dispose();
+    }
+  }, 180_000);
 });
 
 // ---------------------------------------------------------------------------------------------
