@@ -109,7 +109,8 @@ describe("controller", () => {
     expect(obj.status!.observedGeneration).toBe(obj.metadata.generation);
     expect(obj.status).toMatchObject({ currentStep: 0, stepCount: 7, canaryWeight: 0, shadowEnabled: true, stableVersion: "v1", candidateVersion: "v2" });
     expect(obj.status!.steps!.map((s) => s.type)).toEqual(["shadow", "setWeight", "pause", "analysis", "setWeight", "pause", "setWeight"]);
-    expect(obj.metadata.finalizers).toContain("airollout.dev/environments");
+    // Endpoint versions own no environments: no finalizer, one write less (image versions get it).
+    expect(obj.metadata.finalizers ?? []).not.toContain("airollout.dev/environments");
     const types = Object.fromEntries(obj.status!.conditions!.map((c) => [c.type, c.status]));
     // Ready waits for the candidate to serve all traffic; kstatus reads Reconciling=True as InProgress.
     expect(types).toEqual({ Ready: "False", Reconciling: "True", Stalled: "False", Progressing: "True", Degraded: "False" });
@@ -207,10 +208,11 @@ describe("controller", () => {
     expect(reasons.filter((r) => r === "Initialized" || r === "NewRevision")).toEqual(["Initialized"]);
   });
 
-  it("deleting a rollout runs the finalizer and the object goes away", async () => {
+  it("deleting a rollout of endpoint versions (no environments, no finalizer) removes it at once, with no teardown", async () => {
+    expect((await getRollout(ns, "signed")).metadata.finalizers ?? []).toEqual([]);
     kubectlOk(["delete", "air", "signed", "-n", ns, "--wait=true", "--timeout=30s"]);
     expect(kubectl(["get", "air", "signed", "-n", ns]).code).not.toBe(0);
-    expect((await eventsFor(ns, "signed")).some((e) => e.reason === "Deleting")).toBe(true);
+    expect((await eventsFor(ns, "signed")).some((e) => e.reason === "Deleting")).toBe(false);
   });
 
   it("recovers its watch when the API server restarts under it", async () => {

@@ -2,7 +2,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { KubeClient } from "./client.ts";
+import { Registry } from "prom-client";
+import { countRequests, KubeClient, resourceOf } from "./client.ts";
 import { dropBookkeeping, Informer, type KubeObject } from "./informer.ts";
 import { pino } from "pino";
 
@@ -40,6 +41,37 @@ describe("KubeClient", () => {
     // One connection for the sequential requests; the parallel ones may open a few more.
     expect(connections()).toBeLessThanOrEqual(8);
     expect(connections()).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("request counting", () => {
+  it.each([
+    ["/apis/airollout.dev/v1alpha1/namespaces/team/airollouts/bot/status", "airollouts/status"],
+    ["/apis/airollout.dev/v1alpha1/namespaces/team/airollouts/bot", "airollouts"],
+    ["/apis/airollout.dev/v1alpha1/namespaces/team/airollouts?limit=500", "airollouts"],
+    ["/apis/airollout.dev/v1alpha1/airollouts", "airollouts"],
+    ["/api/v1/namespaces/team/events", "events"],
+    ["/api/v1/namespaces/team", "namespaces"],
+    ["/api/v1/namespaces", "namespaces"],
+    ["/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/airollout", "leases"],
+    ["/metrics", "other"],
+  ])("names the resource of %s as %s", (path, resource) => {
+    expect(resourceOf(path)).toBe(resource);
+  });
+
+  it("counts every request sent, answered or refused, by verb and resource; a second term reuses the counter", async () => {
+    const { client } = await fakeApi(() => ({ kind: "Status" }));
+    const registry = new Registry();
+    countRequests(client, registry);
+    countRequests(client, registry);
+    await client.get("/api/v1/namespaces/team/events");
+    await client.create("/api/v1/namespaces/team/events", {});
+    await client.replace("/apis/airollout.dev/v1alpha1/namespaces/team/airollouts/bot/status", {});
+    await client.replace("/apis/airollout.dev/v1alpha1/namespaces/team/airollouts/bot/status", {});
+    const text = await registry.metrics();
+    expect(text).toContain('airollout_controller_api_requests_total{verb="GET",resource="events"} 1');
+    expect(text).toContain('airollout_controller_api_requests_total{verb="POST",resource="events"} 1');
+    expect(text).toContain('airollout_controller_api_requests_total{verb="PUT",resource="airollouts/status"} 2');
   });
 });
 

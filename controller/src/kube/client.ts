@@ -6,6 +6,7 @@
 import { KubeConfig, Watch } from "@kubernetes/client-node";
 import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions as HttpsRequestOptions } from "node:https";
+import { Counter, type Registry } from "prom-client";
 
 /** An error answered by the API server, classified for retry decisions. */
 export class ApiError extends Error {
@@ -65,6 +66,22 @@ function sameMaterial(a: TlsMaterial, b: TlsMaterial): boolean {
 /** Connections kept open per client: enough for the controller's workers and its Events. */
 const MAX_SOCKETS = 32;
 
+/**
+ * The resource a request path names, as the API server's `apiserver_request_total` labels it:
+ * `airollouts`, `airollouts/status`, `events`, `namespaces`; `other` for paths outside the
+ * resource API (/metrics, /version). Bounded: only the plural and the subresource are kept.
+ */
+export function resourceOf(path: string): string {
+  const parts = path.split("?")[0]!.split("/").filter(Boolean);
+  // /api/v1/... or /apis/<group>/<version>/...
+  const rest = parts[0] === "api" ? parts.slice(2) : parts[0] === "apis" ? parts.slice(3) : undefined;
+  if (rest === undefined || rest.length === 0) return "other";
+  // namespaces/<ns>/<plural>[/<name>[/<sub>]], or a cluster-scoped <plural>[/<name>[/<sub>]]
+  const scoped = rest[0] === "namespaces" && rest.length >= 3 ? rest.slice(2) : rest;
+  const [plural, , sub] = scoped;
+  return sub ? `${plural}/${sub}` : plural!;
+}
+
 /** JSON REST calls against the API server named by a KubeConfig. */
 export class KubeClient {
   readonly kc: KubeConfig;
@@ -75,6 +92,11 @@ export class KubeClient {
    * (most of a write's cost on a small control plane).
    */
   private agent?: { material: TlsMaterial; agent: HttpAgent };
+  /**
+   * Called once per request sent (answered or not), with its verb and resource: how the
+   * controller counts its own API traffic (countRequests). Watches are client-node's, not counted.
+   */
+  onRequest?: (verb: string, resource: string) => void;
   constructor(kc: KubeConfig) {
     this.kc = kc;
     const cluster = kc.getCurrentCluster();
@@ -107,6 +129,7 @@ export class KubeClient {
       options.headers["content-length"] = String(Buffer.byteLength(payload));
     }
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    this.onRequest?.(method, resourceOf(path));
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = send(url, options, (res) => {
@@ -159,6 +182,20 @@ export class KubeClient {
   delete<T = unknown>(path: string): Promise<T> {
     return this.request<T>("DELETE", path);
   }
+}
+
+/** The counter of a registry's API requests: one per registry, whichever controller term asks. */
+const REQUESTS_METRIC = "airollout_controller_api_requests_total";
+
+/**
+ * Counts every request `client` sends in `registry` as airollout_controller_api_requests_total
+ * {verb, resource}: the API cost of the controller's work, measured where it is spent (the
+ * scale benchmark reads it per rollout). Safe to call again for a new controller term.
+ */
+export function countRequests(client: KubeClient, registry: Registry): void {
+  const existing = registry.getSingleMetric(REQUESTS_METRIC) as Counter<"verb" | "resource"> | undefined;
+  const counter = existing ?? new Counter({ name: REQUESTS_METRIC, help: "API server requests sent by the controller, by verb and resource (watches not counted).", labelNames: ["verb", "resource"], registers: [registry] });
+  client.onRequest = (verb, resource) => counter.inc({ verb, resource });
 }
 
 /** Whether an error is worth retrying soon (network trouble, throttling, server errors, conflicts). */

@@ -14,7 +14,7 @@ import { runPass } from "../reconcile/pass.ts";
 import { isEnvironmentFailure, type EnvironmentRole, type EnvironmentsPort, type GoldenPort, type MeasurementsPort } from "../reconcile/contract.ts";
 import { GoldenRunner } from "../golden/runner.ts";
 import type { EnsureRequest, EnvironmentOutcome, Plan, RolloutRole, World } from "../reconcile/contract.ts";
-import { ApiError, type KubeClient } from "./client.ts";
+import { ApiError, countRequests, type KubeClient } from "./client.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, keyOf } from "./informer.ts";
 import { ReferenceIndex, ReferenceInformers, fetchReference, observeReferences, type ReferenceCache } from "./references.ts";
@@ -86,6 +86,7 @@ export class Controller {
     this.o = o;
     this.golden = o.golden ?? new GoldenRunner(o.client);
     this.events = new EventRecorder(o.client, "airollout-controller", o.identity, o.log);
+    countRequests(o.client, o.metrics.registry);
     this.queue = new WorkQueue((key) => this.reconcileKey(key), {
       concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
       onError: (key, err, retryInMs) => {

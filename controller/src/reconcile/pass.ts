@@ -31,14 +31,38 @@ export interface PassIO {
 
 /** Runs one pass over `object` and `world` at `now`; returns the plan to carry out. */
 export async function runPass(object: AIRollout, world: World, now: Date, io: PassIO): Promise<Plan> {
-  const first = reconcile({ object, world, now });
-  if (!first.measure?.length && !first.ensure?.length && !first.golden?.length) return first;
+  const first = chainFirstSight(object, world, now, reconcile({ object, world, now }));
+  if (!carriesOut(first)) return first;
+  // Environments outlive the object: the finalizer that tears them down goes on before any stand-up.
+  if (first.ensure?.length && first.actions.some((a) => a.type === "addFinalizer")) return { events: [], actions: [{ type: "addFinalizer" }], requeueAfterMs: 0 };
   const standsUp = (first.ensure?.length ?? 0) > 0;
   if (standsUp && first.status && io.announce) await io.announce(first.status);
   const outcomes = await carryOut(first, io);
   // Never earlier than `now`: a clock stepped back must not restart what the pass decided.
   const decidedAt = standsUp && io.clock ? new Date(Math.max(now.getTime(), io.clock().getTime())) : now;
   return reconcile({ object, world: { ...world, ...outcomes }, now: decidedAt });
+}
+
+/** Whether a decision asks for I/O before it can be final. */
+function carriesOut(plan: Plan): boolean {
+  return (plan.measure?.length ?? 0) > 0 || (plan.ensure?.length ?? 0) > 0 || (plan.golden?.length ?? 0) > 0;
+}
+
+/**
+ * A rollout seen for the first time is Initialized, and its steps start on the next pass at once
+ * (requeueAfterMs 0). When that next decision needs nothing carried out (no stand-up, query or
+ * golden run), it is made here on the Initialized status in memory, and the two become one plan:
+ * one status write instead of two for a new rollout, with the Initialized Event still recorded.
+ * Only on first sight: a new revision of a rollout under way shows Initialized in its status on
+ * its own, as `kubectl get -w` and tools waiting for it expect.
+ */
+function chainFirstSight(object: AIRollout, world: World, now: Date, first: Plan): Plan {
+  const firstSight = object.status?.revision === undefined && first.status?.phase === "Initialized" && first.requeueAfterMs === 0;
+  if (!firstSight || carriesOut(first) || first.actions.some((a) => a.type !== "addFinalizer")) return first;
+  const next = reconcile({ object: { ...object, status: first.status }, world, now });
+  if (carriesOut(next)) return first;
+  const finalizer = first.actions.length > 0;
+  return { ...next, events: [...first.events, ...next.events], actions: [...first.actions, ...next.actions.filter((a) => !(finalizer && a.type === "addFinalizer"))] };
 }
 
 /** Runs what the first decision asked for, side by side; the world fields it answers. */

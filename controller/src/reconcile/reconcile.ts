@@ -30,11 +30,27 @@ export function formatIssues(issues: readonly { path: readonly PropertyKey[]; me
     .join("; ");
 }
 
-/** Parses the spec; returns the typed spec or the error text naming the fields. */
-export function validateSpec(spec: unknown): { ok: true; spec: Spec } | { ok: false; message: string } {
+type Validated = { ok: true; spec: Spec } | { ok: false; message: string };
+
+/**
+ * Results by spec object. A pass validates the same spec up to four times (the reference index,
+ * observing the world, the decision, the stand-ups) and a cached object keeps its spec until the
+ * next watch event, so a spec is parsed about once per generation; weak, so a replaced object's
+ * entry goes with it.
+ */
+const validated = new WeakMap<object, Readonly<Validated>>();
+
+/**
+ * Parses the spec; returns the typed spec or the error text naming the fields. The result may be
+ * shared between callers: read it, never change it.
+ */
+export function validateSpec(spec: unknown): Validated {
+  const cached = spec !== null && typeof spec === "object" ? validated.get(spec) : undefined;
+  if (cached) return cached;
   const res = SpecSchema.safeParse(spec);
-  if (res.success) return { ok: true, spec: res.data };
-  return { ok: false, message: formatIssues(res.error.issues) };
+  const out: Validated = res.success ? { ok: true, spec: res.data } : { ok: false, message: formatIssues(res.error.issues) };
+  if (spec !== null && typeof spec === "object") validated.set(spec, out);
+  return out;
 }
 
 /**
@@ -177,6 +193,27 @@ function resumeAfterDegraded(status: Status, events: EventSpec[], generation: nu
   events.push({ type: "Normal", reason: Reason.Recovered, message: `${status.message}; the problem cleared: ${problem}`, dedupeKey: `g${generation}/recovered/${key}` });
 }
 
+/**
+ * Whether a rollout may own environments (Pulumi stacks), so that its deletion must wait for their
+ * teardown behind the finalizer: an image in spec.stable, spec.candidate or the promoted stable of
+ * status.stable (each is stood up as a stack; a preview runs the candidate's image), or
+ * environments recorded in status. Endpoint versions own nothing outside the object: no finalizer,
+ * one write less per new rollout and a deletion that never waits for a controller. Read from the
+ * raw object, so a spec that stopped parsing still keeps what it had. Once added, the finalizer
+ * stays until deletion (runPass adds it before any stand-up).
+ */
+export function mayOwnEnvironments(obj: Pick<AIRollout, "spec" | "status">): boolean {
+  const image = (v: unknown) => typeof (v as { image?: unknown } | undefined)?.image === "string";
+  const spec = obj.spec as { stable?: unknown; candidate?: unknown } | undefined;
+  const envs = obj.status?.environments;
+  return image(spec?.stable) || image(spec?.candidate) || image(obj.status?.stable?.spec) || (envs !== undefined && Object.keys(envs).length > 0);
+}
+
+/** The finalizer goes on a rollout that may own environments and does not have it yet. */
+function finalizerActions(obj: AIRollout): Plan["actions"] {
+  return (obj.metadata.finalizers ?? []).includes(FINALIZER) || !mayOwnEnvironments(obj) ? [] : [{ type: "addFinalizer" }];
+}
+
 /** Reconciles one AIRollout: the whole decision of a pass. */
 export function reconcile(obs: Observed): Plan {
   const obj: AIRollout = obs.object;
@@ -193,7 +230,7 @@ export function reconcile(obs: Observed): Plan {
       actions: [{ type: "destroyEnvironments", reason: "deleted" }, { type: "removeFinalizer" }],
     };
   }
-  const actions: Plan["actions"] = finalizers.includes(FINALIZER) ? [] : [{ type: "addFinalizer" }];
+  const actions = finalizerActions(obj);
 
   // A problem that may clear by itself (a reference not created yet) retries with backoff; one
   // only a person can fix (an invalid spec) waits for the next edit. Either way the rollout
