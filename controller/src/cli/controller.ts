@@ -3,6 +3,8 @@ import { loadKubeConfig, KubeClient } from "../kube/client.ts";
 import { Controller } from "../kube/controller.ts";
 import { PreviewController } from "../kube/preview-controller.ts";
 import type { FixturesPort } from "../fixtures/port.ts";
+import { GatewayFixtures } from "../fixtures/replay.ts";
+import { rolloutsPath } from "../api/paths.ts";
 import { LeaderElector } from "../kube/lease.ts";
 import { existsSync } from "node:fs";
 import { homedir, hostname } from "node:os";
@@ -41,6 +43,8 @@ export interface ControllerFlags {
   previewGcIntervalMs?: number;
   /** The egress policy a rollout's spec is checked against (none: no check). */
   egress?: EgressPolicy;
+  /** The gateway's admin (metrics) port, where AIPreviews' fixtures are fetched (none: not available). */
+  gatewayUrl?: string;
 }
 
 /**
@@ -142,6 +146,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
     stateDir: values["state-dir"],
     previewGcIntervalMs: gcInterval(values["preview-gc-interval"]),
     egress: egressPolicyFromFlags(values),
+    ...(values["gateway-url"] ? { gatewayUrl: gatewayUrlFlag(values["gateway-url"]) } : {}),
   });
 }
 
@@ -155,6 +160,12 @@ function gcInterval(text: string): number {
   // Bounded both ways: 0 would spin, more than 2^31-1 ms would fire at once.
   if (!(ms >= 1000 && ms <= 24 * 3_600_000)) throw new UsageError(`--preview-gc-interval: ${text} is not between 1s and 24h`);
   return ms;
+}
+
+/** --gateway-url: an http(s) URL. */
+function gatewayUrlFlag(text: string): string {
+  if (!/^https?:\/\/[^/]+/.test(text)) throw new UsageError(`--gateway-url: ${JSON.stringify(text)} is not an http:// or https:// URL`);
+  return text;
 }
 
 /** What one leadership term runs: the AIRollout controller and the AIPreview controller. */
@@ -242,9 +253,10 @@ export async function runController(flags: ControllerFlags): Promise<number> {
   const metrics = createControllerMetrics();
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig));
   const environments = environmentsPort(flags, client, log);
-  // The fixtures replayer (fixtures/) once it is wired; without one, previews that ask for
-  // fixtures say they are not available.
-  const fixtures: FixturesPort | undefined = undefined;
+  // Without --gateway-url, previews that ask for fixtures say they are not available.
+  const fixtures: FixturesPort | undefined = flags.gatewayUrl
+    ? new GatewayFixtures({ gatewayUrl: flags.gatewayUrl, readRollout: (ns, name) => client.get<AIRollout>(`${rolloutsPath(ns)}/${name}`), log: log.child({ component: "fixtures" }), ...(flags.egress ? { egress: flags.egress } : {}) })
+    : undefined;
   const terms = new Terms(
     () =>
       new Reconcilers(
