@@ -1,8 +1,9 @@
 /**
  * The whole decision loop, every part real, on loopback: the gateway process (`airollout gateway`)
  * watching AIRollouts through the API server, loopback backends behind it, a real Prometheus
- * scraping the gateway's /metrics every second, the controller process deciding from what
- * Prometheus returns, and a traffic generator sending real webhooks to the gateway.
+ * scraping the gateway's and the controller's /metrics every second, the controller process
+ * deciding from what Prometheus returns, and a traffic generator sending real webhooks to the
+ * gateway.
  *
  *   traffic -> gateway process -> stable | candidate (| shadow copies, noise baseline) backends
  *   gateway /metrics <- Prometheus <- controller process -> AIRollout status -> gateway
@@ -283,6 +284,8 @@ export interface Loop {
   readonly prometheus: TestPrometheus;
   readonly provider: PrometheusProvider;
   readonly controller: ControllerProcess;
+  /** host:port of the controller's /metrics, which Prometheus scrapes as well as the gateway's. */
+  readonly controllerTarget: string;
   /** Starts a loopback backend, closed by close(). */
   backend(name: string, respond?: Responder): Promise<TestBackend>;
   /** Starts traffic to a rollout's webhook URL through the gateway, stopped by close(). */
@@ -297,8 +300,8 @@ export interface Loop {
 }
 
 /**
- * Starts the gateway process, a Prometheus scraping it, and the controller process (which must
- * win its Lease before this resolves). A part that fails to start stops the parts already up.
+ * Starts the gateway process, the controller process (which must win its Lease before this
+ * resolves) and a Prometheus scraping both. A part that fails to start stops the parts already up.
  */
 export async function startLoop(o: LoopOptions): Promise<Loop> {
   const backends: TestBackend[] = [];
@@ -313,10 +316,15 @@ export async function startLoop(o: LoopOptions): Promise<Loop> {
     await prometheus?.dispose();
     await Promise.all(backends.map((b) => b.close()));
   };
+  let controllerTarget = "";
   try {
     await gateway.ready();
-    prometheus = await startPrometheus({ targets: [gateway.target], scrapeIntervalSeconds: o.scrapeIntervalSeconds ?? 1 });
+    // The controller first: Prometheus scrapes its /metrics too (phase and weight per rollout),
+    // and its port is known only once it listens. Nothing queries Prometheus before a rollout exists.
     controller = new ControllerProcess(`${o.id}-controller`, ["--namespace", o.namespace, "--lease-namespace", o.namespace, "--environments", "none", ...(o.controllerArgs ?? [])]);
+    const started = await controller.waitForLog("metrics port", (l) => l.msg === "controller started" && typeof l.port === "number", 60_000);
+    controllerTarget = `127.0.0.1:${started.port as number}`;
+    prometheus = await startPrometheus({ targets: [gateway.target, controllerTarget], scrapeIntervalSeconds: o.scrapeIntervalSeconds ?? 1 });
     await controller.waitForLog("leadership", (l) => l.msg === "became leader", 60_000);
   } catch (err) {
     await close();
@@ -331,6 +339,7 @@ export async function startLoop(o: LoopOptions): Promise<Loop> {
     prometheus: prom,
     provider,
     controller: ctl,
+    controllerTarget,
     async backend(name, respond) {
       const b = await startBackend(name, respond);
       backends.push(b);
