@@ -418,9 +418,12 @@ export const StepSchema = z
       .optional()
       .describe("Measure SLOs; the step blocks until the analysis succeeds."),
     golden: z
-      .object({ maxFailures: z.number().int().min(0).max(10_000).optional().describe("Failed cases accepted; defaults to spec.golden.maxFailures.") })
+      .object({
+        maxFailures: z.number().int().min(0).max(10_000).optional().describe("Failed cases accepted; defaults to spec.golden.maxFailures."),
+        configMapRef: keyRef("ConfigMap").optional().describe("This step's own suite (a ConfigMap key, JSON or YAML: {version, cases}), instead of spec.golden.configMapRef's. Its digest is part of the revision too; spec.golden's concurrency and timeout apply."),
+      })
       .optional()
-      .describe("Run spec.golden's suite against the candidate only; more failures than maxFailures roll back."),
+      .describe("Run a golden suite (the step's own, else spec.golden's) against the candidate only; more failures than maxFailures roll back."),
   })
   .describe("One canary step: exactly one of shadow, setWeight, pause, analysis, golden.")
   .meta({
@@ -694,9 +697,28 @@ export const StatusSchema = z
           .describe("The first failed cases (at most 10)."),
         message: z.string().optional().describe("Why the run gave no evidence (phase Error)."),
         updatedAt: z.string().optional().describe("When the run finished."),
+        steps: z
+          .array(
+            z
+              .object({
+                step: z.number().int().describe("Index of the golden step (status.steps)."),
+                suite: z.string().describe("The suite's source: the ConfigMap and key."),
+                phase: z.enum(["Running", "Passed", "Failed", "Error"]).describe("As status.golden.phase, for this step's run."),
+                suiteVersion: z.string().optional().describe("The suite's own version field."),
+                suiteDigest: z.string().optional().describe("Digest of the suite's ConfigMap key (part of the revision)."),
+                total: z.number().int().optional().describe("Cases in the suite."),
+                passed: z.number().int().optional().describe("Cases that passed."),
+                failed: z.number().int().optional().describe("Cases that failed."),
+                updatedAt: z.string().optional().describe("When the run finished."),
+              })
+              .describe("The last run of one golden step."),
+          )
+          .max(65)
+          .optional()
+          .describe("The last run of each golden step of this revision and attempt, by step: steps may run different suites."),
       })
       .optional()
-      .describe("The golden suite's last run against the candidate."),
+      .describe("The golden suite's last run against the candidate (the fields above), and each golden step's last result (steps)."),
     environments: z
       .object({
         canary: EnvironmentStatusSchema.optional().describe("The candidate's canary environment."),

@@ -98,7 +98,7 @@ export class GoldenRunner implements GoldenPort {
     const text = await this.readSuite(r);
     if (typeof text !== "string") return text;
     const parsed = parseSuite(text);
-    if (!parsed.ok) return { ok: false, message: `spec.golden.configMapRef (ConfigMap ${r.configMapRef.name} key ${r.configMapRef.key}): ${parsed.message}` };
+    if (!parsed.ok) return { ok: false, message: `${r.field ?? "spec.golden.configMapRef"} (ConfigMap ${r.configMapRef.name} key ${r.configMapRef.key}): ${parsed.message}` };
     const { summary } = await runSuite(parsed.suite, r);
     return { ok: true, suiteVersion: parsed.suite.version, result: summary };
   }

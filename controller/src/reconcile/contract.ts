@@ -191,6 +191,8 @@ export interface GoldenRequest {
   key: string;
   namespace: string;
   configMapRef: { name: string; key: string };
+  /** The spec field that names the suite, for messages (spec.golden.configMapRef or a step's). */
+  field?: string;
   /** The suite's digest in the revision; a suite edited since is no evidence for this revision. */
   digest: string | undefined;
   /** The candidate's own URL (its environment or endpoint), never the gateway's split. */

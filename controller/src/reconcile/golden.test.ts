@@ -3,8 +3,11 @@ import { FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
 import { runPass, type PassIO } from "./pass.ts";
 import type { EventSpec, GoldenOutcome, GoldenRequest, Plan } from "./contract.ts";
 import { candidateRevision, validateSpec } from "./reconcile.ts";
+import { goldenRevisionMaterial } from "./references.ts";
+import { withStepResult } from "./golden.ts";
 
 const SUITE = { name: "suites", key: "suite.yaml" };
+const STEP_SUITE = { name: "step-suites", key: "smoke.yaml" };
 
 function spec(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -28,6 +31,8 @@ class Sim {
   weights: number[] = [];
   mirrored = false;
   digest = "d1";
+  /** The digest of the step's own suite (ConfigMap step-suites); undefined: that ConfigMap is missing. */
+  stepDigest: string | undefined = "s1";
   golden: ((r: GoldenRequest) => GoldenOutcome) | undefined = () => passed(3);
 
   constructor(s: Record<string, unknown>) {
@@ -40,7 +45,10 @@ class Sim {
       const answer = this.golden;
       io.golden = async (reqs) => Object.fromEntries(reqs.map((r) => (this.requests.push(r), [r.key, answer(r)])));
     }
-    const refs = { "ConfigMap/suites": { exists: true, keys: [SUITE.key], digests: { [SUITE.key]: this.digest } } };
+    const refs = {
+      "ConfigMap/suites": { exists: true, keys: [SUITE.key], digests: { [SUITE.key]: this.digest } },
+      ...(this.stepDigest === undefined ? {} : { "ConfigMap/step-suites": { exists: true, keys: [STEP_SUITE.key], digests: { [STEP_SUITE.key]: this.stepDigest } } }),
+    };
     const plan = await runPass(this.obj, { references: refs }, new Date(this.now), io);
     this.events.push(...plan.events);
     if (plan.status) this.obj = { ...this.obj, status: plan.status };
@@ -139,5 +147,78 @@ describe("golden gate and step (machine transitions)", () => {
   it("golden steps without spec.golden are refused, naming the field", () => {
     const res = validateSpec({ ...spec(), golden: undefined, strategy: { steps: [{ golden: {} }] } });
     expect(res).toMatchObject({ ok: false, message: "spec.strategy.steps: golden steps need spec.golden" });
+  });
+});
+
+describe("per-step golden suites", () => {
+  const twoSuites = (steps: unknown[]) => spec({ strategy: { steps, progressDeadline: "2m" } });
+  const bySuite = (r: GoldenRequest): GoldenOutcome => (r.configMapRef.name === STEP_SUITE.name ? passed(5) : passed(3));
+
+  it("a golden step runs its own suite, the gate spec.golden's; status.golden.steps keeps each step's result", async () => {
+    const sim = new Sim(twoSuites([{ golden: { configMapRef: STEP_SUITE } }, { setWeight: 100 }]));
+    sim.golden = bySuite;
+    await sim.runUntil(["Succeeded"]);
+    expect(sim.requests.map((r) => [r.configMapRef, r.field, r.digest])).toEqual([
+      [SUITE, "spec.golden.configMapRef", "d1"],
+      [STEP_SUITE, "spec.strategy.steps[0].golden.configMapRef", "s1"],
+    ]);
+    expect(sim.status.golden).toMatchObject({ phase: "Passed", total: 5, suiteDigest: "s1" });
+    expect(sim.status.golden?.steps).toEqual([
+      { step: 0, suite: "ConfigMap suites key suite.yaml", phase: "Passed", suiteVersion: "7", suiteDigest: "d1", total: 3, passed: 3, failed: 0, updatedAt: expect.any(String) },
+      { step: 1, suite: "ConfigMap step-suites key smoke.yaml", phase: "Passed", suiteVersion: "7", suiteDigest: "s1", total: 5, passed: 5, failed: 0, updatedAt: expect.any(String) },
+    ]);
+  });
+
+  it("a failing step suite rolls back, its own entry saying so while the gate's keeps its pass", async () => {
+    const sim = new Sim(twoSuites([{ golden: { configMapRef: STEP_SUITE } }, { setWeight: 100 }]));
+    sim.golden = (r) => (r.configMapRef.name === STEP_SUITE.name ? { ok: true, suiteVersion: "2", result: { total: 2, answered: 2, passed: 1, failed: 1, failures: [{ name: "smoke", reason: "status 500" }] } } : passed(3));
+    await sim.runUntil(["RolledBack"]);
+    expect(sim.status.golden?.steps?.map((e) => [e.step, e.phase])).toEqual([[0, "Passed"], [1, "Failed"]]);
+    expect(sim.events.find((e) => e.reason === "GoldenSuiteFailed")?.message).toContain("smoke: status 500");
+  });
+
+  it("editing a step's own suite is a new revision: it restarts from step 1, naming the field that changed", async () => {
+    const parsed = validateSpec(twoSuites([{ golden: { configMapRef: STEP_SUITE } }]));
+    if (!parsed.ok) throw new Error(parsed.message);
+    const world = (d: string) => ({ references: { "ConfigMap/suites": { exists: true, keys: [SUITE.key], digests: { [SUITE.key]: "d1" } }, "ConfigMap/step-suites": { exists: true, keys: [STEP_SUITE.key], digests: { [STEP_SUITE.key]: d } } } });
+    expect(candidateRevision(parsed.spec, world("s1"))).not.toBe(candidateRevision(parsed.spec, world("s2")));
+
+    const sim = new Sim(twoSuites([{ setWeight: 10 }, { golden: { configMapRef: STEP_SUITE } }, { pause: {} }, { setWeight: 100 }]));
+    await sim.runUntil(["Paused"]);
+    const first = sim.status.revision;
+    expect(sim.status.revisionInputs?.["spec.strategy.steps[1].golden.configMapRef"]).toBe("s1");
+    sim.stepDigest = "s2";
+    await sim.pass();
+    expect(sim.status.revision).not.toBe(first);
+    expect(sim.status.currentStep ?? 0).toBe(0);
+    const ev = sim.events.find((e) => e.reason === "NewRevision");
+    expect(ev?.message).toContain("ConfigMap step-suites key smoke.yaml (spec.strategy.steps[1].golden.configMapRef) changed");
+    await sim.runUntil(["Paused"]);
+    expect(sim.requests.filter((r) => r.configMapRef.name === STEP_SUITE.name).map((r) => r.digest)).toEqual(["s1", "s2"]);
+  });
+
+  it("a step suite whose ConfigMap is missing holds the rollout, naming the step's field", async () => {
+    const sim = new Sim(twoSuites([{ golden: { configMapRef: STEP_SUITE } }]));
+    sim.stepDigest = undefined;
+    await sim.pass();
+    expect(sim.status.message).toContain('spec.strategy.steps[0].golden.configMapRef: ConfigMap "step-suites" not found');
+    expect(sim.requests).toEqual([]);
+  });
+
+  it("revisions of rollouts without step suites are computed as before (no goldenSteps in the material)", () => {
+    const parsed = validateSpec(spec());
+    if (!parsed.ok) throw new Error(parsed.message);
+    expect(goldenRevisionMaterial(parsed.spec, { references: {} })).toEqual({ golden: null });
+  });
+
+  it("withStepResult keeps one entry per step of the same revision and attempt, and starts over on a new one", () => {
+    const g = (run: string, total: number) => ({ run, phase: "Passed" as const, total, passed: total, failed: 0, updatedAt: "t" });
+    const suite = { name: "cm", key: "k" };
+    let s = withStepResult(undefined, g("r1/a0/s0", 1), 0, suite);
+    s = withStepResult(s, g("r1/a0/s2", 2), 2, suite);
+    s = withStepResult(s, g("r1/a0/s0", 3), 0, suite);
+    expect(s.steps?.map((e) => [e.step, e.total])).toEqual([[0, 3], [2, 2]]);
+    expect(withStepResult(s, g("r1/a1/s2", 4), 2, suite).steps?.map((e) => [e.step, e.total])).toEqual([[2, 4]]);
+    expect(withStepResult(s, g("r2/a0/s0", 5), 0, suite).steps).toHaveLength(1);
   });
 });

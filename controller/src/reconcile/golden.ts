@@ -5,7 +5,7 @@
  */
 import type { Status } from "../api/schema.ts";
 import { verdict } from "../golden/suite.ts";
-import type { GoldenOutcome } from "./contract.ts";
+import type { GoldenOutcome, Reference } from "./contract.ts";
 
 /** How long after a run without evidence the step asks for the next one. */
 export const GOLDEN_RETRY_MS = 15_000;
@@ -41,4 +41,28 @@ export function goldenMessage(g: GoldenStatus): string {
   const head = `golden suite ${g.suiteVersion ?? ""}: ${g.passed}/${g.total} cases passed, ${g.failed} failed (maxFailures ${g.maxFailures})`;
   const first = (g.failures ?? []).slice(0, 3).map((f) => `${f.name}: ${f.reason}`);
   return first.length ? `${head}; first failures: ${first.join(" | ")}` : head;
+}
+
+/** Most golden steps a rollout can have: 64 steps and the gate. */
+const MAX_STEP_RESULTS = 65;
+
+/**
+ * status.golden after a run of step `step` (suite `suite`): the run's own fields, and in `steps`
+ * the last result of every golden step of the same revision and attempt (one entry per step,
+ * this one replaced), so steps that run different suites each keep their counts.
+ */
+export function withStepResult(prev: GoldenStatus | undefined, next: GoldenStatus, step: number, suite: Pick<Reference, "name" | "key">): GoldenStatus {
+  const attempt = (run: string | undefined) => run?.replace(/\/s\d+$/, "");
+  const entry = {
+    step,
+    suite: `ConfigMap ${suite.name} key ${suite.key}`,
+    phase: next.phase ?? "Error",
+    ...(next.suiteVersion !== undefined ? { suiteVersion: next.suiteVersion } : {}),
+    ...(next.suiteDigest !== undefined ? { suiteDigest: next.suiteDigest } : {}),
+    ...(next.total !== undefined ? { total: next.total, passed: next.passed, failed: next.failed } : {}),
+    ...(next.updatedAt !== undefined ? { updatedAt: next.updatedAt } : {}),
+  };
+  const kept = attempt(prev?.run) === attempt(next.run) ? (prev?.steps ?? []).filter((e) => e.step !== step) : [];
+  const steps = [...kept, entry].sort((a, b) => a.step - b.step).slice(0, MAX_STEP_RESULTS);
+  return { ...next, steps };
 }

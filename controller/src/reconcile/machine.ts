@@ -39,8 +39,8 @@ import { shadowEvidenceQueries } from "../analysis/templates.ts";
 import { deriveConditions, setCondition, type HealthFacts } from "./conditions.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import type { EnsureRequest, EventSpec, GoldenRequest, MeasureRequest, Observed, Plan, World } from "./contract.ts";
-import { goldenRunKey, goldenStatus, GOLDEN_RETRY_MS, goldenMessage } from "./golden.ts";
-import { goldenReference, referenceDigest, versionReferencesOf } from "./references.ts";
+import { goldenRunKey, goldenStatus, GOLDEN_RETRY_MS, goldenMessage, withStepResult } from "./golden.ts";
+import { goldenReferenceOfStep, referenceDigest, versionReferencesOf } from "./references.ts";
 import type { EnvironmentFailure, EnvironmentStatus, RolloutRole } from "./contract.ts";
 import { coverageText, judgeShadow, missingEvidence, readEvidence, type ShadowEvidence, type ShadowRule, type ShadowVerdict } from "./shadow-evidence.ts";
 import { shortHash } from "../api/hash.ts";
@@ -372,7 +372,8 @@ function judgeGoldenStep(ctx: Ctx, step: ResolvedStep, started: number): boolean
   if (s.golden?.run === run && s.golden.phase === "Passed") return true;
   const outcome = ctx.obs.world.golden?.[run];
   if (!outcome) return requestGolden(ctx, run);
-  s.golden = goldenStatus(run, outcome, step.maxFailures ?? 0, suiteDigest(ctx), ctx.now);
+  const suite = goldenReferenceOfStep(ctx.spec, i)!;
+  s.golden = withStepResult(s.golden, goldenStatus(run, outcome, step.maxFailures ?? 0, suiteDigest(ctx), ctx.now), i, suite);
   const message = goldenMessage(s.golden);
   if (s.golden.phase === "Passed") {
     ctx.events.push({ type: "Normal", reason: Reason.GoldenSuitePassed, message, dedupeKey: stepEventKey(ctx, "golden-passed") });
@@ -389,6 +390,7 @@ function judgeGoldenStep(ctx: Ctx, step: ResolvedStep, started: number): boolean
 function requestGolden(ctx: Ctx, run: string): false {
   const { spec, status: s } = ctx;
   const g = spec.golden!;
+  const suite = goldenReferenceOfStep(spec, s.currentStep ?? 0)!;
   const last = s.golden?.run === run && s.golden.updatedAt ? Date.parse(s.golden.updatedAt) : -Infinity;
   if (ctx.now.getTime() - last < GOLDEN_RETRY_MS) {
     ctx.wakeAt.push(last + GOLDEN_RETRY_MS);
@@ -396,19 +398,19 @@ function requestGolden(ctx: Ctx, run: string): false {
   }
   const url = spec.candidate.endpoint ?? s.environments?.canary?.url;
   if (url === undefined) {
-    s.golden = { run, phase: "Error", message: `the candidate ${spec.candidate.version} has no URL yet (status.environments.canary)`, updatedAt: iso(ctx.now) };
+    s.golden = withStepResult(s.golden, { run, phase: "Error", message: `the candidate ${spec.candidate.version} has no URL yet (status.environments.canary)`, updatedAt: iso(ctx.now) }, s.currentStep ?? 0, suite);
     ctx.wakeAt.push(ctx.now.getTime() + GOLDEN_RETRY_MS);
     return false;
   }
-  ctx.golden.push({ key: run, namespace: ctx.obs.object.metadata.namespace, configMapRef: g.configMapRef, digest: suiteDigest(ctx), url, concurrency: g.concurrency, timeoutMs: parseDuration(g.timeout), maskPatterns: spec.shadow?.maskPatterns ?? [] });
+  ctx.golden.push({ key: run, namespace: ctx.obs.object.metadata.namespace, configMapRef: { name: suite.name, key: suite.key }, field: suite.field, digest: suiteDigest(ctx), url, concurrency: g.concurrency, timeoutMs: parseDuration(g.timeout), maskPatterns: spec.shadow?.maskPatterns ?? [] });
   // Runs again at once: a pass whose first half already stood environments up decides without it.
   ctx.wakeAt.push(ctx.now.getTime());
   return false;
 }
 
-/** The digest of spec.golden's suite as observed (the one in the revision). */
+/** The digest of the current golden step's suite as observed (the one in the revision). */
 function suiteDigest(ctx: Ctx): string | undefined {
-  const ref = goldenReference(ctx.spec);
+  const ref = goldenReferenceOfStep(ctx.spec, ctx.status.currentStep ?? 0);
   return ref ? referenceDigest(ctx.obs.world, ref) : undefined;
 }
 

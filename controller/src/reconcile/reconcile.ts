@@ -13,7 +13,7 @@ import { deriveConditions } from "./conditions.ts";
 import { Reason } from "./reasons.ts";
 import { advance, resolveRolloutAnalysis, type ResolvedAnalysis } from "./machine.ts";
 import type { EventSpec, Observed, Plan, Reference, World } from "./contract.ts";
-import { goldenReference, referenceDigest, referenceKey, versionReferences, versionReferencesOf } from "./references.ts";
+import { goldenReferences, goldenRevisionMaterial, referenceDigest, referenceKey, versionReferences, versionReferencesOf } from "./references.ts";
 import { shortHash } from "../api/hash.ts";
 import { egressProblems } from "../api/egress.ts";
 import { effectiveStable, stableRecord, stableRecordProblem, type EffectiveStable } from "../api/stable.ts";
@@ -67,8 +67,7 @@ export function references(spec: Spec, status?: Pick<Status, "stable">): Referen
   const stable = stableRecordProblem(status) === undefined ? effectiveStable(spec, status) : undefined;
   if (stable) refs.push(...versionReferencesOf(stable.version, stable.field));
   refs.push(...versionReferences(spec, "candidate"));
-  const golden = goldenReference(spec);
-  if (golden) refs.push(golden);
+  refs.push(...goldenReferences(spec));
   return refs;
 }
 
@@ -116,7 +115,6 @@ export function candidateRevision(spec: Spec, world: Pick<World, "references"> =
   const refs = versionReferences(spec, "candidate");
   const prompt = refs.find((r) => r.field === "spec.candidate.config.promptRef");
   const envRefs = refs.filter((r) => r !== prompt).map((r) => [r.field, referenceDigest(world, r) ?? null]);
-  const golden = goldenReference(spec);
   const material = JSON.stringify({
     version: c.version,
     image: c.image ?? null,
@@ -127,8 +125,8 @@ export function candidateRevision(spec: Spec, world: Pick<World, "references"> =
     // Only when there are any: the revisions of candidates without env references stay what
     // earlier controllers computed, so an upgrade does not restart their rollouts.
     ...(envRefs.length > 0 ? { envRefs } : {}),
-    // The golden suite judges the candidate: editing it re-judges it from step 1.
-    ...(golden ? { golden: referenceDigest(world, golden) ?? null } : {}),
+    // The golden suites judge the candidate: editing one re-judges it from step 1.
+    ...goldenRevisionMaterial(spec, world),
   });
   return shortHash(material);
 }
@@ -146,8 +144,7 @@ export function candidateInputs(spec: Spec, world: Pick<World, "references">): R
   if (c.config !== undefined) inputs["spec.candidate.config"] = shortHash(JSON.stringify(c.config));
   if (c.env !== undefined) inputs["spec.candidate.env"] = shortHash(JSON.stringify(c.env));
   for (const r of versionReferences(spec, "candidate")) inputs[r.field] = referenceDigest(world, r) ?? "unobserved";
-  const golden = goldenReference(spec);
-  if (golden) inputs[golden.field] = referenceDigest(world, golden) ?? "unobserved";
+  for (const r of goldenReferences(spec)) inputs[r.field] = referenceDigest(world, r) ?? "unobserved";
   return inputs;
 }
 
@@ -158,7 +155,7 @@ export function candidateInputs(spec: Spec, world: Pick<World, "references">): R
  */
 export function describeRevisionChange(prev: Record<string, string> | undefined, next: Record<string, string>, spec: Spec): string {
   if (!prev) return "";
-  const refs = new Map([...versionReferences(spec, "candidate"), ...[goldenReference(spec)].filter((r) => r !== undefined)].map((r) => [r.field, r]));
+  const refs = new Map([...versionReferences(spec, "candidate"), ...goldenReferences(spec)].map((r) => [r.field, r]));
   const name = (field: string) => {
     const r = refs.get(field);
     return r ? `${r.kind} ${r.name} key ${r.key} (${field})` : field;
