@@ -3,7 +3,8 @@
  * the local control plane) receives signed webhooks for an AIRollout with endpoint versions and
  * records them masked; `airollout fixtures export` writes them from the gateway's metrics port as
  * the versioned file, which `airollout golden record` accepts; the fixtures replayed to a preview
- * that differs on one field and to the stable name that field.
+ * that differs on one field and to the stable name that field, directly and through an AIPreview
+ * reconciled by a controller process (status.fixtures and an Event).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac } from "node:crypto";
@@ -17,7 +18,7 @@ import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { FIXTURES_FORMAT } from "../../controller/src/fixtures/format.ts";
 import { GatewayFixtures } from "../../controller/src/fixtures/replay.ts";
 import { classifierResponder, startBackend, type TestBackend } from "../support/backends.ts";
-import { CLI, NODE, client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";
+import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";
 
 const SECRET = "fixtures-hmac-key";
 const EMAIL = "jane.doe@example.com";
@@ -29,6 +30,7 @@ let dir: string;
 let stable: TestBackend;
 let preview: TestBackend;
 let gateway: { proc: ChildProcess; url: string; admin: string };
+let controller: ControllerProcess | undefined;
 
 /** Runs the CLI without blocking this process: the backends it talks to answer from here. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -113,6 +115,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   gateway?.proc.kill("SIGKILL");
+  await controller?.stop("SIGKILL");
   await Promise.all([stable, preview].map((b) => b?.close()));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -186,5 +189,34 @@ describe("masked production fixtures", () => {
     expect(preview.requests[0]!.url).toBe("/classify?source=test");
     expect(preview.requests[0]!.headers["x-airollout-shadow"]).toBe("true");
     expect(preview.requests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it("an AIPreview with fixtures: {fromRollout, count} gets the replay's summary in status.fixtures and an Event", async () => {
+    controller = new ControllerProcess("preview-fixtures", ["--namespace", ns, "--lease-namespace", ns, "--environments", "none", "--gateway-url", gateway.admin]);
+    await controller.waitForLog("leadership", (l) => l.msg === "became leader", 90_000);
+    const manifest = {
+      apiVersion: "airollout.dev/v1alpha1",
+      kind: "AIPreview",
+      metadata: { name: "pr-7", namespace: ns },
+      spec: { rolloutRef: { name: "bot" }, version: { version: "pr-7", endpoint: preview.url }, fixtures: { fromRollout: "bot", count: 6 } },
+    };
+    kubectlOk(["apply", "-f", "-"], stringify(manifest));
+    type Preview = { status?: { phase?: string; url?: string; fixtures?: { replayed?: number; mismatched?: number; errors?: number; topFields?: { path: string; mismatches: number }[]; source?: string; message?: string } } };
+    const p = await waitFor(
+      "status.fixtures of the AIPreview",
+      async () => {
+        const o = await client().get<Preview>(`/apis/airollout.dev/v1alpha1/namespaces/${ns}/aipreviews/pr-7`);
+        return o.status?.fixtures?.replayed !== undefined || o.status?.fixtures?.message ? o : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(p.status).toMatchObject({ phase: "Ready", url: preview.url });
+    expect(p.status!.fixtures).toMatchObject({ replayed: 6, mismatched: 3, errors: 0, topFields: [{ path: "$.intent", mismatches: 3 }], source: `gateway:${ns}/bot` });
+    const event = await waitFor("the FixturesReplayed Event", async () => {
+      const list = await client().get<{ items: { reason: string; message: string; type: string }[] }>(`/api/v1/namespaces/${ns}/events`, { fieldSelector: "involvedObject.name=pr-7" });
+      return list.items.find((e) => e.reason === "FixturesReplayed");
+    });
+    expect(event.message).toContain("$.intent");
   });
 });
