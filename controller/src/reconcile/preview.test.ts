@@ -139,6 +139,18 @@ describe("an image preview: provisioned, Ready, expired", () => {
     expect(sim.work).toHaveLength(2);
   });
 
+  it("an Expired preview whose ttl is edited to end later is stood up again", async () => {
+    const sim = new Sim({ rolloutRef: { name: "bot" }, ttl: "1h" });
+    await sim.pass();
+    sim.now = T0 + 2 * HOUR;
+    await sim.pass();
+    expect(sim.status.phase).toBe("Expired");
+    sim.edit({ rolloutRef: { name: "bot" }, ttl: "48h" });
+    expect(await sim.pass()).toEqual({ requeueAfterMs: 46 * HOUR });
+    expect(sim.work.map((w) => w.type)).toEqual(["ensure", "destroy", "ensure"]);
+    expect(sim.status).toMatchObject({ phase: "Ready", observedGeneration: 2, expiresAt: "2026-05-03T00:00:00.000Z" });
+  });
+
   it("ttl: spec.ttl, else the rollout's spec.preview.ttl, else 24h; a rollout ttl of 0s is refused naming spec.ttl", async () => {
     const own = new Sim({ rolloutRef: { name: "bot" }, ttl: "90m" });
     await own.pass();
