@@ -192,4 +192,39 @@ describe("golden suites", () => {
     expect(after.status!.golden).toMatchObject({ phase: "Passed", suiteVersion: "edited" });
     expect(goldenRequests(good)).toHaveLength(4);
   });
+
+  it("a golden step runs its own suite after the gate's; status.golden.steps keeps both; editing the step's suite is a new revision", async () => {
+    const full = parse(readFileSync(suiteFile, "utf8"));
+    const smoke = (version: string) => stringify({ ...full, version, cases: full.cases.slice(0, 2) });
+    kubectlOk(["create", "configmap", "suite-steps", "-n", ns, `--from-file=suite.yaml=${suiteFile}`]);
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "smoke-steps", namespace: ns }, data: { "smoke.yaml": smoke("smoke-1") } }));
+    good.reset();
+    stable.reset();
+    const spec = {
+      stable: { version: "v1", endpoint: stable.url },
+      candidate: { version: "v2", endpoint: good.url },
+      golden: { configMapRef: { name: "suite-steps", key: "suite.yaml" }, gate: true },
+      strategy: { steps: [{ golden: { configMapRef: { name: "smoke-steps", key: "smoke.yaml" } } }, { setWeight: 10 }, { pause: {} }] },
+    };
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "steps", namespace: ns }, spec }));
+    const paused = (revision?: string) => async () => {
+      const r = await rollout("steps");
+      return r.status?.phase === "Paused" && r.status.revision !== revision ? r : undefined;
+    };
+    const first = await waitFor("paused after both suites", paused(), 120_000);
+    expect(first.status!.golden!.steps!.map((e) => [e.step, e.suite, e.phase, e.total])).toEqual([
+      [0, "ConfigMap suite-steps key suite.yaml", "Passed", 4],
+      [1, "ConfigMap smoke-steps key smoke.yaml", "Passed", 2],
+    ]);
+    expect(goldenRequests(good)).toHaveLength(6);
+    expect(stable.requests).toHaveLength(0);
+
+    good.reset();
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "smoke-steps", namespace: ns }, data: { "smoke.yaml": smoke("smoke-2") } }));
+    const second = await waitFor("a new revision, paused again", paused(first.status!.revision), 120_000);
+    const field = "spec.strategy.steps[0].golden.configMapRef";
+    expect(second.status!.revisionInputs![field]).not.toBe(first.status!.revisionInputs![field]);
+    expect(second.status!.golden!.steps![1]).toMatchObject({ step: 1, phase: "Passed", suiteVersion: "smoke-2" });
+    expect(goldenRequests(good)).toHaveLength(6);
+  });
 });
