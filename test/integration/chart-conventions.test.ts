@@ -5,7 +5,7 @@
  * and the app.kubernetes.io labels; names come from the fullname helper; three releases (the same
  * release name in two namespaces, a second release in one of them) render without a name in
  * common and with no selector reaching another release's Pods, and the API server accepts all of
- * them in one server-side dry run; PodDisruptionBudgets follow the replicas; NOTES.txt says what
+ * them in one server-side dry run, and helm installs all three for real and uninstalls them; PodDisruptionBudgets follow the replicas; NOTES.txt says what
  * was installed and how to reach the gateway and the dashboard; both CRDs ship in crds/.
  */
 import { readFileSync } from "node:fs";
@@ -235,6 +235,30 @@ describe("names, labels and selectors", () => {
     const res = kubectl(["apply", "--dry-run=server", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: all }));
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout.split("\n").filter((l) => l.endsWith("created (server dry run)")).length).toBe(all.length);
+  });
+});
+
+describe("installed for real", () => {
+  it("three releases install side by side (helm refuses an object another release owns) and uninstall without a trace", () => {
+    const releases = [
+      { release: "coexist", namespace: nsA, set: ["watchNamespace=team-a"] },
+      { release: "coexist", namespace: nsB, set: ["watchNamespace=team-c"] },
+      { release: "coexist-2", namespace: nsA, set: ["watchNamespace=team-b"] },
+    ];
+    try {
+      for (const r of releases) {
+        const res = helmRun(helm, ["install", r.release, CHART, "-n", r.namespace, ...sets([...ALL_ON, ...r.set])]);
+        expect(res.code, `${r.namespace}/${r.release}: ${res.stderr}`).toBe(0);
+        expect(res.stdout).toContain("STATUS: deployed");
+      }
+      // The cluster-scoped objects of all three, by their release's labels.
+      const clusterRoles = kubectl(["get", "clusterroles", "-l", "app.kubernetes.io/name=airollout,app.kubernetes.io/instance in (coexist,coexist-2)", "-o", "name"]).stdout.trim().split("\n");
+      expect(clusterRoles.length).toBe(9);
+    } finally {
+      for (const r of releases) helmRun(helm, ["uninstall", r.release, "-n", r.namespace, "--wait"]);
+    }
+    const left = kubectl(["get", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/instance in (coexist,coexist-2)", "-o", "name"]);
+    expect(left.stdout.trim()).toBe("");
   });
 });
 
