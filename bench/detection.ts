@@ -22,6 +22,7 @@
  * - distribution rows, airollout: the statistical judge (analysis/judge.ts judgeSamples: the
  *   Mann-Whitney U test and Cliff's delta on the gateway's JUDGE_BUCKETS histogram), read at every
  *   read over everything since the step began, its alpha spent evenly over the step's reads;
+ *   High/Low stops, a conclusive Pass (its confidence bound inside the effect size) passes early;
  * - fixed_window: the raw mismatch rate (label) or the candidate's mean against the stable's
  *   (distributions) over the first WINDOW requests, against a threshold, judged once;
  * - per_read_window: the same threshold on each read's own window (a PromQL rate over the
@@ -142,7 +143,7 @@ function distributionTrial(signal: Signal, factor: number, next: () => number): 
     if (n % READ !== 0) continue;
     const j = judgeSamples({ counts: candidate }, { counts: stable }, settings);
     if (j.classification === "High" || j.classification === "Low") decide(d, "airollout", "stop", n);
-    else if (n >= HORIZON && j.classification === "Pass") decide(d, "airollout", "pass", n);
+    else if (j.conclusive || (n >= HORIZON && j.classification === "Pass")) decide(d, "airollout", "pass", n);
     if (outside(readC, readS)) decide(d, "per_read_window", "stop", n);
     else if (n >= HORIZON) decide(d, "per_read_window", "pass", n);
     readS = 0;
