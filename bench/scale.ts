@@ -331,6 +331,8 @@ interface Ctx {
   backend: string;
   soakSeconds: number;
   settleSeconds: number;
+  /** How long a controller may take to initialise one size before its figures are taken as they are. */
+  initTimeoutSeconds: number;
   errors: string[];
 }
 
@@ -353,7 +355,10 @@ async function informerRss(ctx: Ctx, role: string, namespace: string, n: number)
 interface ControllerRun {
   n: number;
   create_per_second: number;
-  init_seconds: number;
+  /** Until all were initialised; undefined when they were not within the init timeout (see initialised). */
+  init_seconds: number | undefined;
+  /** Rollouts Paused (the controller's gauge) when the figures were taken. */
+  initialised: number;
   all_paused_seconds: number;
   cpu_ms_per_rollout_init: Record<string, number | undefined>;
   load_average_at_init: number[];
@@ -402,9 +407,12 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
     let peak = 0;
     let allPausedAt: number | undefined;
     let cpu: ReturnType<typeof cpuOf> | undefined;
+    let paused = 0;
+    let initialisedAt: number | undefined;
     // Initialised: every rollout Paused (the controller's phase gauge) and its queue empty, so the
-    // writes that follow the phase change (the last conditions) are in as well.
-    await waitUntil(`controller initialising ${n} rollouts`, async () => {
+    // writes that follow the phase change (the last conditions) are in as well. Past the timeout
+    // the figures are taken as they are, with the count initialised so far (never a pass).
+    const initDone = waitUntil(`controller initialising ${n} rollouts`, async () => {
       exitedEarly(p, "controller", log);
       peak = Math.max(peak, rssMb(p.pid) ?? 0);
       let samples: Sample[];
@@ -415,16 +423,20 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
       }
       // From the first answer on: Node's start-up (loading modules) is not a per-rollout cost.
       cpu ??= cpuOf(ctx, p.pid);
-      const paused = sum(samples, "airollout_controller_rollout_phase", (l) => l.phase === "Paused");
+      paused = sum(samples, "airollout_controller_rollout_phase", (l) => l.phase === "Paused");
       if (paused >= n) allPausedAt ??= Date.now();
       return paused >= n && sum(samples, "airollout_controller_queue_depth") === 0;
-    }, 3_600_000, 2000);
-    const initSeconds = (Date.now() - p.startedAt) / 1000;
+    }, ctx.initTimeoutSeconds * 1000, 2000).then(
+      () => (initialisedAt = Date.now()),
+      (err: unknown) => ctx.errors.push(`${n} rollouts: ${(err as Error).message} (${paused} of ${n} Paused)`),
+    );
+    await initDone;
+    const initSeconds = initialisedAt === undefined ? undefined : (initialisedAt - p.startedAt) / 1000;
     const cpuInit = cpuOf(ctx, p.pid);
     const rssInitialised = rssMb(p.pid);
     const afterInit = await apiRequests(ctx.client);
     const phases = await phasesFromApi(ctx.client, namespace);
-    if (phases.Paused !== n) ctx.errors.push(`${n} rollouts: the controller reported all Paused, the API server shows ${JSON.stringify(phases)}`);
+    if (initSeconds !== undefined && phases.Paused !== n) ctx.errors.push(`${n} rollouts: the controller reported all Paused, the API server shows ${JSON.stringify(phases)}`);
     await sleep(ctx.settleSeconds * 1000);
     const settled = await scrape(metricsUrl);
     const init = requestDelta(before, afterInit);
@@ -433,7 +445,8 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
     const run: ControllerRun = {
       n,
       create_per_second: createRate,
-      init_seconds: round(initSeconds),
+      init_seconds: initSeconds === undefined ? undefined : round(initSeconds),
+      initialised: paused,
       all_paused_seconds: round(((allPausedAt ?? Date.now()) - p.startedAt) / 1000),
       // CPU spent per rollout while initialising: what the figures cost apart from the machine's load.
       cpu_ms_per_rollout_init: {
@@ -449,9 +462,10 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
       reconcile_passes: sum(settled, "airollout_controller_reconcile_total"),
       reconcile_p50_ms: msOf(histogramQuantile(settled, "airollout_controller_reconcile_duration_seconds", 0.5)),
       reconcile_p99_ms: msOf(histogramQuantile(settled, "airollout_controller_reconcile_duration_seconds", 0.99)),
-      api_requests_per_rollout_init: round(init.total / n, 2),
+      // Per rollout initialised: a run stopped by its timeout counts what it did.
+      api_requests_per_rollout_init: round(init.total / Math.max(paused, 1), 2),
       api_requests_init: init.byKind,
-      client_requests_per_rollout_init: clientInit.total > 0 ? round(clientInit.total / n, 2) : undefined,
+      client_requests_per_rollout_init: clientInit.total > 0 && paused > 0 ? round(clientInit.total / paused, 2) : undefined,
       client_requests_init: clientInit.byKind,
       phases_from_api: phases,
       baseline,
@@ -631,55 +645,74 @@ function startBackend(dir: string): Promise<{ proc: Proc; url: string }> {
   }, 30_000, 200).then(() => ({ proc, url: `http://127.0.0.1:${/\{"ready":(\d+)\}/.exec(readFileSync(log, "utf8"))![1]}` }));
 }
 
+/** What a run has measured so far: printed at its end, or when it is stopped (SIGINT, SIGTERM). */
+const progress: { out: Record<string, unknown>; runs: ControllerRun[]; gateway?: Record<string, unknown>; errors: string[]; t0: number; printed: boolean } = { out: {}, runs: [], errors: [], t0: Date.now(), printed: false };
+
+/** Prints the one JSON line with what was measured (once). */
+function printSummary(): void {
+  if (progress.printed) return;
+  progress.printed = true;
+  Object.assign(progress.out, summarize(progress.runs, progress.gateway, progress.errors), { wall_seconds: round((Date.now() - progress.t0) / 1000) });
+  process.stdout.write(`${JSON.stringify(progress.out)}\n`);
+}
+
 async function orchestrate(quick: boolean): Promise<void> {
   const ns = sizes(quick);
   const soakSeconds = positiveEnv("AIROLLOUT_SCALE_SOAK_SECONDS", quick ? 60 : 600);
   const gatewayN = positiveEnv("AIROLLOUT_SCALE_GATEWAY_N", 1000);
+  // The soak runs on 1,000 rollouts when that size is measured (the largest otherwise), and the
+  // gateway part right after it: the long starts of the largest sizes come last.
+  const soakN = positiveEnv("AIROLLOUT_SCALE_SOAK_N", ns.includes(1000) ? 1000 : ns.at(-1)!);
+  const initTimeoutSeconds = positiveEnv("AIROLLOUT_SCALE_INIT_TIMEOUT_SECONDS", 3600);
   const dir = mkdtempSync(join(tmpdir(), "airollout-scale-"));
   const load = loadavg().map((l) => round(l, 2));
-  const errors: string[] = [];
-  const out: Record<string, unknown> = {
+  const errors = progress.errors;
+  const out: Record<string, unknown> = progress.out;
+  Object.assign(out, {
     controller_command: "airollout controller --namespace scale-<N> --environments none --leader-elect false",
     rollout: "endpoint versions; steps setWeight 10, pause (indefinite), setWeight 100; created as kubectl apply does (last-applied annotation)",
     api_requests_counted: [...COUNTED_RESOURCES],
-    mode: quick ? "quick" : "full", sizes: ns.filter((n) => n > 1), soak_seconds: soakSeconds, load_average_at_start: load, cores: availableParallelism(), node: process.version };
-  const runs: ControllerRun[] = [];
-  let gateway: Record<string, unknown> | undefined;
+    mode: quick ? "quick" : "full", sizes: ns.filter((n) => n > 1), soak_seconds: soakSeconds, soak_rollouts: soakN, init_timeout_seconds: initTimeoutSeconds, load_average_at_start: load, cores: availableParallelism(), node: process.version });
+  const runs = progress.runs;
   let backend: { proc: Proc; url: string } | undefined;
-  const t0 = Date.now();
   try {
     const cp = await up({ dir: join(dir, "cp"), ownerPid: process.pid, withoutControllerManager: true, log: (l) => process.stderr.write(`[scale] ${l}\n`) });
     await installCRD(cp);
     backend = await startBackend(dir);
-    const ctx: Ctx = { cp, client: new KubeClient(loadKubeConfig(cp.kubeconfig)), dir, backend: backend.url, soakSeconds, settleSeconds: 10, errors };
-    const largest = ns.at(-1)!;
+    const ctx: Ctx = { cp, client: new KubeClient(loadKubeConfig(cp.kubeconfig)), dir, backend: backend.url, soakSeconds, settleSeconds: 10, initTimeoutSeconds, errors };
+    const gatewayPart = async () => {
+      if (gatewayN === 0) return;
+      try {
+        process.stderr.write(`[scale] gateway: 1 vs ${gatewayN} rollouts watched\n`);
+        progress.gateway = await gatewayRun(ctx, gatewayN, quick);
+        process.stderr.write(`[scale] ${JSON.stringify(progress.gateway)}\n`);
+      } catch (err) {
+        errors.push(`gateway: ${(err as Error).message}`);
+      }
+    };
     for (const n of ns) {
       try {
         const namespace = `scale-${n}`;
         process.stderr.write(`[scale] creating ${n} rollouts\n`);
         const rate = await createRollouts(ctx.client, namespace, n, ctx.backend);
         process.stderr.write(`[scale] ${n} rollouts created (${rate}/s); informers, then the controller\n`);
-        const run = await controllerRun(ctx, n, namespace, rate, n === largest && n > 1 && soakSeconds > 0);
+        const run = await controllerRun(ctx, n, namespace, rate, n === soakN && n > 1 && soakSeconds > 0);
         runs.push(run);
         process.stderr.write(`[scale] ${JSON.stringify(run)}\n`);
       } catch (err) {
         errors.push(`${n} rollouts: ${(err as Error).message}`);
       }
+      if (n === soakN) await gatewayPart();
     }
-    try {
-      process.stderr.write(`[scale] gateway: 1 vs ${gatewayN} rollouts watched\n`);
-      gateway = await gatewayRun(ctx, gatewayN, quick);
-    } catch (err) {
-      errors.push(`gateway: ${(err as Error).message}`);
-    }
+    if (!ns.includes(soakN)) await gatewayPart();
   } catch (err) {
     errors.push((err as Error).message);
   } finally {
     if (backend) await stopProc(backend.proc);
     await down({ dir: join(dir, "cp"), purge: !process.env.AIROLLOUT_SCALE_KEEP });
   }
-  Object.assign(out, summarize(runs, gateway, errors), { wall_seconds: round((Date.now() - t0) / 1000), ...(process.env.AIROLLOUT_SCALE_KEEP ? { logs: dir } : {}) });
-  process.stdout.write(`${JSON.stringify(out)}\n`);
+  if (process.env.AIROLLOUT_SCALE_KEEP) out.logs = dir;
+  printSummary();
   if (errors.length > 0) process.exitCode = 1;
 }
 
@@ -704,8 +737,9 @@ function summarize(runs: ControllerRun[], gateway: Record<string, unknown> | und
   const soak = runs.find((r) => r.soak)?.soak;
   const many = gateway?.many as GatewaySide | undefined;
   // Missing evidence (a size not run, no soak, no gateway figures) is never a pass.
-  const rssOk = at10k !== undefined && at10k.rss_mb_peak < TARGETS.rss_mb_at_10000 && (at10k.soak?.rss_mb_end ?? Infinity) < TARGETS.rss_mb_at_10000;
-  const initOk = at10k !== undefined && at10k.init_seconds <= TARGETS.init_seconds_at_10000;
+  // RSS at 10,000: the peak while initialising and once settled (and after a soak there, if any).
+  const rssOk = at10k !== undefined && at10k.rss_mb_peak < TARGETS.rss_mb_at_10000 && (at10k.rss_mb_settled ?? Infinity) < TARGETS.rss_mb_at_10000 && (at10k.soak?.rss_mb_end ?? 0) < TARGETS.rss_mb_at_10000;
+  const initOk = at10k?.init_seconds !== undefined && at10k.init_seconds <= TARGETS.init_seconds_at_10000;
   // No growth: the fitted slope over the soak adds less than 2% of the starting RSS.
   const soakOk = soak !== undefined && soak.seconds >= 600 && soak.rss_slope_mb_per_min !== undefined && soak.rss_mb_start !== undefined && soak.rss_slope_mb_per_min * (soak.seconds / 60) < 0.02 * soak.rss_mb_start;
   const gwOk = (k: string) => typeof gateway?.[k] === "number" && (gateway[k] as number) <= TARGETS.gateway_ratio_max;
@@ -763,6 +797,9 @@ if (argv.includes("--role")) {
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.once(sig, () => {
       for (const c of children) c.kill("SIGKILL");
+      // What was measured before the stop is printed, marked as stopped (never a pass).
+      progress.errors.push(`stopped by ${sig} after ${round((Date.now() - progress.t0) / 1000)}s`);
+      printSummary();
       process.exit(130);
     });
   }
