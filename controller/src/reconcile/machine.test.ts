@@ -840,4 +840,13 @@ describe("judge baseline: noise", () => {
     expect(d).toMatchObject({ status: "True", reason: "InvalidAnalysis" });
     expect(d.message).toContain('metric "conf": judge.baseline: noise needs spec.shadow.noiseBaseline.enabled');
   });
+
+  it("in a background run it is refused: that run outlives the steps that mirror", async () => {
+    const base = noiseSpec({ noiseBaseline: { enabled: true, endpoint: "http://127.0.0.1:9/" } });
+    const sim = new Sim({ ...base, analysis: { ...base.analysis, background: {} } });
+    await sim.pass();
+    const d = sim.status.conditions!.find((c) => c.type === "Degraded")!;
+    expect(d).toMatchObject({ status: "True", reason: "InvalidAnalysis" });
+    expect(d.message).toContain('metric "conf": judge.baseline: noise is measured in analysis steps only');
+  });
 });

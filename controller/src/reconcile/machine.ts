@@ -74,13 +74,18 @@ export function resolveRolloutAnalysis(spec: Spec): ResolvedAnalysis {
   return out;
 }
 
-/** What one metric cannot check alone: a noise judge without a noise baseline, steps naming unknown metrics. */
+/**
+ * What one metric cannot check alone: a noise judge without a noise baseline or in a background
+ * run (which outlives the steps that mirror, so it would pause on NoData), steps naming unknown
+ * metrics.
+ */
 function crossFieldErrors(spec: Spec, resolved: ResolvedAnalysis): SpecError[] {
   const errors: SpecError[] = [];
   for (const m of spec.analysis?.metrics ?? []) {
-    if (m.judge?.baseline === "noise" && spec.shadow?.noiseBaseline?.enabled !== true) {
-      errors.push({ metric: m.name, field: "judge.baseline", message: `metric "${m.name}": judge.baseline: noise needs spec.shadow.noiseBaseline.enabled (the second stable whose answers are the baseline)` });
-    }
+    if (m.judge?.baseline !== "noise") continue;
+    const fail = (why: string) => errors.push({ metric: m.name, field: "judge.baseline", message: `metric "${m.name}": judge.baseline: noise ${why}` });
+    if (spec.shadow?.noiseBaseline?.enabled !== true) fail("needs spec.shadow.noiseBaseline.enabled (the second stable whose answers are the baseline)");
+    if (resolved.background.has(m.name)) fail("is measured in analysis steps only (they keep mirroring); list the other metrics in spec.analysis.background.metrics");
   }
   for (const s of spec.strategy.steps) {
     for (const name of s.analysis?.metrics ?? []) {
