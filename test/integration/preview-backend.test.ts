@@ -1,9 +1,9 @@
 /**
- * Previews land in the controller's Pulumi backend without a flag to match it: the controller
- * (here with a --state-dir of its own, not the default) publishes its backend in a ConfigMap,
- * `airollout preview` and `airollout stacks` find it there, and the controller's garbage
- * collector destroys the preview when its TTL passes. Also the ways discovery refuses: nothing
- * published, only stale, a file backend on another host, controllers that disagree.
+ * `airollout preview` is a thin client of AIPreview objects, and their stacks land in the
+ * controller's Pulumi backend: the controller (here with a --state-dir of its own, not the
+ * default) publishes its backend in a ConfigMap, `airollout stacks` finds it there, and
+ * `preview up --wait` prints the URL the controller wrote. Also the ways discovery refuses:
+ * nothing published, only stale, a file backend on another host, controllers that disagree.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync } from "node:fs";
@@ -43,7 +43,7 @@ afterAll(async () => {
 });
 
 describe("previews in the controller's backend", () => {
-  it("preview up without --state-dir lands in the controller's backend; preview list and stacks show its URL; the controller collects it when it expires", async () => {
+  it("preview up --wait applies an AIPreview and prints its URL; the stack is in the controller's backend; preview list and stacks show it; preview destroy --wait tears it down", async () => {
     const spec = {
       stable: { version: "v1", endpoint: "http://127.0.0.1:9/stable" },
       candidate: { version: "v2", image: "registry.example.com/triage:v2" },
@@ -54,9 +54,12 @@ describe("previews in the controller's backend", () => {
     kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "bot", namespace: ns }, spec }));
     const url = `http://bot-preview-pr-1.${ns}.svc.cluster.local:8080`;
 
-    const up = cli(["preview", "up", "pr-1", "--rollout", "bot", "-n", ns, "--ttl", "1h"]);
+    const up = cli(["preview", "up", "pr-1", "--rollout", "bot", "-n", ns, "--ttl", "1h", "--wait", "--timeout", "4m"]);
     expect(up.stderr).toBe("");
-    expect(up.stdout).toContain(`preview pr-1: stack ${ns}-bot-preview-pr-1 ready at ${url}`);
+    expect(up.stdout).toMatch(new RegExp(`^preview pr-1: Ready at ${url.replaceAll(".", "\\.")}; expires 20\\d\\d-`, "m"));
+    const object = JSON.parse(kubectlOk(["get", "aipreview", "pr-1", "-n", ns, "-o", "json", "--show-managed-fields"])) as { spec: unknown; metadata: { managedFields: { manager: string }[] } };
+    expect(object.spec).toEqual({ rolloutRef: { name: "bot" }, ttl: "1h" });
+    expect(object.metadata.managedFields.map((f) => f.manager)).toContain("airollout-cli");
     // The stack's state is in the controller's file backend, not under the CLI's state directory.
     const stacksDir = join(controllerState, "backend", ".pulumi", "stacks");
     expect(readdirSync(stacksDir, { recursive: true }).map(String).some((f) => f.includes(`${ns}-bot-preview-pr-1`))).toBe(true);
@@ -64,7 +67,9 @@ describe("previews in the controller's backend", () => {
 
     const list = cli(["preview", "list", "--rollout", "bot", "-n", ns]);
     expect(list.stderr).toBe("");
-    expect(list.stdout).toMatch(new RegExp(`^pr-1\\s+${ns}-bot-preview-pr-1\\s+${url.replaceAll(".", "\\.")}\\s+expires 20`, "m"));
+    expect(list.stdout).toMatch(/^NAME\s+ROLLOUT\s+PHASE\s+URL\s+EXPIRES$/m);
+    expect(list.stdout).toMatch(new RegExp(`^pr-1\\s+bot\\s+Ready\\s+${url.replaceAll(".", "\\.")}\\s+20`, "m"));
+    expect(cli(["preview", "list", "--rollout", "other", "-n", ns]).stdout).toBe("no previews\n");
 
     const stacks = cli(["stacks", "-n", ns]);
     expect(stacks.code, stacks.stderr).toBe(0);
@@ -76,17 +81,17 @@ describe("previews in the controller's backend", () => {
     expect(explicit.code, explicit.stderr).toBe(0);
     expect(explicit.stdout).toContain(`${ns}-bot-preview-pr-1`);
 
-    // Made again with a TTL that has passed by the time it is up: the next collection takes it
-    // (a short TTL from the start would race the assertions above on a loaded machine).
-    const shortened = cli(["preview", "up", "pr-1", "--rollout", "bot", "-n", ns, "--ttl", "1s"]);
-    expect(shortened.code, shortened.stderr).toBe(0);
-    const gone = await controller.waitForLog(
-      "the expired preview collected",
-      (l) => l.msg === "expired preview environments destroyed" && (l.stacks as string[]).includes(`${ns}-bot-preview-pr-1`),
-      240_000,
-    );
-    expect(gone.stacks).toEqual([`${ns}-bot-preview-pr-1`]);
-    expect(cli(["preview", "list", "--rollout", "bot", "-n", ns]).stdout).toBe("");
+    // A bad spec is the API server's refusal, in its words.
+    const bad = cli(["preview", "up", "pr-2", "--rollout", "bot", "-n", ns, "--ttl", "0s"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("preview pr-2: refused by the API server:");
+    expect(bad.stderr).toContain("ttl must be a positive duration");
+    expect(cli(["preview", "up", "Bad_Id", "--rollout", "bot", "-n", ns]).stderr).toContain("give the preview's id: lowercase letters, digits and dashes");
+
+    const destroy = cli(["preview", "destroy", "pr-1", "-n", ns, "--wait", "--timeout", "4m"]);
+    expect(destroy.stdout, destroy.stderr).toBe("preview pr-1: destroyed\n");
+    expect(cli(["preview", "list", "-n", ns]).stdout).toBe("no previews\n");
+    expect(cli(["stacks", "-n", ns]).stdout).not.toContain(`${ns}-bot-preview-pr-1`);
     expect(kubectlOk(["get", "deploy", "-n", ns, "-o", "name"])).not.toContain("bot-preview-pr-1");
   }, 600_000);
 });
