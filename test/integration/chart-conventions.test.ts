@@ -5,7 +5,8 @@
  * and the app.kubernetes.io labels; names come from the fullname helper; three releases (the same
  * release name in two namespaces, a second release in one of them) render without a name in
  * common and with no selector reaching another release's Pods, and the API server accepts all of
- * them in one server-side dry run, and helm installs all three for real and uninstalls them; PodDisruptionBudgets follow the replicas; NOTES.txt says what
+ * them in one server-side dry run, and helm installs all three for real and uninstalls them;
+ * pull secrets, annotations, priority class and scheduling constraints reach every Pod; PodDisruptionBudgets follow the replicas; NOTES.txt says what
  * was installed and how to reach the gateway and the dashboard; both CRDs ship in crds/.
  */
 import { readFileSync } from "node:fs";
@@ -235,6 +236,27 @@ describe("names, labels and selectors", () => {
     const res = kubectl(["apply", "--dry-run=server", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: all }));
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout.split("\n").filter((l) => l.endsWith("created (server dry run)")).length).toBe(all.length);
+  });
+});
+
+describe("Pod settings", () => {
+  it("passes pull secrets, annotations, a priority class and scheduling constraints to every Pod, and the API server accepts them", () => {
+    const set = ["dashboard.enabled=true", "imagePullSecrets[0].name=regcred", "podAnnotations.team=hooks", "priorityClassName=webhooks", "nodeSelector.pool=ai", "tolerations[0].key=dedicated", "tolerations[0].operator=Exists", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=zone", "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists"];
+    const deployments = render("airollout", nsA, set).filter((o) => o.kind === "Deployment");
+    expect(deployments.length).toBe(3);
+    for (const d of deployments) {
+      const pod = get<Record<string, unknown>>(d, "spec.template.spec");
+      expect(pod, d.metadata.name).toMatchObject({ imagePullSecrets: [{ name: "regcred" }], priorityClassName: "webhooks", nodeSelector: { pool: "ai" }, tolerations: [{ key: "dedicated", operator: "Exists" }] });
+      expect(get<string>(pod, "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.0.matchExpressions.0.key"), d.metadata.name).toBe("zone");
+      expect(get<Record<string, string>>(d, "spec.template.metadata.annotations"), d.metadata.name).toEqual({ team: "hooks" });
+    }
+    const res = kubectl(["apply", "--dry-run=server", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: deployments }));
+    expect(res.code, res.stderr).toBe(0);
+    // Without them, none of these keys appear.
+    for (const d of render("airollout", nsA, ["dashboard.enabled=true"]).filter((o) => o.kind === "Deployment")) {
+      const pod = get<Record<string, unknown>>(d, "spec.template.spec");
+      expect(Object.keys(pod).filter((k) => ["imagePullSecrets", "priorityClassName", "nodeSelector", "tolerations", "affinity"].includes(k)), d.metadata.name).toEqual([]);
+    }
   });
 });
 

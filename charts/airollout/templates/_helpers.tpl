@@ -103,6 +103,28 @@ spec:
 {{- end -}}
 
 {{- /*
+Where and how every Pod of the release is scheduled and pulled (podAnnotations go in the
+templates' metadata): the same values for the controller, the gateway and the dashboard.
+*/ -}}
+{{- define "airollout.podScheduling" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- /*
 The egress policy's flags, the same for the controller and the gateway (README "Security").
 */ -}}
 {{- define "airollout.egressArgs" -}}
