@@ -34,7 +34,9 @@
  *
  * Run: node_modules/.bin/node bench/gateway.ts [seconds-per-run]
  *   AIROLLOUT_BENCH_ROUNDS=N (default 3); AIROLLOUT_BENCH_CPU_PROF=<dir> runs the gateways and
- *   the pass-through with --cpu-prof into <dir> (keep it out of git).
+ *   the pass-through with --cpu-prof into a directory per child under <dir>, one profile per
+ *   thread (keep it out of git; summarise with bench/profile-summary.ts);
+ *   AIROLLOUT_BENCH_PATHS=name,... measures only those paths (and direct).
  * Child roles (internal): bench/gateway.ts --role backend|passthrough|gateway --upstream URL
  *   [--candidate URL] [--sample-rate R] [--shadow-nice N] [--shadow-workers N]
  */
@@ -185,7 +187,10 @@ interface Child {
 
 function start(role: string, upstream?: string, extra: string[] = []): Promise<Child> {
   const prof = process.env.AIROLLOUT_BENCH_CPU_PROF;
-  const profArgs = prof && role !== "backend" ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${role}-${extra.join("_").replace(/[^\w.]/g, "")}-${Date.now()}.cpuprofile`] : [];
+  // A directory per child and Node's default names: a fixed --cpu-prof-name would make every
+  // worker thread (shadow workers) write over the main thread's profile. The names carry the
+  // thread id (0: main thread).
+  const profArgs = prof && role !== "backend" ? ["--cpu-prof", "--cpu-prof-dir", join(prof, `${role}-${extra.join("_").replace(/[^\w.]/g, "")}-${Date.now()}`)] : [];
   const args = [...profArgs, SELF, "--role", role, ...(upstream ? ["--upstream", upstream] : []), ...extra];
   const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
@@ -488,13 +493,15 @@ async function startPaths(children: { proc: ChildProcess }[], dirs: string[]): P
 interface Rounds {
   sat: Record<string, Run[]>;
   at1000: Record<string, Run[]>;
+  /** Requests each path answered over the whole benchmark, warm-up included (profiles: time per request). */
+  served: Record<string, number>;
 }
 
 /** The paths take turns, ROUNDS times, so a burst of outside load does not land on one path only. */
 async function measure(paths: Path[], backends: Backends, seconds: number, rounds: number): Promise<Rounds> {
   // warm-up: sockets, JIT, the gateway's first comparisons and shadow workers
-  for (const p of paths) await saturation(p, 1, backends);
-  const out: Rounds = { sat: {}, at1000: {} };
+  const out: Rounds = { sat: {}, at1000: {}, served: {} };
+  for (const p of paths) out.served[p.name] = (await saturation(p, 1, backends)).total;
   for (let i = 0; i < rounds; i++) {
     for (const p of paths) (out.sat[p.name] ??= []).push(await saturation(p, seconds, backends));
     for (const p of paths) {
@@ -520,6 +527,7 @@ function summarise(r: Rounds): Record<string, unknown> {
           p50Ms: median(sat.map((x) => x.p50Ms)),
           p99Ms: median(sat.map((x) => x.p99Ms)),
           p99MsAt1000: median(at.map((x) => x.p99Ms)),
+          requestsServed: sat.concat(at).reduce((n, x) => n + x.total, r.served[name] ?? 0),
           errors: sat.concat(at).reduce((n, x) => n + x.errors, 0),
           non2xx: sat.concat(at).reduce((n, x) => n + x.non2xx, 0),
           ...(cov.length ? { coverage: { min: Math.min(...cov), median: median(cov), inconclusiveRuns: sat.filter((x) => x.coverageInconclusive).length } } : {}),
@@ -571,12 +579,26 @@ function targets(r: Rounds): Record<string, unknown> {
   return { ...met, all: Object.values(met).every(Boolean) };
 }
 
+/**
+ * AIROLLOUT_BENCH_PATHS=a,b (profiling, quick looks): only those paths, plus `direct` (every
+ * ratio and p99-added needs it). A name that is no path is an error, not an empty run.
+ */
+function onlyPaths(all: Path[]): Path[] {
+  const want = process.env.AIROLLOUT_BENCH_PATHS;
+  if (!want) return all;
+  const names = new Set(["direct", ...want.split(",").map((n) => n.trim()).filter(Boolean)]);
+  for (const n of names) if (!all.some((p) => p.name === n)) throw new Error(`AIROLLOUT_BENCH_PATHS: ${n} is not a path (${all.map((p) => p.name).join(", ")})`);
+  return all.filter((p) => names.has(p.name));
+}
+
 async function orchestrate(seconds: number, rounds: number): Promise<void> {
   const load = loadavg().map((l) => round(l, 2));
   const children: { proc: ChildProcess }[] = [];
   const dirs: string[] = [];
   try {
-    const { paths, backends, nginxMissing } = await startPaths(children, dirs);
+    const started = await startPaths(children, dirs);
+    const { backends, nginxMissing } = started;
+    const paths = onlyPaths(started.paths);
     const r = await measure(paths, backends, seconds, rounds);
     const proxies = paths.filter((p) => p.name !== "direct").map((p) => p.name);
     process.stdout.write(
@@ -607,7 +629,10 @@ async function orchestrate(seconds: number, rounds: number): Promise<void> {
   } finally {
     // SIGTERM: a profiled child writes its profile on a clean exit; nginx's master stops its workers.
     for (const c of children) c.proc.kill("SIGTERM");
-    await new Promise((res) => setTimeout(res, 1500));
+    // A profiled child may need many seconds on a loaded machine to write its profiles.
+    const grace = process.env.AIROLLOUT_BENCH_CPU_PROF ? 60_000 : 1500;
+    const deadline = Date.now() + grace;
+    while (Date.now() < deadline && children.some((c) => c.proc.exitCode === null && c.proc.signalCode === null)) await new Promise((res) => setTimeout(res, 100));
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }

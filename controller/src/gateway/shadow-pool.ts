@@ -55,7 +55,8 @@ export class ShadowWorkerPool implements ShadowRunner {
 
   #spawn(index: number): Slot {
     // Workers run the .ts sources by type stripping, like the main thread; no loader flags needed.
-    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: [], workerData: { nice: this.nice, egress: this.#egress } });
+    // Only the CPU profiler's flags carry over, so that `node --cpu-prof` profiles the workers too.
+    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: profilerFlags(process.execArgv), workerData: { nice: this.nice, egress: this.#egress } });
     worker.unref();
     const slot: Slot = { worker, pending: new Map(), sent: new Set(), batch: [], transfer: [], flushing: false };
     worker.on("message", (replies: WorkerReply[]) => {
@@ -132,4 +133,16 @@ export class ShadowWorkerPool implements ShadowRunner {
     this.#closed = true;
     await Promise.all(this.#slots.map((s) => s.worker.terminate()));
   }
+}
+
+/** The `--cpu-prof` flags of the gateway's own command line (as `--flag` or `--flag=value`), for its worker threads. */
+export function profilerFlags(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if (a === "--cpu-prof") out.push(a);
+    else if (a.startsWith("--cpu-prof-dir=") || a.startsWith("--cpu-prof-interval=")) out.push(a);
+    else if ((a === "--cpu-prof-dir" || a === "--cpu-prof-interval") && execArgv[i + 1] !== undefined) out.push(`${a}=${execArgv[++i]}`);
+  }
+  return out;
 }
