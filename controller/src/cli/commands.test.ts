@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../dev/tools.ts";
-import { COMMANDS, STATUS, parseFlags, renderHelp, renderUsage, subcommandsOf, wantsHelp, type Command } from "./commands.ts";
+import { ALL_NAMESPACES, COMMANDS, DASHBOARD, KUBE_FLAGS, STATUS, parseFlags, renderHelp, renderUsage, subcommandsOf, wantsHelp, type Command } from "./commands.ts";
 import { defaultBindAddress } from "./controller.ts";
 import { envExports } from "./dev.ts";
 
@@ -46,6 +46,20 @@ describe("command help", () => {
     for (const f of sources) expect(readFileSync(join(CLI_DIR, f), "utf8"), f).not.toMatch(/\bparseArgs\s*\(/);
     const main = readFileSync(join(CLI_DIR, "main.ts"), "utf8");
     for (const c of COMMANDS) expect(main, c.name).toContain(`case "${c.name}":`);
+  });
+
+  it("kubectl's flags are one set: every command that talks to the cluster as the user has exactly KUBE_FLAGS, and reaches it through kubeTarget only", () => {
+    const withKubeconfig = COMMANDS.filter((c) => "kubeconfig" in c.flags && !["controller", "gateway"].includes(c.name));
+    expect(withKubeconfig.map((c) => c.name).sort()).toEqual(["abort", "dashboard", "fixtures", "preview", "promote", "report", "retry", "stacks", "status"]);
+    for (const c of withKubeconfig) for (const [name, flag] of Object.entries(KUBE_FLAGS)) expect(c.flags[name], `${c.name} --${name}`).toBe(flag);
+    expect(KUBE_FLAGS.namespace.short).toBe("n");
+    expect(DASHBOARD.flags["all-namespaces"]).toBe(ALL_NAMESPACES["all-namespaces"]);
+    // No second loader: the user's commands go through cli/kube.ts (connect) or kubeTarget, the daemons through loadKubeConfig.
+    for (const f of readdirSync(CLI_DIR).filter((x) => x.endsWith(".ts") && !x.endsWith(".test.ts"))) {
+      const src = readFileSync(join(CLI_DIR, f), "utf8");
+      expect(src, f).not.toMatch(/new KubeConfig\(|loadFromDefault|loadFromFile/);
+      if (!["controller.ts", "gateway.ts"].includes(f)) expect(src, f).not.toMatch(/loadKubeConfig\(/);
+    }
   });
 
   it("wantsHelp finds --help and -h anywhere before --, and nowhere else", () => {

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
 import { KubeConfigError, kubeTarget, loadKubeConfig, type KubeEnv } from "./kubeconfig.ts";
 
@@ -138,6 +138,44 @@ describe("--context and --namespace", () => {
   it("a namespace that is no namespace name is refused, naming the flag", () => {
     for (const bad of ["", "Team", "a/b", "-x", "x".repeat(64)]) {
       expect(() => kubeTarget({ namespace: bad }, env({ KUBECONFIG: TWO })), bad).toThrow(/--namespace: .* is not a namespace name/);
+    }
+  });
+});
+
+describe("names defined in several files", () => {
+  it("the first file to name a cluster or a user keeps it (server and token), as kubectl merges", () => {
+    const first = kubeconfig("same-names-1.yaml", { current: "one", user: "shared", contexts: [{ name: "one", cluster: "shared" }] });
+    const second = join(dir, "same-names-2.yaml");
+    writeFileSync(
+      second,
+      stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "shared", cluster: { server: "https://second.example:6443" } }],
+        users: [{ name: "shared", user: { token: "second-token" } }],
+        contexts: [{ name: "two", context: { cluster: "shared", user: "shared", namespace: "from-second" } }],
+      }),
+    );
+    for (const context of ["one", "two"]) {
+      const t = kubeTarget({ context }, env({ KUBECONFIG: [first, second].join(delimiter) }));
+      expect(server(t)).toBe("https://shared.example:6443");
+      expect(t.kc.getCurrentUser()?.token).toBe(`token-of-same-names-1.yaml`);
+    }
+    expect(server(kubeTarget({ context: "two" }, env({ KUBECONFIG: [second, first].join(delimiter) })))).toBe("https://second.example:6443");
+  });
+});
+
+describe("in a Pod", () => {
+  it("without any file: the service account (in-cluster configuration), the server from KUBERNETES_SERVICE_HOST/PORT", () => {
+    vi.stubEnv("KUBERNETES_SERVICE_HOST", "10.96.0.1");
+    vi.stubEnv("KUBERNETES_SERVICE_PORT", "443");
+    try {
+      const t = kubeTarget({ namespace: "pods-ns" }, { home: join(dir, "nowhere"), inCluster: true });
+      expect([server(t), t.context, t.namespace, t.files]).toEqual(["https://10.96.0.1:443", "inClusterContext", "pods-ns", []]);
+      // A kubeconfig file still comes first, as for kubectl.
+      expect(kubeTarget({}, env({ KUBECONFIG: TWO, inCluster: true })).context).toBe("alpha");
+    } finally {
+      vi.unstubAllEnvs();
     }
   });
 });
