@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ANNOTATIONS, FINALIZER, type AIRollout, type Status } from "../api/schema.ts";
 import type { QueryOutcome } from "../analysis/provider.ts";
 import { runPass } from "./pass.ts";
-import type { EnvironmentOutcome, EventSpec, Plan, RolloutRole, World } from "./contract.ts";
+import type { EnvironmentOutcome, EventSpec, GoldenOutcome, GoldenRequest, Plan, RolloutRole, World } from "./contract.ts";
 
 /**
  * Drives reconcile the way the controller does (measure, then decide; write status; requeue),
@@ -23,6 +23,9 @@ class Sim {
   standUpMs = 0;
   /** Status messages published before a stand-up ran (what `kubectl get` shows during it). */
   announced: string[] = [];
+  /** Answers golden runs; undefined: this process has no golden runner. */
+  golden: ((r: GoldenRequest) => GoldenOutcome) | undefined;
+  goldenRuns: GoldenRequest[] = [];
 
   constructor(spec: Record<string, unknown>) {
     this.now = Date.parse("2026-05-01T00:00:00Z");
@@ -56,6 +59,7 @@ class Sim {
       },
       announce: async (status) => void this.announced.push(status.message ?? ""),
       clock: () => new Date(this.now),
+      ...(this.golden ? { golden: async (requests: readonly GoldenRequest[]) => Object.fromEntries(requests.map((r) => (this.goldenRuns.push(r), [r.key, this.golden!(r)]))) } : {}),
     });
     this.events.push(...plan.events);
     this.actions.push(...plan.actions.map((a) => a.type));
@@ -850,3 +854,43 @@ describe("judge baseline: noise", () => {
     expect(d.message).toContain('metric "conf": judge.baseline: noise is measured in analysis steps only');
   });
 });
+
+describe("golden steps with their own suites", () => {
+  const cm = (digest: string) => ({ exists: true, keys: ["suite.yaml"], digests: { "suite.yaml": digest } });
+  const goldenSpec = {
+    ...baseSpec,
+    golden: { configMapRef: { name: "main-suite", key: "suite.yaml" } },
+    strategy: { steps: [{ golden: {} }, { setWeight: 10 }, { golden: { configMapRef: { name: "canary-suite", key: "suite.yaml" }, maxFailures: 1 } }, { setWeight: 100 }] },
+  };
+
+  it("each golden step runs its own suite (else spec.golden's) with that suite's digest, and status.golden.steps keeps both", async () => {
+    const sim = new Sim(goldenSpec);
+    sim.refs = { "ConfigMap/main-suite": cm("m1"), "ConfigMap/canary-suite": cm("c1") };
+    sim.golden = (r) => ({ ok: true, suiteVersion: r.configMapRef.name, result: { total: 4, answered: 4, passed: 3, failed: r.configMapRef.name === "canary-suite" ? 1 : 0, failures: [] } });
+    await sim.runUntil(["Succeeded"]);
+    expect(sim.goldenRuns.map((r) => [r.configMapRef.name, r.field, r.digest])).toEqual([
+      ["main-suite", "spec.golden.configMapRef", "m1"],
+      ["canary-suite", "spec.strategy.steps[2].golden.configMapRef", "c1"],
+    ]);
+    expect(sim.status.golden?.steps?.map((e) => [e.step, e.suite, e.phase, e.suiteDigest])).toEqual([
+      [0, "ConfigMap main-suite key suite.yaml", "Passed", "m1"],
+      [2, "ConfigMap canary-suite key suite.yaml", "Passed", "c1"],
+    ]);
+    expect(sim.status.revisionInputs).toMatchObject({ "spec.golden.configMapRef": "m1", "spec.strategy.steps[2].golden.configMapRef": "c1" });
+  });
+
+  it("editing only the step's suite mid-rollout is a new revision that starts from the first step", async () => {
+    const sim = new Sim({ ...goldenSpec, strategy: { steps: [...goldenSpec.strategy.steps.slice(0, 3), { pause: {} }, { setWeight: 100 }] } });
+    sim.refs = { "ConfigMap/main-suite": cm("m1"), "ConfigMap/canary-suite": cm("c1") };
+    sim.golden = () => ({ ok: true, suiteVersion: "1", result: { total: 1, answered: 1, passed: 1, failed: 0, failures: [] } });
+    await sim.runUntil(["Paused"]);
+    const revision = sim.status.revision;
+    sim.refs = { ...sim.refs, "ConfigMap/canary-suite": cm("c2") };
+    await sim.pass();
+    expect(sim.status.revision).not.toBe(revision);
+    expect(sim.reasons()).toContain("NewRevision");
+    await sim.runUntil(["Paused"]);
+    expect(sim.goldenRuns.filter((r) => r.configMapRef.name === "canary-suite").map((r) => r.digest)).toEqual(["c1", "c2"]);
+  });
+});
+
