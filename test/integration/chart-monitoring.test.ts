@@ -14,7 +14,6 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { prometheusBinary, startPrometheus } from "../../controller/src/dev/prometheus.ts";
@@ -130,19 +129,22 @@ describe("the alerts", () => {
     expect(rules.map((r) => r.alert).sort()).toEqual(["AIRolloutCircuitOpen", "AIRolloutPausedLong", "AIRolloutQuarantineFull", "AIRolloutQuarantineGrowing", "AIRolloutRolledBack", "AIRolloutStalled"]);
     const problems: string[] = [];
     for (const r of rules) {
-      const names = [...r.expr.matchAll(/\bairollout_[a-z_]+\b/g)].map((m) => m[0]);
-      if (names.length === 0) problems.push(`${r.alert}: no airollout metric`);
-      for (const name of names) {
-        const labels = exported.get(name);
+      const uses = [...r.expr.matchAll(/\b(airollout_[a-z_]+)\b(\{[^}]*\})?/g)].map((m) => ({ name: m[1]!, matchers: [...(m[2] ?? "").matchAll(/(\w+)\s*=~?/g)].map((x) => x[1]!) }));
+      if (uses.length === 0) problems.push(`${r.alert}: no airollout metric`);
+      for (const [i, use] of uses.entries()) {
+        const labels = exported.get(use.name);
         if (!labels) {
-          problems.push(`${r.alert}: ${name} is not exported`);
+          problems.push(`${r.alert}: ${use.name} is not exported`);
           continue;
         }
-        // Labels grouped by, matched on and templated in annotations.
-        const used = [...r.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",").map((s) => s.trim()));
-        used.push(...[...r.expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) => [...m[1]!.matchAll(/(\w+)\s*=~?/g)].map((x) => x[1]!)));
-        used.push(...Object.values(r.annotations).flatMap((a) => [...a.matchAll(/\$labels\.(\w+)/g)].map((x) => x[1]!)));
-        for (const l of used) if (!labels.has(l)) problems.push(`${r.alert}: ${name} has no label ${l}`);
+        const used = [...use.matchers];
+        // The first metric is the one alerted on: grouped by and named in the annotations. Others
+        // (the leader, joined on the scrape target) need only exist.
+        if (i === 0) {
+          used.push(...[...r.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",").map((x) => x.trim())));
+          used.push(...Object.values(r.annotations).flatMap((a) => [...a.matchAll(/\$labels\.(\w+)/g)].map((x) => x[1]!)));
+        }
+        for (const l of new Set(used)) if (!labels.has(l)) problems.push(`${r.alert}: ${use.name} has no label ${l}`);
       }
     }
     expect(problems).toEqual([]);
@@ -164,17 +166,24 @@ describe("the alerts", () => {
 });
 
 describe("the alerts on a real Prometheus", () => {
-  let server: Server | undefined;
+  const servers: Server[] = [];
   let timer: NodeJS.Timeout | undefined;
   afterAll(async () => {
     clearInterval(timer);
-    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   });
 
   it("every alert's expression returns the series it alerts on, from the controller's and the gateway's registries as Prometheus scrapes them", async () => {
-    // The real registries in the states the alerts look for, served as one scrape target.
+    // The real registries in the states the alerts look for, each its own scrape target: the
+    // leader, a replica that lost the lease (still exporting a rollback), and the gateway.
     const controller = createControllerMetrics();
+    const former = createControllerMetrics();
     const gateway = createGatewayMetrics();
+    controller.leader.set(1);
+    former.leader.set(0);
+    former.rolloutPhase.set({ namespace: "team", name: "retried", phase: "RolledBack" }, 1);
+    former.rolloutPhase.set({ namespace: "team", name: "retried", phase: "Degraded" }, 1);
+    controller.rolloutPhase.set({ namespace: "team", name: "retried", phase: "Succeeded" }, 1);
     controller.rolloutPhase.set({ namespace: "team", name: "bot", phase: "RolledBack" }, 1);
     controller.rolloutPhase.set({ namespace: "team", name: "steady", phase: "Progressing" }, 1);
     controller.rolloutPhase.set({ namespace: "team", name: "broken", phase: "Degraded" }, 1);
@@ -185,12 +194,14 @@ describe("the alerts on a real Prometheus", () => {
       gateway.quarantined.inc({ namespace: "team", rollout: "bot", reason: "bad_signature" }, 50);
       gateway.quarantineSkipped.inc({ reason: "unknown_rollout" }, 1);
     }, 500);
-    const merged = Registry.merge([controller.registry, gateway.registry]);
-    server = createServer((_req, res) => {
-      void merged.metrics().then((text) => res.writeHead(200, { "content-type": merged.contentType }).end(text));
-    });
-    await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
-    const prom = await startPrometheus({ targets: [`127.0.0.1:${(server.address() as AddressInfo).port}`], scrapeIntervalSeconds: 1 });
+    for (const registry of [controller.registry, former.registry, gateway.registry]) {
+      const server = createServer((_req, res) => {
+        void registry.metrics().then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text));
+      });
+      servers.push(server);
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    }
+    const prom = await startPrometheus({ targets: servers.map((s) => `127.0.0.1:${(s.address() as AddressInfo).port}`), scrapeIntervalSeconds: 1 });
     try {
       const expected: Record<string, Record<string, string>[]> = {
         AIRolloutRolledBack: [{ namespace: "team", name: "bot", phase: "RolledBack" }],
@@ -208,6 +219,8 @@ describe("the alerts on a real Prometheus", () => {
         return body.data!.result.map((r) => r.metric);
       };
       const deadline = Date.now() + 90_000;
+      // All three targets scraped before any expression is judged, so a missing join cannot pass by timing.
+      while ((await query("count(up == 1) == 3")).length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 500));
       for (const r of rules) {
         let got: Record<string, string>[] = [];
         // Counters need two scrapes before increase() sees them.
@@ -243,19 +256,26 @@ function expect_(rules: Rule[], alertname: string, evalTime: string, alerts: Exp
   };
 }
 
-const phase = (namespace: string, name: string, p: string, pod: string, values: string) => ({ series: `airollout_controller_rollout_phase{namespace="${namespace}",name="${name}",phase="${p}",pod="${pod}"}`, values });
+const phase = (namespace: string, name: string, p: string, instance: string, values: string) => ({ series: `airollout_controller_rollout_phase{namespace="${namespace}",name="${name}",phase="${p}",instance="${instance}"}`, values });
+const leader = (instance: string, values: string) => ({ series: `airollout_controller_leader{instance="${instance}"}`, values });
 
 function alertTests(rules: Rule[]) {
   const bot = { namespace: "team", name: "bot" };
   const rollouts = {
     interval: "1m",
     input_series: [
-      // Two controller replicas: the old leader's series lingers beside the new one's.
+      // Two controller replicas: controller-0 holds the lease; controller-1 lost it and still
+      // exports what it last wrote (a rollback the new leader has since moved past, a pause).
+      leader("controller-0", "1x180"),
+      leader("controller-1", "0x180"),
       phase("team", "bot", "RolledBack", "controller-0", "1x30"),
-      phase("team", "bot", "RolledBack", "controller-1", "1x30"),
       phase("team", "steady", "Progressing", "controller-0", "1x30"),
       phase("team", "broken", "Degraded", "controller-0", "1x30"),
       phase("team", "waiting", "Paused", "controller-0", "1x180"),
+      phase("team", "retried", "Succeeded", "controller-0", "1x180"),
+      phase("team", "retried", "RolledBack", "controller-1", "1x180"),
+      phase("team", "retried", "Degraded", "controller-1", "1x180"),
+      phase("team", "retried", "Paused", "controller-1", "1x180"),
     ],
     alert_rule_test: [
       expect_(rules, "AIRolloutRolledBack", "5m", [{ labels: { ...bot, phase: "RolledBack" } }]),
