@@ -6,8 +6,9 @@
  * (forged signature, schema-invalid, broken JSON) that are quarantined, and rate-limited ones
  * whose tenant key is an email; some carry an email as their x-request-id. After the run every
  * output is scanned for the raw values: both processes' logs, the rollout's Events and status,
- * both /metrics pages, the gateway's diff samples and the quarantine view. Secrets must not
- * appear in the quarantine's exact replay copies either (credentials are kept in neither file).
+ * both /metrics pages, the gateway's diff samples, the quarantine view and the masked fixtures.
+ * Secrets must not appear in the quarantine's exact replay copies either (credentials are kept in
+ * neither file).
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { luhnValid } from "../../controller/src/diff/pii.ts";
+import { FixtureStore } from "../../controller/src/gateway/fixtures.ts";
 import { QuarantineStore } from "../../controller/src/gateway/quarantine.ts";
 import { signGithub } from "../../controller/src/gateway/signature.ts";
 import type { Responder } from "../support/backends.ts";
@@ -103,6 +105,14 @@ async function outputs(): Promise<Record<string, string>> {
     }));
   } finally {
     store.close();
+  }
+  const fixtures = new FixtureStore(join(loop.gateway.stateDir, "fixtures.db"));
+  try {
+    const doc = fixtures.document(ns, NAME, 1000, true);
+    expect(doc.requests.length, "accepted webhooks were kept as fixtures").toBeGreaterThan(0);
+    out["fixtures"] = JSON.stringify(doc);
+  } finally {
+    fixtures.close();
   }
   return out;
 }
