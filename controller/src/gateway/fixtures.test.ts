@@ -5,7 +5,11 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { MASK } from "../diff/index.ts";
 import { FIXTURES_FORMAT, parseFixtureDocument } from "../fixtures/format.ts";
-import { FixtureStore, validateLimits, DEFAULT_FIXTURE_LIMITS, type EvictReason, type FixtureInput } from "./fixtures.ts";
+import pino from "pino";
+import type { AIRollout } from "../api/schema.ts";
+import { fixtureEvents, FixtureStore, recordFixture, validateLimits, DEFAULT_FIXTURE_LIMITS, type EvictReason, type FixtureInput } from "./fixtures.ts";
+import { createGatewayMetrics } from "./metrics.ts";
+import { compileRollout } from "./rollouts.ts";
 import { fixtureHeaders, maskFixture, maskJsonText, maskPath, type MaskedFixture } from "./fixtures-mask.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "airollout-fixtures-"));
@@ -206,3 +210,41 @@ describe("fixture store", () => {
     expect(() => validateLimits({ ...DEFAULT_FIXTURE_LIMITS, maxBytes: 1.5 })).toThrow(/max bytes/);
   });
 });
+
+describe("recordFixture", () => {
+  const obj: AIRollout = {
+    apiVersion: "airollout.dev/v1alpha1",
+    kind: "AIRollout",
+    metadata: { name: "bot", namespace: "ns", uid: "u", generation: 1, resourceVersion: "1" },
+    spec: {
+      stable: { version: "v1", endpoint: "http://stable" },
+      candidate: { version: "v2", endpoint: "http://candidate" },
+      strategy: { steps: [{ setWeight: 10 }] },
+      traffic: { signature: { scheme: "stripe", header: "X-Vendor-Mac", secretRef: { name: "s", key: "k" } } },
+      shadow: { maskPatterns: ["ACME-\\d+"] },
+    },
+  };
+  const counted = async (metrics: ReturnType<typeof createGatewayMetrics>, name: string, labels: Record<string, string>) => {
+    const m = (await metrics.registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x));
+    return m?.value ?? 0;
+  };
+
+  it("keeps 2xx answers only, at the rollout's rate, masked by its maskPatterns, without its own signature header; counts what it skips", async () => {
+    const metrics = createGatewayMetrics();
+    const r = compileRollout(obj, undefined, metrics);
+    const store = new FixtureStore(join(dir, "record.db"), { limits: { perSecond: 0.1 }, events: fixtureEvents(metrics), now: () => 0 });
+    const log = pino({ level: "silent" });
+    const w = { rollout: r, method: "POST", path: "/t", headers: { "content-type": "application/json", "x-vendor-mac": "t=1,v1=ab" }, payload: { ticket: "ACME-42" }, version: "v1", status: 200 };
+    recordFixture(store, metrics, { ...w, status: 500 }, log);
+    expect(store.total).toBe(0);
+    recordFixture(store, metrics, w, log);
+    recordFixture(store, metrics, w, log);
+    const doc = store.document("ns", "bot", 10, true);
+    expect(doc.requests).toHaveLength(1);
+    expect(doc.requests[0]).toMatchObject({ headers: { "content-type": "application/json" }, body: { ticket: MASK.custom } });
+    expect(await counted(metrics, "airollout_fixtures_stored_total", { rollout: "bot", namespace: "ns" })).toBe(1);
+    expect(await counted(metrics, "airollout_fixtures_skipped_total", { rollout: "bot", namespace: "ns", reason: "rate" })).toBe(1);
+    store.close();
+  });
+});
+
