@@ -246,5 +246,14 @@ describe("recordFixture", () => {
     expect(await counted(metrics, "airollout_fixtures_skipped_total", { rollout: "bot", namespace: "ns", reason: "rate" })).toBe(1);
     store.close();
   });
+
+  it("never throws: a store that fails is counted as skipped{reason=error}", async () => {
+    const metrics = createGatewayMetrics();
+    const r = compileRollout(obj, undefined, metrics);
+    const store = new FixtureStore(join(dir, "closed.db"));
+    store.close();
+    recordFixture(store, metrics, { rollout: r, method: "POST", path: "/", headers: {}, payload: {}, version: "v1", status: 200 }, pino({ level: "silent" }));
+    expect(await counted(metrics, "airollout_fixtures_skipped_total", { rollout: "bot", namespace: "ns", reason: "error" })).toBe(1);
+  });
 });
 
