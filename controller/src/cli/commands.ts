@@ -167,7 +167,7 @@ const CONTROLLER_NAMESPACE = { type: "string", arg: "NS", help: "namespace of th
 
 export const PREVIEW = command({
   name: "preview",
-  synopsis: ["preview up ID --rollout NAME [--image IMAGE] [--ttl 24h] [--fixtures N] [--wait]", "preview destroy ID [--wait]", "preview list [--rollout NAME]"],
+  synopsis: ["preview up ID --rollout NAME [--image IMAGE] [--ttl 24h] [--fixtures N] [--wait]", "preview destroy ID [--wait]", "preview list [--rollout NAME] [-A]"],
   summary: "preview environments as AIPreview objects: up applies one, list shows their status, destroy deletes one (the controller stands the stack up and tears it down)",
   positionals: true,
   flags: {
@@ -178,6 +178,7 @@ export const PREVIEW = command({
     fixtures: { type: "string", arg: "N", help: "(up) replay N of the rollout's recorded fixtures to the preview and the stable once Ready" },
     wait: { type: "boolean", default: false, help: "(up) wait until Ready and print the URL; (destroy) wait until the stack is destroyed and the object gone" },
     timeout: { type: "string", default: "10m", arg: "DURATION", help: "how long --wait waits (default 10m)" },
+    ...ALL_NAMESPACES,
   },
 });
 

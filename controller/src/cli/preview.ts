@@ -163,17 +163,19 @@ async function previewDestroy(client: KubeClient, ns: string, id: string, values
   return code;
 }
 
-async function previewList(client: KubeClient, ns: string, rollout: string | undefined): Promise<number> {
+/** `preview list`: one namespace's previews, or every namespace's (ns undefined, -A) with a NAMESPACE column as kubectl prints it. */
+async function previewList(client: KubeClient, ns: string | undefined, rollout: string | undefined): Promise<number> {
   const list = await client.get<{ items: AIPreview[] }>(previewsPath(ns));
   const items = list.items.filter((p) => rollout === undefined || (p.spec as { rolloutRef?: { name?: string } } | undefined)?.rolloutRef?.name === rollout);
   if (items.length === 0) {
     process.stdout.write("no previews\n");
     return 0;
   }
-  const rows = [["NAME", "ROLLOUT", "PHASE", "URL", "EXPIRES"]];
+  const all = ns === undefined;
+  const rows = [[...(all ? ["NAMESPACE"] : []), "NAME", "ROLLOUT", "PHASE", "URL", "EXPIRES"]];
   for (const p of items) {
     const s = p.status ?? {};
-    rows.push([p.metadata.name, (p.spec as { rolloutRef?: { name?: string } } | undefined)?.rolloutRef?.name ?? "-", s.phase ?? "Pending", s.url ?? "-", s.expiresAt ?? "-"]);
+    rows.push([...(all ? [p.metadata.namespace ?? "-"] : []), p.metadata.name, (p.spec as { rolloutRef?: { name?: string } } | undefined)?.rolloutRef?.name ?? "-", s.phase ?? "Pending", s.url ?? "-", s.expiresAt ?? "-"]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join("").trimEnd() + "\n");
@@ -200,10 +202,11 @@ export async function previewCommand(argv: string[]): Promise<number> {
   if (!["up", "destroy", "list"].includes(sub ?? "")) throw new UsageError(`preview: expected up, destroy or list, got ${JSON.stringify(sub ?? "")}`);
   const id = positionals[0];
   if (sub !== "list" && (!id || !ID.test(id))) throw new UsageError(`preview ${sub}: give the preview's id: lowercase letters, digits and dashes (for example pr-123), got ${JSON.stringify(id ?? "")}`);
+  if (values["all-namespaces"] && sub !== "list") throw new UsageError(`preview ${sub}: --all-namespaces applies to list only`);
   const { client, namespace: ns } = connect(values);
   if (sub === "up") return previewUp(client, ns, id!, values);
   if (sub === "destroy") return previewDestroy(client, ns, id!, values);
-  return previewList(client, ns, values.rollout);
+  return previewList(client, values["all-namespaces"] ? undefined : ns, values.rollout);
 }
 
 /** `airollout stacks [--rollout NAME]`: the controller's environment stacks, one a line. */
