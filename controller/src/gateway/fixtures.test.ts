@@ -151,6 +151,20 @@ describe("fixture store", () => {
     s.close();
   });
 
+  it("deletes fixtures past the retention when it opens, without a write", () => {
+    let now = 1_000_000;
+    const file = join(dir, "age-open.db");
+    const s = new FixtureStore(file, { limits: { maxAgeMs: 60_000 }, now: () => now });
+    s.add(input("a", 0));
+    s.close();
+    now += 120_000;
+    const ev = recorder();
+    const again = new FixtureStore(file, { limits: { maxAgeMs: 60_000 }, events: ev.events, now: () => now });
+    expect(again.total).toBe(0);
+    expect(ev.evicted["ns/a/age"]).toBe(1);
+    again.close();
+  });
+
   it("admits a rollout's fixtures at its rate: a burst of 10x, then one per 1/rate seconds", () => {
     let now = 0;
     const s = new FixtureStore(join(dir, "rate.db"), { limits: { perSecond: 2 }, now: () => now });

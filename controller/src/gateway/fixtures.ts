@@ -6,7 +6,8 @@
  *   not one per webhook, and its ring spans more than the last instant;
  * - a cap per rollout (the oldest of that rollout go first) and a cap over all rollouts (the
  *   oldest of any rollout go first), so many rollouts cannot fill the disk;
- * - an age past which rows are deleted (checked at most once a minute, and never read);
+ * - an age past which rows are deleted (every minute, on writes and on a timer, so a rollout
+ *   without traffic loses them too; never read);
  * - a size per fixture (larger bodies are not kept).
  * Every eviction and skip is counted per rollout.
  */
@@ -100,6 +101,7 @@ export class FixtureStore {
   #counts = new Map<string, number>();
   #total = 0;
   #lastSweep = -Infinity;
+  #sweeper: NodeJS.Timeout;
 
   constructor(file: string, o: { limits?: Partial<FixtureLimits>; events?: FixtureEvents; now?: () => number } = {}) {
     this.file = file;
@@ -128,6 +130,18 @@ export class FixtureStore {
     this.#db.exec("CREATE INDEX IF NOT EXISTS fixtures_rollout ON fixtures (namespace, name, id)");
     this.#db.exec("CREATE INDEX IF NOT EXISTS fixtures_time ON fixtures (time)");
     this.#loadCounts();
+    this.sweep();
+    this.#sweeper = setInterval(() => this.#sweepQuietly(), AGE_SWEEP_MS);
+    this.#sweeper.unref();
+  }
+
+  /** The timer's sweep: a failure (a busy or closed file) waits for the next one. */
+  #sweepQuietly(): void {
+    try {
+      if (this.#db.isOpen) this.sweep();
+    } catch {
+      // Retried a minute later; reads filter by age meanwhile.
+    }
   }
 
   #loadCounts(): void {
@@ -236,6 +250,7 @@ export class FixtureStore {
   }
 
   close(): void {
+    clearInterval(this.#sweeper);
     if (this.#db.isOpen) this.#db.close();
   }
 }
