@@ -14,6 +14,9 @@
  *                          (the default runs them at nice +10, ADR 0003)
  *   gateway_mirror_10pct   the same with shadow.sampleRate 0.1
  *   gateway_no_mirror      split and guardrails only (shadow.sampleRate 0)
+ *   gateway_cluster        gateway, as one process per core sharing the port (node:cluster,
+ *                          controller/src/gateway/cluster.ts), against nginx_mirror_auto
+ *   gateway_no_mirror_cluster  gateway_no_mirror as one process per core
  * Shadow settings are the spec's defaults (maxConcurrency 32, queueSize 1000), as a user has them.
  *
  * Per round and path: a saturation run (throughput, p50/p99, errors, non-2xx) and a run at 1,000
@@ -39,6 +42,7 @@
  *   AIROLLOUT_BENCH_PATHS=name,... measures only those paths (and direct).
  * Child roles (internal): bench/gateway.ts --role backend|passthrough|gateway --upstream URL
  *   [--candidate URL] [--sample-rate R] [--shadow-nice N] [--shadow-workers N]
+ *   [--processes N|auto] (a gateway cluster: N processes sharing the port, metrics on another)
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer, request, Agent, type IncomingMessage, type ServerResponse } from "node:http";
@@ -177,13 +181,48 @@ async function runGateway(upstream: string, candidateUrl: string, sampleRate: nu
     status: { canaryWeight: 20, shadowEnabled: true, phase: "Progressing", revision: "bench" },
   } as Parameters<typeof gw.upsert>[0]);
   const { port } = await gw.listen(0, "127.0.0.1");
-  announce(port);
+  const { joinGatewayCluster, processIndex } = await import("../controller/src/gateway/cluster.ts");
+  // A cluster process: the primary announces the shared port and serves the merged metrics.
+  if (processIndex() !== undefined) joinGatewayCluster(gw.metrics.registry, port);
+  else announce(port);
+}
+
+/**
+ * The gateway as `processes` processes sharing one port (controller/src/gateway/cluster.ts):
+ * this primary forks them (each runs runGateway) and serves their metrics, labelled by process,
+ * on a port of its own (GET /metrics; GET /__processes: their pids, for tests).
+ */
+async function runGatewayCluster(processes: number): Promise<void> {
+  const { GatewayCluster } = await import("../controller/src/gateway/cluster.ts");
+  const c = new GatewayCluster({ processes, log: pino({ level: "warn" }) });
+  const port = await c.start();
+  const admin = createServer((req, res) => {
+    if (req.url === "/__processes") {
+      res.end(JSON.stringify({ pids: c.pids(), replaced: c.replaced }));
+      return;
+    }
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end();
+      return;
+    }
+    c.metrics().then(
+      (text) => res.writeHead(200, { "content-type": c.contentType }).end(text),
+      (err: unknown) => res.writeHead(503, { "content-type": "text/plain" }).end(String(err)),
+    );
+  });
+  const metricsPort = await listen(admin);
+  process.stdout.write(`${JSON.stringify({ ready: port, metrics: metricsPort })}\n`);
 }
 
 interface Child {
   proc: ChildProcess;
   url: string;
+  /** A gateway cluster's primary serves every process's metrics on a port of its own. */
+  metricsUrl?: string;
 }
+
+/** Where a gateway child's metrics are read: its cluster primary's metrics port, else its own port. */
+const metricsOf = (c: Child) => c.metricsUrl ?? c.url;
 
 function start(role: string, upstream?: string, extra: string[] = []): Promise<Child> {
   const prof = process.env.AIROLLOUT_BENCH_CPU_PROF;
@@ -197,8 +236,8 @@ function start(role: string, upstream?: string, extra: string[] = []): Promise<C
     let buf = "";
     proc.stdout!.on("data", (d: Buffer) => {
       buf += d.toString();
-      const m = /\{"ready":(\d+)\}/.exec(buf);
-      if (m) resolve({ proc, url: `http://127.0.0.1:${m[1]}` });
+      const m = /\{"ready":(\d+)(?:,"metrics":(\d+))?\}/.exec(buf);
+      if (m) resolve({ proc, url: `http://127.0.0.1:${m[1]}`, ...(m[2] ? { metricsUrl: `http://127.0.0.1:${m[2]}` } : {}) });
     });
     proc.once("exit", (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
   });
@@ -412,17 +451,20 @@ interface Path {
   /** A Node process whose CPU time is read (/proc). */
   pid?: number;
   mirror?: "nginx" | "gateway";
+  /** Gateway processes sharing the port (cluster paths). */
+  processes?: number;
 }
 
 /** One saturation run with the path's coverage, read after its copies settled. */
 async function saturation(p: Path, seconds: number, backends: Backends): Promise<Run> {
   if (p.mirror === "gateway") {
-    const before = await gatewaySettled(p.child.url);
+    const before = await gatewaySettled(metricsOf(p.child));
     const run = await cannon(p.child.url, seconds);
-    const after = await gatewaySettled(p.child.url);
+    const after = await gatewaySettled(metricsOf(p.child));
     const sampled = after.sampled - before.sampled;
     run.coverage = sampled > 0 ? round((after.compared - before.compared) / sampled, 4) : 0;
-    if (sampled < CONCLUSIVE_SAMPLED) run.coverageInconclusive = true;
+    // Each process of a cluster has its own shadow queue.
+    if (sampled < CONCLUSIVE_SAMPLED * (p.processes ?? 1)) run.coverageInconclusive = true;
     return run;
   }
   if (p.mirror === "nginx") {
@@ -481,11 +523,21 @@ async function startPaths(children: { proc: ChildProcess }[], dirs: string[]): P
   }
   // gateway_shadow_nice0: the shadow workers at the answering thread's priority instead of
   // nice +10 (ADR 0003): coverage bought with the primary's CPU.
-  const gateways = [["gateway", "1", []], ["gateway_shadow_nice0", "1", ["--shadow-nice", "0"]], ["gateway_mirror_10pct", "0.1", []], ["gateway_no_mirror", "0", []]] as const;
+  // *_cluster: one gateway process per core sharing the port (node:cluster), like nginx's
+  // worker_processes auto; its CPU per request is not read (the processes are the primary's children).
+  const gateways = [
+    ["gateway", "1", []],
+    ["gateway_shadow_nice0", "1", ["--shadow-nice", "0"]],
+    ["gateway_mirror_10pct", "0.1", []],
+    ["gateway_no_mirror", "0", []],
+    ["gateway_cluster", "1", ["--processes", "auto"]],
+    ["gateway_no_mirror_cluster", "0", ["--processes", "auto"]],
+  ] as const;
   for (const [name, rate, extra] of gateways) {
     const g = await start("gateway", stable.url, ["--sample-rate", rate, "--candidate", shadow.url, ...extra]);
     children.push(g);
-    paths.push({ name, child: g, pid: g.proc.pid, mirror: rate === "0" ? undefined : "gateway" });
+    const cluster = name.endsWith("_cluster");
+    paths.push({ name, child: g, pid: cluster ? undefined : g.proc.pid, mirror: rate === "0" ? undefined : "gateway", ...(cluster ? { processes: availableParallelism() } : {}) });
   }
   return { paths, backends: { stable: stable.url, shadow: shadow.url }, nginxMissing: !nginx };
 }
@@ -506,7 +558,7 @@ async function measure(paths: Path[], backends: Backends, seconds: number, round
     for (const p of paths) (out.sat[p.name] ??= []).push(await saturation(p, seconds, backends));
     for (const p of paths) {
       (out.at1000[p.name] ??= []).push(await cannon(p.child.url, seconds, FIXED_RATE, p.pid));
-      if (p.mirror === "gateway") await gatewaySettled(p.child.url);
+      if (p.mirror === "gateway") await gatewaySettled(metricsOf(p.child));
     }
   }
   return out;
@@ -576,7 +628,14 @@ function targets(r: Rounds): Record<string, unknown> {
     no_mirror_vs_passthrough_ge_1: none !== undefined && none.median >= 1 && clean("gateway_no_mirror", "passthrough"),
     p99_added_at_1000_rps_le_1ms: added !== undefined && added.median <= 1 && clean("gateway", "direct") && atRate("gateway", "direct"),
   };
-  return { ...met, all: Object.values(met).every(Boolean) };
+  // The same bars for the gateway as one process per core, against nginx with as many workers.
+  const clusterVsNginx = ratioOf(r, "gateway_cluster", "nginx_mirror_auto");
+  const clusterNone = ratioOf(r, "gateway_no_mirror_cluster", "passthrough");
+  const cluster = {
+    cluster_mirror_100pct_vs_nginx_mirror_auto_ge_1: clusterVsNginx !== undefined && clusterVsNginx.median >= 1 && clean("gateway_cluster", "nginx_mirror_auto") && covered("gateway_cluster"),
+    cluster_no_mirror_vs_passthrough_ge_1: clusterNone !== undefined && clusterNone.median >= 1 && clean("gateway_no_mirror_cluster", "passthrough"),
+  };
+  return { ...met, all: Object.values(met).every(Boolean), ...cluster };
 }
 
 /**
@@ -618,6 +677,9 @@ async function orchestrate(seconds: number, rounds: number): Promise<void> {
           gateway_shadow_nice0_vs_nginx_mirror: ratioOf(r, "gateway_shadow_nice0", "nginx_mirror"),
           gateway_mirror_10pct_vs_passthrough: ratioOf(r, "gateway_mirror_10pct", "passthrough"),
           gateway_no_mirror_vs_passthrough: ratioOf(r, "gateway_no_mirror", "passthrough"),
+          gateway_cluster_vs_nginx_mirror_auto: ratioOf(r, "gateway_cluster", "nginx_mirror_auto"),
+          gateway_cluster_vs_nginx_mirror: ratioOf(r, "gateway_cluster", "nginx_mirror"),
+          gateway_no_mirror_cluster_vs_passthrough: ratioOf(r, "gateway_no_mirror_cluster", "passthrough"),
           nginx_mirror_vs_passthrough: ratioOf(r, "nginx_mirror", "passthrough"),
         },
         p99_added_ms_at_1000_rps_vs_direct: Object.fromEntries(proxies.map((n) => [n, p99Added(r, n)])),
@@ -650,7 +712,10 @@ if (argv.includes("--role")) {
   process.once("SIGTERM", () => process.exit(0));
   if (role === "backend") await runBackend();
   else if (role === "passthrough") await runPassthrough(upstream!);
-  else if (role === "gateway") await runGateway(upstream!, candidate ?? `${upstream}/`, sampleRate, { nice: numberArg("--shadow-nice"), workers: numberArg("--shadow-workers") });
+  else if (role === "gateway" && argv.includes("--processes") && (await import("node:cluster")).default.isPrimary) {
+    const { gatewayProcesses } = await import("../controller/src/gateway/cluster.ts");
+    await runGatewayCluster(gatewayProcesses(argv[argv.indexOf("--processes") + 1]!, availableParallelism()));
+  } else if (role === "gateway") await runGateway(upstream!, candidate ?? `${upstream}/`, sampleRate, { nice: numberArg("--shadow-nice"), workers: numberArg("--shadow-workers") });
   else throw new Error(`unknown role ${role}`);
 } else {
   const seconds = Number(argv[0] ?? "2");
