@@ -16,8 +16,11 @@ import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
 import { kubeconfig, kubectl, waitFor } from "./helpers.ts";
 
 const EXAMPLES = join(PROJECT_ROOT, "examples", "gitops");
-const LUA = join(PROJECT_ROOT, "charts", "airollout", "files", "argocd-health.lua");
-const HEALTH_KEY = "resource.customizations.health.airollout.dev_AIRollout";
+// Each argocd-cm health key and the chart's file it must equal.
+const HEALTH_CHECKS: Record<string, string> = {
+  "resource.customizations.health.airollout.dev_AIRollout": join(PROJECT_ROOT, "charts", "airollout", "files", "argocd-health.lua"),
+  "resource.customizations.health.airollout.dev_AIPreview": join(PROJECT_ROOT, "charts", "airollout", "files", "argocd-health-aipreview.lua"),
+};
 // The namespaces the examples name: the dry run of a namespaced object needs its namespace.
 const NAMESPACES = ["argocd", "flux-system", "team-triage"];
 
@@ -139,11 +142,28 @@ function renderTemplate(template: unknown, params: Record<string, string>): unkn
   return template;
 }
 
-/** The examples by kind (each kind appears once). */
-function example(kind: string): Obj {
-  const found = allExamples().filter((e) => e.obj.kind === kind);
-  if (found.length !== 1) throw new Error(`expected one ${kind} among the examples, found ${found.length}`);
+/** The example named `Kind` (the only one of its kind) or `Kind/name`. */
+function example(which: string): Obj {
+  const [kind, name] = which.split("/");
+  const found = allExamples().filter((e) => e.obj.kind === kind && (name === undefined || e.obj.metadata.name === name));
+  if (found.length !== 1) throw new Error(`expected one ${which} among the examples, found ${found.length}`);
   return structuredClone(found[0]!.obj);
+}
+
+/**
+ * What Argo CD's repo server and Flux's kustomize-controller do with a kustomize path and their
+ * own kustomize edits: the directory copied, the nameSuffix and patches written into its
+ * kustomization.yaml, built with kustomize.
+ */
+function kustomizeWith(path: string, copyName: string, edits: { nameSuffix?: string; patches?: unknown[] }): Obj[] {
+  const dir = join(work, copyName);
+  cpSync(join(EXAMPLES, path), dir, { recursive: true });
+  const file = join(dir, "kustomization.yaml");
+  const k = parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  if (edits.nameSuffix) k.nameSuffix = edits.nameSuffix;
+  if (edits.patches) k.patches = [...((k.patches as unknown[]) ?? []), ...edits.patches];
+  writeFileSync(file, stringify(k));
+  return kustomizeBuild(dir);
 }
 
 let examplesCache: { from: string; obj: Obj }[] | undefined;
@@ -191,7 +211,7 @@ afterAll(() => {
 describe("the GitOps examples against the real Argo CD and Flux CRDs", () => {
   it("applies every example object with a server-side dry run and strict field validation", () => {
     const all = allExamples();
-    expect(all.map((e) => e.obj.kind).sort()).toEqual(["AIPreview", "AIRollout", "Application", "ApplicationSet", "ConfigMap", "GitRepository", "Kustomization"]);
+    expect(all.map((e) => e.obj.kind).sort()).toEqual(["AIPreview", "AIRollout", "Application", "ApplicationSet", "ConfigMap", "GitRepository", "GitRepository", "Kustomization", "Kustomization"]);
     for (const { from, obj } of all) {
       const r = dryRun(obj);
       expect(r.stderr, `${from}: ${obj.kind}/${obj.metadata.name}`).toBe("");
@@ -205,9 +225,10 @@ describe("the GitOps examples against the real Argo CD and Flux CRDs", () => {
     ["ApplicationSet", "a misspelt pull-request generator field", "spec.generators.0.pullRequest.github.label", ["preview"], /unknown field "spec.generators\[0\].pullRequest.github.label"/],
     ["ApplicationSet", "a misspelt kustomize field in the template", "spec.template.spec.source.kustomize.nameSufix", "-x", /unknown field "spec.template.spec.source.kustomize.nameSufix"/],
     ["ApplicationSet", "a string where the CRD wants an integer", "spec.generators.0.pullRequest.requeueAfterSeconds", "5m", /requeueAfterSeconds: Invalid value: "string"/],
-    ["Kustomization", "healthCheck for healthChecks", "spec.healthCheck", [], /unknown field "spec.healthCheck"/],
-    ["Kustomization", "a misspelt health check field", "spec.healthChecks.0.nmae", "x", /unknown field "spec.healthChecks\[0\].nmae"/],
-    ["GitRepository", "a misspelt ref field", "spec.ref", { brnch: "main" }, /unknown field "spec.ref.brnch"/],
+    ["Kustomization/triage-bot-rollouts", "healthCheck for healthChecks", "spec.healthCheck", [], /unknown field "spec.healthCheck"/],
+    ["Kustomization/triage-bot-rollouts", "a misspelt health check field", "spec.healthChecks.0.nmae", "x", /unknown field "spec.healthChecks\[0\].nmae"/],
+    ["Kustomization/triage-bot-preview-faster-model", "a misspelt nameSuffix", "spec.nameSufix", "-x", /unknown field "spec.nameSufix"/],
+    ["GitRepository/triage-bot", "a misspelt ref field", "spec.ref", { brnch: "main" }, /unknown field "spec.ref.brnch"/],
     ["ConfigMap", "a misspelt top-level field", "date", {}, /unknown field "date"/],
     ["AIRollout", "a misspelt spec field", "spec.strategy.stepz", [], /unknown field "spec.strategy.stepz"/],
     ["AIPreview", "a misspelt fixtures field", "spec.fixtures.fromRollut", "triage-bot", /unknown field "spec.fixtures.fromRollut"/],
@@ -220,19 +241,19 @@ describe("the GitOps examples against the real Argo CD and Flux CRDs", () => {
     expect(r.stderr).toMatch(message);
   });
 
-  it("carries the chart's Argo CD health check in argocd-cm word for word", () => {
+  it("carries the chart's Argo CD health checks (AIRollout, AIPreview) in argocd-cm word for word", () => {
     const cm = example("ConfigMap");
     expect(cm.metadata).toMatchObject({ name: "argocd-cm", namespace: "argocd" });
     const data = cm.data as Record<string, string>;
-    expect(Object.keys(data)).toEqual([HEALTH_KEY]);
-    expect(data[HEALTH_KEY]).toBe(readFileSync(LUA, "utf8"));
+    expect(Object.keys(data)).toEqual(Object.keys(HEALTH_CHECKS));
+    for (const [key, file] of Object.entries(HEALTH_CHECKS)) expect(data[key], key).toBe(readFileSync(file, "utf8"));
   });
 
   it("points Argo CD and Flux at directories of the examples, in the same repository", () => {
     const app = example("Application");
     const appset = example("ApplicationSet");
-    const repo = example("GitRepository");
-    const flux = example("Kustomization");
+    const repo = example("GitRepository/triage-bot");
+    const flux = example("Kustomization/triage-bot-rollouts");
     const sources = [get(app, "spec.source"), get(appset, "spec.template.spec.source")];
     for (const s of sources) expect(get(s, "repoURL")).toBe(get(repo, "spec.url"));
     const paths = [...sources.map((s) => get(s, "path") as string), get(flux, "spec.path") as string];
@@ -244,6 +265,26 @@ describe("the GitOps examples against the real Argo CD and Flux CRDs", () => {
     const defaults = readFileSync(join(argoModule, "pkg", "apis", "application", "v1alpha1", "application_defaults.go"), "utf8");
     for (const f of [app.metadata, get(appset, "spec.template.metadata")].flatMap((m) => get(m, "finalizers") as string[])) expect(defaults).toContain(`"${f}"`);
     expect(get(flux, "spec.healthChecks")).toEqual([{ apiVersion: rollout.apiVersion, kind: "AIRollout", name: rollout.metadata.name, namespace: rollout.metadata.namespace }]);
+  });
+
+  it("the Flux preview builds, with its own kustomize edits, the one AIPreview its healthChecks wait for, which our CRD accepts", () => {
+    const source = example("GitRepository/triage-bot-faster-model");
+    const flux = example("Kustomization/triage-bot-preview-faster-model");
+    // The same repository as the rollouts, at the branch the Kustomization previews.
+    expect(get(source, "spec.url")).toBe(get(example("GitRepository/triage-bot"), "spec.url"));
+    expect(get(source, "spec.ref")).toEqual({ branch: "faster-model" });
+    expect(get(flux, "spec.sourceRef")).toEqual({ kind: "GitRepository", name: source.metadata.name });
+    const path = (get(flux, "spec.path") as string).replace(/^\.\//, "");
+    expect(path).toBe("deploy/preview");
+    const built = kustomizeWith(path, "flux-faster-model", { nameSuffix: get(flux, "spec.nameSuffix") as string, patches: get(flux, "spec.patches") as unknown[] });
+    expect(built.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual(["AIPreview/team-triage/triage-bot-faster-model"]);
+    const preview = built[0]!;
+    expect(get(preview, "spec.version")).toEqual({ version: "faster-model", image: "ghcr.io/acme/triage-bot:faster-model" });
+    expect(get(flux, "spec.healthChecks")).toEqual([{ apiVersion: preview.apiVersion, kind: "AIPreview", name: preview.metadata.name, namespace: preview.metadata.namespace }]);
+    const r = dryRun(preview);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe("aipreview.airollout.dev/triage-bot-faster-model created (server dry run)");
   });
 });
 
@@ -266,14 +307,7 @@ describe("what the ApplicationSet makes of a sample pull request", () => {
    */
   function renderPreview(application: Obj): Obj[] {
     const source = get(application, "spec.source") as { path: string; kustomize: { nameSuffix?: string; patches?: unknown[] } };
-    const dir = join(work, `pr-${SAMPLE_PR.number}`);
-    cpSync(join(EXAMPLES, source.path), dir, { recursive: true });
-    const file = join(dir, "kustomization.yaml");
-    const k = parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    if (source.kustomize.nameSuffix) k.nameSuffix = source.kustomize.nameSuffix;
-    if (source.kustomize.patches) k.patches = [...((k.patches as unknown[]) ?? []), ...source.kustomize.patches];
-    writeFileSync(file, stringify(k));
-    return kustomizeBuild(dir);
+    return kustomizeWith(source.path, `pr-${SAMPLE_PR.number}`, source.kustomize);
   }
 
   it("is an Application the Argo CD CRD accepts, at the pull request's head commit", () => {
