@@ -141,7 +141,7 @@ function matches(sel: Selector, labels: Record<string, string> = {}): boolean {
   return byLabels && byExpr && (Object.keys(sel.matchLabels ?? {}).length > 0 || (sel.matchExpressions ?? []).length > 0);
 }
 
-const get = <T,>(o: K8sObject, path: string): T => path.split(".").reduce<unknown>((x, k) => (x as Record<string, unknown> | undefined)?.[k], o) as T;
+const get = <T,>(o: unknown, path: string): T => path.split(".").reduce<unknown>((x, k) => (x as Record<string, unknown> | undefined)?.[k], o) as T;
 const podLabels = (d: K8sObject) => get<Record<string, string>>(d, "spec.template.metadata.labels");
 
 /** What selects Pods in an object: Deployments and PodDisruptionBudgets (spec.selector), Services (spec.selector, a plain map). */
