@@ -102,6 +102,8 @@ beforeAll(async () => {
     };
     kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "bot", namespace: ns }, spec }));
     await writeStatus(ns, progressing(0, 10, version));
+    // An AIPreview in each namespace, for list -A (no controller runs: they stay Pending).
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIPreview", metadata: { name: `pr-${version.slice(-1)}`, namespace: ns }, spec: { rolloutRef: { name: "bot" } } }));
   }
 }, 120_000);
 
@@ -135,6 +137,23 @@ describe("kubectl's flags and precedence, the same for kubectl airollout as for 
     expect(r.stderr).toMatch(/--context: no context "ctx-c" .*\(contexts: ctx-a, ctx-b\)/);
     expect(r.stdout).toBe("");
   }, 120_000);
+
+  it("preview list: --context lists that context's namespace, -A every namespace (as kubectl get -A), -A beside -n is refused", async () => {
+    const inB = await kubectl(["airollout", "preview", "list", "--context", "ctx-b"], { KUBECONFIG: TWO });
+    expect(inB.stderr).toBe("");
+    expect(inB.stdout.split("\n").filter(Boolean).map((l) => l.split(/\s+/)[0])).toEqual(["NAME", "pr-b"]);
+    const [all, viaGet] = await Promise.all([kubectl(["airollout", "preview", "list", "-A"], { KUBECONFIG: TWO }), kubectl(["get", "aipreviews", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}"], { KUBECONFIG: TWO })]);
+    expect(all.stderr).toBe("");
+    const listed = all.stdout.split("\n").filter(Boolean).slice(1).map((l) => l.split(/\s+/).slice(0, 2).join("/"));
+    expect(all.stdout).toMatch(/^NAMESPACE +NAME +ROLLOUT +PHASE/);
+    // Other test files may create previews in their namespaces meanwhile: compare ours.
+    const ours = (l: string[]) => l.filter((x) => x.startsWith(`${nsA}/`) || x.startsWith(`${nsB}/`)).sort();
+    expect(ours(listed)).toEqual(ours(viaGet.stdout.trim().split(" ")));
+    expect(ours(listed)).toEqual([`${nsA}/pr-a`, `${nsB}/pr-b`].sort());
+    const both = await kubectl(["airollout", "preview", "list", "-A", "-n", nsA], { KUBECONFIG: TWO });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("give --namespace or --all-namespaces, not both");
+  }, 240_000);
 
   it("promote --context writes the annotation on that context's rollout only", async () => {
     const r = await kubectl(["airollout", "promote", "bot", "--context", "ctx-b"], { KUBECONFIG: TWO });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../dev/tools.ts";
-import { ALL_NAMESPACES, COMMANDS, DASHBOARD, KUBE_FLAGS, STATUS, parseFlags, renderHelp, renderUsage, subcommandsOf, wantsHelp, type Command } from "./commands.ts";
+import { ALL_NAMESPACES, COMMANDS, DASHBOARD, KUBE_FLAGS, PREVIEW, STATUS, parseFlags, renderHelp, renderUsage, subcommandsOf, wantsHelp, type Command } from "./commands.ts";
 import { defaultBindAddress } from "./controller.ts";
 import { envExports } from "./dev.ts";
 
@@ -53,7 +53,8 @@ describe("command help", () => {
     expect(withKubeconfig.map((c) => c.name).sort()).toEqual(["abort", "dashboard", "fixtures", "preview", "promote", "report", "retry", "stacks", "status"]);
     for (const c of withKubeconfig) for (const [name, flag] of Object.entries(KUBE_FLAGS)) expect(c.flags[name], `${c.name} --${name}`).toBe(flag);
     expect(KUBE_FLAGS.namespace.short).toBe("n");
-    expect(DASHBOARD.flags["all-namespaces"]).toBe(ALL_NAMESPACES["all-namespaces"]);
+    expect(COMMANDS.filter((c) => "all-namespaces" in c.flags).map((c) => c.name)).toEqual(["preview", "dashboard"]);
+    for (const c of [PREVIEW, DASHBOARD]) expect(c.flags["all-namespaces"]).toBe(ALL_NAMESPACES["all-namespaces"]);
     // No second loader: the user's commands go through cli/kube.ts (connect) or kubeTarget, the daemons through loadKubeConfig.
     for (const f of readdirSync(CLI_DIR).filter((x) => x.endsWith(".ts") && !x.endsWith(".test.ts"))) {
       const src = readFileSync(join(CLI_DIR, f), "utf8");
