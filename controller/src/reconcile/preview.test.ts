@@ -184,6 +184,18 @@ describe("an image preview: provisioned, Ready, expired", () => {
     expect(sim.status).toMatchObject({ observedGeneration: 2, phase: "Ready", version: "v3" });
   });
 
+  it("a preview without spec.version follows the rollout's candidate when it changes", async () => {
+    const sim = new Sim();
+    await sim.pass();
+    sim.rollout = rollout({ candidate: { version: "v3", image: "registry/bot:v3" } });
+    await sim.pass();
+    expect(sim.work.map((w) => w.type)).toEqual(["ensure", "ensure"]);
+    expect(sim.work[1]).toMatchObject({ version: { version: "v3", image: "registry/bot:v3" } });
+    expect(sim.status.version).toBe("v3");
+    await sim.pass();
+    expect(sim.work).toHaveLength(2);
+  });
+
   it("an image preview whose expiry moved (the rollout's ttl changed) is updated again, so the stack's expiry tag follows", async () => {
     const sim = new Sim();
     await sim.pass();

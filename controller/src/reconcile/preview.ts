@@ -178,13 +178,17 @@ function expiryOf(ctx: Ctx, rollout: RolloutView): { ok: true; at: Date } | { ok
 /** Stalled reasons that clear by themselves once the rollout is there and sound. */
 const ROLLOUT_PROBLEMS: ReadonlySet<string> = new Set([PreviewReason.RolloutNotFound, PreviewReason.InvalidRollout]);
 
-/** A preview this generation already settled: Ready (nothing to do but wait), or stalled by its stand-up. */
-function settled(ctx: Ctx, rollout: Spec, expiresAt: Date): PreviewPlan | undefined {
+/**
+ * A preview this generation already settled: Ready (nothing to do but wait), or stalled by its
+ * stand-up. Not settled when what it runs moved under it: the rollout's candidate (a preview
+ * without spec.version follows it) or, for an image preview, its expiry (the rollout's
+ * spec.preview.ttl changed, and the stack's expiry tag must move with it).
+ */
+function settled(ctx: Ctx, rollout: Spec, version: VersionSpec, expiresAt: Date): PreviewPlan | undefined {
   const { gen, prev } = ctx;
   if (prev.observedGeneration !== gen) return undefined;
-  // An image preview whose expiry moved (its rollout's spec.preview.ttl changed) is updated
-  // again: the stack's expiry tag must move with it.
-  if (prev.phase === "Ready" && prev.url && (!prev.stack || prev.expiresAt === expiresAt.toISOString())) return ready(ctx, rollout, expiresAt);
+  const same = prev.version === version.version && (!prev.stack || prev.expiresAt === expiresAt.toISOString());
+  if (prev.phase === "Ready" && prev.url && same) return ready(ctx, rollout, expiresAt);
   // Stalled by its stand-up (a permanent failure, too many failures): only an edit helps.
   const stalled = getCondition(prev.conditions, ConditionType.Stalled);
   if (prev.phase === "Failed" && stalled?.status === "True" && !ROLLOUT_PROBLEMS.has(stalled.reason)) return { events: [] };
@@ -195,7 +199,7 @@ function provision(ctx: Ctx, rollout: Spec, expiresAt: Date): PreviewPlan {
   const { o, gen, prev } = ctx;
   const version = ctx.spec.version ?? rollout.candidate;
   const current = prev.observedGeneration === gen;
-  const done = settled(ctx, rollout, expiresAt);
+  const done = settled(ctx, rollout, version, expiresAt);
   if (done) return done;
   const role = previewRole(o.preview);
   if (version.image === undefined) return endpointPreview(ctx, rollout, version, expiresAt);
