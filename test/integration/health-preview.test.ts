@@ -110,6 +110,14 @@ describe("AIPreviews with the status the controller's decisions write", () => {
     expect(argo(o)).toEqual({ status: "Healthy", message: "serving pr-7 at http://bot-preview-pr-7.team.svc.cluster.local:8080" });
   });
 
+  it("Healthy only when the phase and the Ready condition agree (a status edited by hand): Progressing otherwise", () => {
+    const o = readyPreview();
+    const withReady = (status: "True" | "False", phase: PreviewStatus["phase"]) => ({ ...o, status: { ...o.status!, phase, conditions: o.status!.conditions!.map((c) => (c.type === "Ready" ? { ...c, status } : c)) } });
+    expect(argo(withReady("False", "Ready")).status).toBe("Progressing");
+    expect(argo(withReady("True", "Provisioning")).status).toBe("Progressing");
+    expect(argo(withReady("True", "Ready")).status).toBe("Healthy");
+  });
+
   it("Ready, then its spec edited (observedGeneration behind generation): InProgress and Progressing, never Current or Healthy", () => {
     const o = readyPreview();
     const edited = { ...o, metadata: { ...o.metadata, generation: 2 } };
