@@ -1,6 +1,6 @@
 -- Argo CD health check for airollout.dev/AIPreview: the value of
--- resource.customizations.health.airollout.dev_AIPreview in argocd-cm
--- (examples/gitops/argocd/argocd-cm.yaml). It reads status.phase and the kstatus conditions
+-- resource.customizations.health.airollout.dev_AIPreview in argocd-cm (docs/argocd-health.md,
+-- examples/gitops/argocd/argocd-cm.yaml). It reads status.phase and the kstatus conditions
 -- the controller writes (Ready, Reconciling, Stalled) and uses only what Argo CD gives a
 -- custom health script: base and table functions, no string library.
 --
