@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { API_VERSION, FINALIZER, KIND, PLURAL, type AIRollout, type Status } from "../api/schema.ts";
 import { rolloutPath, rolloutsPath } from "../api/paths.ts";
 import { forRollout } from "../telemetry/logger.ts";
-import type { ControllerMetrics } from "../telemetry/metrics.ts";
+import { forgetRollout, type ControllerMetrics } from "../telemetry/metrics.ts";
 import type { EgressPolicy } from "../api/egress.ts";
 import { references, validateSpec } from "../reconcile/reconcile.ts";
 import { runPass } from "../reconcile/pass.ts";
@@ -106,6 +106,9 @@ export class Controller {
           this.index.remove(keyOf(obj));
           this.changes.forget(keyOf(obj));
           this.queue.forget(keyOf(obj));
+          // Gone from the API server (after finalization, or deleted without our finalizer):
+          // its series go too, so no alert fires on a rollout that no longer exists.
+          forgetRollout(o.metrics, obj.metadata.namespace, obj.metadata.name);
         },
       },
       o.log.child({ informer: PLURAL }),

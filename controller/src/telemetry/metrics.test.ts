@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createControllerMetrics } from "./metrics.ts";
+import type { Gauge } from "prom-client";
+import { PHASES } from "../api/schema.ts";
+import { createControllerMetrics, forgetRollout } from "./metrics.ts";
 
 describe("controller metrics", () => {
   it("serves the metrics README's 'Metrics' table lists for the controller, with those labels", async () => {
@@ -24,5 +26,27 @@ describe("controller metrics", () => {
   it("gives each test its own registry, so counts never leak between them", async () => {
     createControllerMetrics().queueDepth.set(7);
     expect(await createControllerMetrics().registry.metrics()).toContain("airollout_controller_queue_depth 0");
+  });
+
+  it("forgetRollout removes every series labelled with the rollout's namespace and name, under any other label, and no other rollout's", async () => {
+    const m = createControllerMetrics();
+    // Every metric with namespace and name labels, whatever it is: a per-rollout metric added
+    // later fails here until forgetRollout removes it too (or this table names its other label).
+    const others: Record<string, readonly string[]> = { phase: PHASES };
+    const perRollout = m.registry.getMetricsAsArray().filter((x) => {
+      const names = (x as unknown as { labelNames: string[] }).labelNames;
+      return names.includes("namespace") && names.includes("name");
+    });
+    expect(perRollout.map((x) => x.name).sort()).toEqual(["airollout_controller_rollout_canary_weight", "airollout_controller_rollout_phase"]);
+    for (const metric of perRollout) {
+      const extra = (metric as unknown as { labelNames: string[] }).labelNames.filter((l) => l !== "namespace" && l !== "name");
+      expect(extra.every((l) => others[l]), `${metric.name}: a value table for ${extra.join(", ")}`).toBe(true);
+      const combos = extra.reduce<Record<string, string>[]>((acc, l) => acc.flatMap((c) => others[l]!.map((v) => ({ ...c, [l]: v }))), [{}]);
+      for (const name of ["gone", "kept"]) for (const c of combos) (metric as unknown as Gauge<string>).set({ namespace: "ns", name, ...c }, 1);
+    }
+    forgetRollout(m, "ns", "gone");
+    const text = await m.registry.metrics();
+    expect(text).not.toContain('name="gone"');
+    expect(text.match(/name="kept"/g)?.length).toBe(PHASES.length + 1);
   });
 });

@@ -1,5 +1,6 @@
 /** The controller's prom-client registry and metrics (names prefixed airollout_controller_). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { PHASES } from "../api/schema.ts";
 
 /** Metrics of the controller process. */
 export interface ControllerMetrics {
@@ -27,4 +28,16 @@ export function createControllerMetrics(): ControllerMetrics {
     rolloutPhase: new Gauge({ name: "airollout_controller_rollout_phase", help: "1 for the phase each rollout is in.", labelNames: ["namespace", "name", "phase"], registers: [registry] }),
     rolloutCanaryWeight: new Gauge({ name: "airollout_controller_rollout_canary_weight", help: "Percent of real traffic each rollout sends to its candidate (status.canaryWeight, 0 when unset), as last written.", labelNames: ["namespace", "name"], registers: [registry] }),
   };
+}
+
+/**
+ * Removes every series of one rollout (its phase under any phase, its canary weight), for a
+ * rollout that is gone: a deleted rollout's last phase would otherwise stay exported until the
+ * process restarts, and an alert on it (AIRolloutRolledBack) would keep firing. A new
+ * per-rollout series must be removed here too (metrics.test.ts checks every series labelled
+ * with a namespace and name).
+ */
+export function forgetRollout(m: ControllerMetrics, namespace: string, name: string): void {
+  for (const phase of PHASES) m.rolloutPhase.remove({ namespace, name, phase });
+  m.rolloutCanaryWeight.remove({ namespace, name });
 }
