@@ -210,9 +210,18 @@ describe("controller", () => {
 
   it("deleting a rollout of endpoint versions (no environments, no finalizer) removes it at once, with no teardown", async () => {
     expect((await getRollout(ns, "signed")).metadata.finalizers ?? []).toEqual([]);
+    // Its series on /metrics: one phase and the canary weight, gone with the rollout (an alert on
+    // a deleted rollout's last phase would otherwise fire until the controller restarts).
+    const started = await main.waitForLog("metrics port", (l) => l.msg === "controller started" && typeof l.port === "number");
+    const series = async () =>
+      (await (await fetch(`http://127.0.0.1:${started.port as number}/metrics`)).text())
+        .split("\n")
+        .filter((l) => l.startsWith("airollout_controller_rollout_") && l.includes(`namespace="${ns}",name="signed"`));
+    expect((await series()).map((l) => l.replace(/\{.*$/, "")).sort()).toEqual(["airollout_controller_rollout_canary_weight", "airollout_controller_rollout_phase"]);
     kubectlOk(["delete", "air", "signed", "-n", ns, "--wait=true", "--timeout=30s"]);
     expect(kubectl(["get", "air", "signed", "-n", ns]).code).not.toBe(0);
     expect((await eventsFor(ns, "signed")).some((e) => e.reason === "Deleting")).toBe(false);
+    await waitFor("the deleted rollout's series gone from /metrics", async () => ((await series()).length === 0 ? true : undefined), 30_000);
   });
 
   it("recovers its watch when the API server restarts under it", async () => {
