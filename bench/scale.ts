@@ -45,6 +45,17 @@ const CLI = join(ROOT, "bin", "airollout");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
+/**
+ * A new rollout's requests before the write reductions (finalizer only where environments need
+ * it, first sight decided in one pass, Events once per name): bench/scale.ts at commit 4c46626 with
+ * the client-side count added, 200 rollouts; the API server's own count agreed.
+ */
+const BEFORE = {
+  perRollout: 7,
+  byKind: { "PATCH airollouts": 1, "PUT airollouts/status": 2, "POST events": 4 },
+  measured: "commit 4c46626 plus the request counter, 200 rollouts, 2026-11-29 (client and API server agreed: 7.0)",
+};
+
 const TARGETS = { rss_mb_at_10000: 500, init_seconds_at_10000: 120, gateway_ratio_max: 1.1 };
 /** Parallel creates: enough to keep the API server busy, few enough not to time out on 2 cores. */
 const CREATE_CONCURRENCY = 24;
@@ -744,7 +755,14 @@ function summarize(runs: ControllerRun[], gateway: Record<string, unknown> | und
   const soakOk = soak !== undefined && soak.seconds >= 600 && soak.rss_slope_mb_per_min !== undefined && soak.rss_mb_start !== undefined && soak.rss_slope_mb_per_min * (soak.seconds / 60) < 0.02 * soak.rss_mb_start;
   const gwOk = (k: string) => typeof gateway?.[k] === "number" && (gateway[k] as number) <= TARGETS.gateway_ratio_max;
   const gwCount = many?.rollouts === 1000;
+  const largestInit = [...runs].reverse().find((r) => r.n > 1 && r.client_requests_per_rollout_init !== undefined);
   return {
+    // Requests a new rollout costs the controller (counted in its client), this run against the
+    // figure recorded before the write reductions (same bench, not this run: the code is gone).
+    requests_per_new_rollout: {
+      before: { per_rollout: BEFORE.perRollout, by_kind: BEFORE.byKind, measured: BEFORE.measured },
+      after: largestInit ? { per_rollout: largestInit.client_requests_per_rollout_init, rollouts: largestInit.n, by_kind: largestInit.client_requests_init } : null,
+    },
     controller,
     gateway: gateway ?? null,
     targets: { ...TARGETS, soak: "slope x soak length < 2% of the RSS at the soak's start, over at least 600 s" },
