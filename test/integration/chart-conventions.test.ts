@@ -22,6 +22,8 @@ import { createNamespace, kubectl } from "./helpers.ts";
 let helm: string;
 let nsA: string;
 let nsB: string;
+/** Where every release of the multi-release tests sends its Grafana dashboard (one sidecar namespace). */
+let nsMon: string;
 
 /** Every optional object of the chart switched on. */
 const ALL_ON = ["dashboard.enabled=true", "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "grafana.dashboard.enabled=true"];
@@ -38,6 +40,7 @@ beforeAll(async () => {
   helm = await ensureHelm();
   nsA = createNamespace("chart-a");
   nsB = createNamespace("chart-b");
+  nsMon = createNamespace("chart-mon");
   await installPrometheusOperatorCRDs();
 }, 1_200_000);
 
@@ -194,11 +197,15 @@ describe("names, labels and selectors", () => {
       { release: "airollout", namespace: nsB, set: ["watchNamespace=team-c"] },
       { release: "team-b", namespace: nsA, set: ["watchNamespace=team-b"] },
     ];
-    const rendered = releases.map((r) => ({ ...r, objects: render(r.release, r.namespace, [...ALL_ON, ...r.set]) }));
+    // All three dashboards go to one sidecar namespace, where the two releases named airollout
+    // would otherwise render one ConfigMap name.
+    const rendered = releases.map((r) => ({ ...r, objects: render(r.release, r.namespace, [...ALL_ON, ...r.set, `grafana.dashboard.namespace=${nsMon}`]) }));
     const all = rendered.flatMap((r) => r.objects);
     // No two objects share a kind, namespace and name (cluster-scoped ones carry the namespace in their names).
     const keys = all.map(key);
     expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    const dashboards = all.filter((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-grafana-dashboard"));
+    expect(dashboards.map((o) => `${o.metadata.namespace}/${o.metadata.name}`).sort()).toEqual([`${nsMon}/${nsA}-airollout-grafana-dashboard`, `${nsMon}/${nsA}-team-b-airollout-grafana-dashboard`, `${nsMon}/${nsB}-airollout-grafana-dashboard`].sort());
     expect(all.filter((o) => o.kind === "ClusterRole").length).toBe(3 * 3);
     // Every selector picks exactly its own release's Deployment of its component.
     const deployments = all.filter((o) => o.kind === "Deployment");
@@ -269,18 +276,22 @@ describe("installed for real", () => {
     ];
     try {
       for (const r of releases) {
-        const res = helmRun(helm, ["install", r.release, CHART, "-n", r.namespace, ...sets([...ALL_ON, ...r.set])]);
+        const res = helmRun(helm, ["install", r.release, CHART, "-n", r.namespace, ...sets([...ALL_ON, ...r.set, `grafana.dashboard.namespace=${nsMon}`])]);
         expect(res.code, `${r.namespace}/${r.release}: ${res.stderr}`).toBe(0);
         expect(res.stdout).toContain("STATUS: deployed");
       }
       // The cluster-scoped objects of all three, by their release's labels.
       const clusterRoles = kubectl(["get", "clusterroles", "-l", "app.kubernetes.io/name=airollout,app.kubernetes.io/instance in (coexist,coexist-2)", "-o", "name"]).stdout.trim().split("\n");
       expect(clusterRoles.length).toBe(9);
+      // Three dashboards in the one sidecar namespace (helm refused the second before their names carried the release namespace).
+      const dashboards = kubectl(["get", "configmaps", "-n", nsMon, "-l", "app.kubernetes.io/instance in (coexist,coexist-2)", "-o", "name"]).stdout.trim().split("\n").sort();
+      expect(dashboards).toEqual([`configmap/${nsA}-coexist-2-airollout-grafana-dashboard`, `configmap/${nsA}-coexist-airollout-grafana-dashboard`, `configmap/${nsB}-coexist-airollout-grafana-dashboard`]);
     } finally {
       for (const r of releases) helmRun(helm, ["uninstall", r.release, "-n", r.namespace, "--wait"]);
     }
     const left = kubectl(["get", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/instance in (coexist,coexist-2)", "-o", "name"]);
     expect(left.stdout.trim()).toBe("");
+    expect(kubectl(["get", "configmaps", "-n", nsMon, "-l", "app.kubernetes.io/instance in (coexist,coexist-2)", "-o", "name"]).stdout.trim()).toBe("");
   });
 });
 
