@@ -146,6 +146,11 @@ describe("the chart's dashboard ConfigMap", () => {
     const [cm] = render(["grafana.dashboard.enabled=true", "grafana.dashboard.namespace=monitoring", "grafana.dashboard.labels.team=sre"]);
     expect(cm!.metadata.namespace).toBe("monitoring");
     expect(cm!.metadata.labels).toMatchObject({ grafana_dashboard: "1", team: "sre" });
+    // Named after the release namespace too there: another namespace's release of the same name
+    // sends its dashboard to the same place (chart-conventions.test.ts installs three of them).
+    expect(cm!.metadata.name).toBe("ops-rel-airollout-grafana-dashboard");
+    const [own] = render(["grafana.dashboard.enabled=true", "grafana.dashboard.namespace=ops"]);
+    expect(own!.metadata).toMatchObject({ namespace: "ops", name: "rel-airollout-grafana-dashboard" });
   });
 });
 
