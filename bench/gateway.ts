@@ -339,18 +339,28 @@ interface Run {
   cpuUsPerReq?: { mainThread: number; process: number };
 }
 
-/** CPU time (ms) of a process's main thread and of the whole process, or undefined off Linux. */
-function cpuMs(pid: number | undefined): { main: number; all: number } | undefined {
-  if (pid === undefined) return undefined;
+/**
+ * CPU time (ms) of the processes' main threads and of the whole processes (a gateway cluster:
+ * its primary and every gateway process, added up), or undefined off Linux.
+ */
+function cpuMs(pids: number[] | undefined): { main: number; all: number } | undefined {
+  if (pids === undefined || pids.length === 0) return undefined;
   const ticks = (file: string) => {
     const f = readFileSync(file, "utf8").split(") ")[1]!.split(" ");
     return (Number(f[11]) + Number(f[12])) * (1000 / CLOCK_TICKS);
   };
   try {
-    return { main: ticks(`/proc/${pid}/task/${pid}/stat`), all: ticks(`/proc/${pid}/stat`) };
+    return pids.reduce((t, pid) => ({ main: t.main + ticks(`/proc/${pid}/task/${pid}/stat`), all: t.all + ticks(`/proc/${pid}/stat`) }), { main: 0, all: 0 });
   } catch {
     return undefined;
   }
+}
+
+/** The processes whose CPU a path's latency run reads: the proxy's, or a cluster's primary and processes. */
+async function pidsOf(p: Path): Promise<number[] | undefined> {
+  if (p.processes === undefined) return p.pid === undefined ? undefined : [p.pid];
+  const { pids } = (await (await fetch(`${metricsOf(p.child)}/__processes`)).json()) as { pids: Record<string, number> };
+  return [p.child.proc.pid!, ...Object.values(pids)];
 }
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS = 100;
@@ -363,7 +373,7 @@ interface AutocannonResult {
   non2xx: number;
 }
 
-async function cannon(url: string, seconds: number, rate?: number, pid?: number): Promise<Run> {
+async function cannon(url: string, seconds: number, rate?: number, pids?: number[]): Promise<Run> {
   // Loaded here so the server roles do not pay for it.
   const { default: autocannon } = await import("autocannon");
   const opts: Record<string, unknown> = {
@@ -375,9 +385,9 @@ async function cannon(url: string, seconds: number, rate?: number, pid?: number)
     duration: seconds,
   };
   if (rate) opts.overallRate = rate;
-  const before = cpuMs(pid);
+  const before = cpuMs(pids);
   const r = (await autocannon(opts)) as AutocannonResult;
-  const after = cpuMs(pid);
+  const after = cpuMs(pids);
   const run: Run = { reqPerSec: Math.round(r.requests.average), total: r.requests.total, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
   if (before && after && r.requests.total > 0) {
     const per = (ms: number) => Math.round((ms * 1000) / r.requests.total);
@@ -524,7 +534,7 @@ async function startPaths(children: { proc: ChildProcess }[], dirs: string[]): P
   // gateway_shadow_nice0: the shadow workers at the answering thread's priority instead of
   // nice +10 (ADR 0003): coverage bought with the primary's CPU.
   // *_cluster: one gateway process per core sharing the port (node:cluster), like nginx's
-  // worker_processes auto; its CPU per request is not read (the processes are the primary's children).
+  // worker_processes auto; its CPU per request adds up the primary's and every process's.
   const gateways = [
     ["gateway", "1", []],
     ["gateway_shadow_nice0", "1", ["--shadow-nice", "0"]],
@@ -537,7 +547,7 @@ async function startPaths(children: { proc: ChildProcess }[], dirs: string[]): P
     const g = await start("gateway", stable.url, ["--sample-rate", rate, "--candidate", shadow.url, ...extra]);
     children.push(g);
     const cluster = name.endsWith("_cluster");
-    paths.push({ name, child: g, pid: cluster ? undefined : g.proc.pid, mirror: rate === "0" ? undefined : "gateway", ...(cluster ? { processes: availableParallelism() } : {}) });
+    paths.push({ name, child: g, pid: g.proc.pid, mirror: rate === "0" ? undefined : "gateway", ...(cluster ? { processes: availableParallelism() } : {}) });
   }
   return { paths, backends: { stable: stable.url, shadow: shadow.url }, nginxMissing: !nginx };
 }
@@ -557,7 +567,7 @@ async function measure(paths: Path[], backends: Backends, seconds: number, round
   for (let i = 0; i < rounds; i++) {
     for (const p of paths) (out.sat[p.name] ??= []).push(await saturation(p, seconds, backends));
     for (const p of paths) {
-      (out.at1000[p.name] ??= []).push(await cannon(p.child.url, seconds, FIXED_RATE, p.pid));
+      (out.at1000[p.name] ??= []).push(await cannon(p.child.url, seconds, FIXED_RATE, await pidsOf(p)));
       if (p.mirror === "gateway") await gatewaySettled(metricsOf(p.child));
     }
   }

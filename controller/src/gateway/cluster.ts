@@ -11,7 +11,7 @@
  * gateway replicas right reads several processes right: the controller's `sum(...)` of comparison
  * and mismatch counts adds the processes' evidence, `min(airollout_shadow_judged)` needs every
  * process to have judged, and a ratio gauge (coverage) stays per process. A scrape that cannot
- * reach every live process fails (503) rather than under-report.
+ * reach every serving process fails rather than under-report.
  */
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "pino";
@@ -118,6 +118,8 @@ export class GatewayCluster {
   readonly #timeoutMs: number;
   readonly #restartsPerMinute: number;
   readonly #workers = new Map<string, Worker>();
+  /** Processes that listen and answer scrapes; one still starting is left out, like an unready replica. */
+  readonly #joined = new WeakSet<Worker>();
   readonly #pending = new Map<number, Pending>();
   readonly #restarts: number[] = [];
   #nextId = 0;
@@ -152,7 +154,10 @@ export class GatewayCluster {
     const w = cluster.fork({ [PROCESS_ENV]: index });
     this.#workers.set(index, w);
     w.on("message", (m: MetricsReply | Listening) => {
-      if (m?.type === LISTENING) this.#portFound?.(m.port);
+      if (m?.type === LISTENING) {
+        this.#joined.add(w);
+        this.#portFound?.(m.port);
+      }
       else if (m?.type === METRICS_REPLY) this.#reply(index, w, m);
     });
     w.on("exit", (code, signal) => this.#exited(index, w, code, signal));
@@ -165,12 +170,13 @@ export class GatewayCluster {
     if (this.#stopping) return;
     const now = Date.now();
     while (this.#restarts.length && this.#restarts[0]! < now - 60_000) this.#restarts.shift();
-    // A process that dies at once would otherwise be forked in a tight loop.
-    const delay = this.#restarts.length >= this.#restartsPerMinute ? 60_000 - (now - this.#restarts[0]!) : 0;
-    this.#restarts.push(now + delay);
+    // A process that dies at once would otherwise be forked in a tight loop: past the budget, the
+    // next fork waits until the oldest of the last minute's forks is a minute old.
+    const delay = this.#restarts.length >= this.#restartsPerMinute ? Math.max(0, 60_000 - (now - this.#restarts[0]!)) : 0;
     this.#log.error({ process: index, pid: w.process.pid, code, signal, restartInMs: delay }, "gateway process exited; starting a new one");
     setTimeout(() => {
       if (this.#stopping) return;
+      this.#restarts.push(Date.now());
       this.replaced++;
       this.#fork(index);
     }, delay);
@@ -188,12 +194,15 @@ export class GatewayCluster {
     if (p.waiting.size === 0) p.done();
   }
 
-  /** The metrics of every live process, labelled by process; rejects when one does not answer in time. */
+  /**
+   * The metrics of every serving process, labelled by process; rejects when one of them does not
+   * answer in time. A process still starting has no series yet, as a replica that is not ready.
+   */
   async metrics(): Promise<string> {
     const id = this.#nextId++;
     const got = new Map<string, MetricsJson>();
-    const live = [...this.#workers.values()].filter((w) => w.isConnected());
-    if (live.length === 0) throw new Error("no gateway process is running");
+    const live = [...this.#workers.values()].filter((w) => this.#joined.has(w) && w.isConnected());
+    if (live.length === 0) throw new Error("no gateway process is serving");
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => done(new Error(`a gateway process did not answer the scrape within ${this.#timeoutMs} ms`)), this.#timeoutMs);
       const done = (err?: Error) => {
