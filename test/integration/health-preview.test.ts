@@ -7,11 +7,11 @@
  * Given AIPreviews in each phase, first with the status the controller's own decisions
  * (reconcile/preview.ts) write for each step of a preview's life, then live objects written by a
  * real controller process on the local API server, When the consumers read them, Then kstatus
- * says Current only when the preview is Ready, InProgress while it moves on by itself, when the
- * controller has not seen the object, and when it is Expired (kstatus reads Ready=False with
- * neither Reconciling nor Stalled as not ready yet), and Failed when it is Stalled; and Argo CD
- * says Healthy only when Ready, Progressing while Pending/Provisioning or behind the spec,
- * Degraded when Failed and Suspended when Expired.
+ * says Current only when the preview is Ready, InProgress while it moves on by itself and when the
+ * controller has not seen the object, and Failed when it is Stalled, Expired included (only a
+ * person moves an expired preview on: delete it or extend spec.ttl); and Argo CD says Healthy
+ * only when Ready, Progressing while Pending/Provisioning or behind the spec, Degraded when
+ * Failed and Suspended when Expired (although Expired is Stalled).
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -147,14 +147,20 @@ describe("AIPreviews with the status the controller's decisions write", () => {
     expect(a.message).toContain("spec.rolloutRef.name: AIRollout team/bot not found");
   });
 
-  it("Expired (ttl passed, stack destroyed, object kept): kstatus InProgress (Ready=False), Argo CD Suspended, not Degraded", () => {
+  it("Expired (ttl passed, stack destroyed, object kept): Stalled, so kstatus Failed at once; Argo CD Suspended, not Degraded", () => {
     const later = new Date(created.getTime() + 2 * 3_600_000);
     const o = decide(readyPreview(), later, { type: "destroy", ok: true });
     expect(o.status?.phase).toBe("Expired");
     expect(o.status?.url).toBeUndefined();
-    // Neither Reconciling nor Stalled is True, so kstatus falls back to the Ready condition.
-    expect(kstatus(o)).toEqual({ status: "InProgress", message: "expired at 2026-11-29T13:00:00.000Z; stack team-bot-preview-pr-7 destroyed" });
-    expect(argo(o)).toEqual({ status: "Suspended", message: "expired at 2026-11-29T13:00:00.000Z; stack team-bot-preview-pr-7 destroyed" });
+    const message = "expired at 2026-11-29T13:00:00.000Z; stack team-bot-preview-pr-7 destroyed; delete the AIPreview, or set spec.ttl to a later end to stand it up again";
+    expect(o.status?.conditions?.find((c) => c.type === "Stalled")).toMatchObject({ status: "True", reason: "Expired", message });
+    expect(kstatus(o)).toEqual({ status: "Failed", message });
+    // The Lua checks Expired before its Stalled -> Degraded rule.
+    expect(argo(o)).toEqual({ status: "Suspended", message });
+    // Still Expired on the next pass (nothing left to destroy): the same answers.
+    const again = decide(o, new Date(later.getTime() + 60_000));
+    expect(kstatus(again).status).toBe("Failed");
+    expect(argo(again).status).toBe("Suspended");
   });
 
   it("Expired but its stack could not be destroyed: Failed, retried (InProgress), and Degraded in Argo CD: a stack is left running", () => {
@@ -220,14 +226,16 @@ describe("health of live AIPreviews (a controller run with --environments none)"
     expect(argo(edited)).toEqual({ status: "Progressing", message: "Waiting for the controller" });
   });
 
-  it("Expired: kstatus InProgress (never Current), Argo CD Suspended saying when it expired, and kubectl wait for Ready times out", async () => {
+  it("Expired: kstatus Failed, Argo CD Suspended saying when it expired, kubectl wait for Stalled returns 0 and for Ready times out", async () => {
     // The ttl counts from creation: one second has passed by the time the controller looks again.
     apply(ns, "expired", { rolloutRef: { name: "bot" }, ttl: "1s" });
     const o = await settled("expired", "Expired");
-    expect(kstatus(o).status).toBe("InProgress");
+    expect(kstatus(o).status).toBe("Failed");
     const a = argo(o);
     expect(a.status).toBe("Suspended");
-    expect(a.message).toMatch(/^expired at 20\d\d-/);
+    expect(a.message).toMatch(/^expired at 20\d\d-.*; delete the AIPreview, or set spec\.ttl to a later end to stand it up again$/);
+    const stalled = kubectl(["wait", "--for=condition=Stalled", "aipv/expired", "-n", ns, "--timeout=30s"]);
+    expect(stalled.code, stalled.stdout + stalled.stderr).toBe(0);
     const wait = kubectl(["wait", "--for=condition=Ready", "aipv/expired", "-n", ns, "--timeout=5s"]);
     expect(wait.code, wait.stdout + wait.stderr).not.toBe(0);
   });

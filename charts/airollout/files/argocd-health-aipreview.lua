@@ -58,16 +58,18 @@ end
 local phase = status.phase
 local stalled = condition("Stalled")
 
+-- Expired before the Stalled rule: the controller marks an expired preview Stalled (reason
+-- Expired, so kstatus and Flux read Failed at once), but for Argo CD it is Suspended, above.
+if phase == "Expired" then
+  hs.status = "Suspended"
+  hs.message = say(isTrue(stalled) and stalled or nil, "Expired")
+  return hs
+end
+
 -- Failed: stalled (only an edit helps) or retried with backoff; either way it does not serve.
 if isTrue(stalled) or phase == "Failed" then
   hs.status = "Degraded"
   hs.message = say(isTrue(stalled) and stalled or nil, "Failed")
-  return hs
-end
-
-if phase == "Expired" then
-  hs.status = "Suspended"
-  hs.message = say(nil, "Expired")
   return hs
 end
 

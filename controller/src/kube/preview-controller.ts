@@ -5,13 +5,17 @@
  * enqueue (ChangeFilter), failures back off per key, timers are bounded (the queue caps a wait at
  * an hour and the next pass asks again for the rest).
  *
+ * A second, metadata-only informer watches AIRollouts: a rollout created, edited (its generation
+ * moves: a preview without spec.version follows the candidate) or deleted wakes the previews
+ * that refer to it at once, rather than on the next resync.
+ *
  * The CRD may be missing (a controller upgraded before `kubectl apply -f crds/aipreview.yaml`:
  * Helm never upgrades CRDs): then previews are not reconciled, one warning says why, and the
  * AIRollout controller runs on. It looks again every minute.
  */
 import type { Logger } from "pino";
 import { API_VERSION, GROUP, VERSION, type AIRollout } from "../api/schema.ts";
-import { rolloutPath } from "../api/paths.ts";
+import { rolloutPath, rolloutsPath } from "../api/paths.ts";
 import { PREVIEW_FINALIZER, PREVIEW_KIND, PREVIEW_PLURAL, previewPath, previewsPath, type AIPreview, type PreviewStatus } from "../api/preview-schema.ts";
 import { isEnvironmentFailure, type EnvironmentsPort } from "../reconcile/contract.ts";
 import { runPreviewPass, type PreviewPlan, type PreviewWork, type PreviewWorkOutcome } from "../reconcile/preview.ts";
@@ -44,9 +48,61 @@ export interface PreviewControllerOptions {
 const EXPIRY_SLACK_MS = 500;
 const CRD_RETRY_MS = 60_000;
 
+/** What the rollout watch keeps of an AIRollout: its name and generation, never its spec. */
+export interface RolloutMeta {
+  metadata: { name: string; namespace?: string; resourceVersion: string; generation?: number };
+}
+
+/** Keeps only what RolloutMeta names, so the second cache costs a few strings per rollout. */
+export function rolloutMeta(raw: unknown): RolloutMeta {
+  const md = (raw as { metadata?: Record<string, unknown> } | undefined)?.metadata ?? {};
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+  return { metadata: { name: str(md.name), ...(typeof md.namespace === "string" ? { namespace: md.namespace } : {}), resourceVersion: str(md.resourceVersion), ...(typeof md.generation === "number" ? { generation: md.generation } : {}) } };
+}
+
+/**
+ * Which rollout events are news to its previews: the first sight of a rollout (created, or
+ * created again after a deletion), a new generation (a spec change; status writes leave it),
+ * and a deletion. One entry per rollout the informer holds, removed with it.
+ */
+export class RolloutWakes {
+  private readonly generations = new Map<string, number | undefined>();
+
+  /** Whether an added or updated rollout moves its previews. */
+  upsert(r: RolloutMeta): boolean {
+    const key = keyOf(r);
+    const known = this.generations.has(key);
+    const before = this.generations.get(key);
+    this.generations.set(key, r.metadata.generation);
+    return !known || before !== r.metadata.generation;
+  }
+
+  /** A deleted rollout always moves its previews (to RolloutNotFound). */
+  delete(r: RolloutMeta): boolean {
+    this.generations.delete(keyOf(r));
+    return true;
+  }
+
+  get size(): number {
+    return this.generations.size;
+  }
+}
+
+/** The keys of the previews in `previews` whose spec.rolloutRef names namespace/name. */
+export function previewsOf(previews: Iterable<AIPreview>, namespace: string | undefined, name: string): string[] {
+  const out: string[] = [];
+  for (const p of previews) {
+    const ref = (p.spec as { rolloutRef?: { name?: unknown } } | undefined)?.rolloutRef?.name;
+    if (p.metadata.namespace === namespace && ref === name) out.push(keyOf(p));
+  }
+  return out;
+}
+
 export class PreviewController {
   private readonly o: PreviewControllerOptions;
   private readonly informer: Informer<AIPreview>;
+  private readonly rollouts: Informer<RolloutMeta>;
+  private readonly wakes = new RolloutWakes();
   private readonly queue: WorkQueue;
   private readonly changes = new ChangeFilter();
   private readonly events: EventRecorder;
@@ -80,6 +136,26 @@ export class PreviewController {
       o.log.child({ informer: PREVIEW_PLURAL }),
       o.onWatchRestart ? { onRestart: o.onWatchRestart } : {},
     );
+    this.rollouts = new Informer<RolloutMeta>(
+      o.client,
+      rolloutsPath(o.namespace),
+      {
+        onUpsert: (r) => {
+          if (this.wakes.upsert(r)) this.wakePreviewsOf(r);
+        },
+        onDelete: (r) => {
+          if (this.wakes.delete(r)) this.wakePreviewsOf(r);
+        },
+      },
+      o.log.child({ informer: "airollouts (for previews)" }),
+      { transform: rolloutMeta, ...(o.onWatchRestart ? { onRestart: o.onWatchRestart } : {}) },
+    );
+  }
+
+  /** Queues the previews that refer to a rollout (the queue holds a key once, however often it is added). */
+  private wakePreviewsOf(r: RolloutMeta): void {
+    const previews = this.informer.keys().map((k) => this.informer.get(k)).filter((p): p is AIPreview => p !== undefined);
+    for (const key of previewsOf(previews, r.metadata.namespace, r.metadata.name)) this.queue.add(key);
   }
 
   /** Starts watching once the AIPreview CRD is served (call when leading). */
@@ -95,7 +171,7 @@ export class PreviewController {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.crdTimer) clearTimeout(this.crdTimer);
     await this.queue.shutdown();
-    if (this.informerStarted) await this.informer.stop();
+    if (this.informerStarted) await Promise.all([this.informer.stop(), this.rollouts.stop()]);
   }
 
   private async startWhenServed(first: boolean): Promise<void> {
@@ -116,6 +192,7 @@ export class PreviewController {
     }
     this.informerStarted = true;
     this.informer.start();
+    this.rollouts.start();
     const resync = Math.max(1000, boundedDelay(this.o.resyncMs ?? 5 * 60_000));
     this.resyncTimer = setInterval(() => {
       for (const key of this.informer.keys()) this.queue.add(key);

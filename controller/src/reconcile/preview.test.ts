@@ -128,10 +128,12 @@ describe("an image preview: provisioned, Ready, expired", () => {
     expect(sim.status.phase).toBe("Expired");
     expect(sim.status.url).toBeUndefined();
     expect(sim.status.stack).toBeUndefined();
-    expect(sim.status.message).toBe("expired at 2026-05-01T02:00:00.000Z; stack team-bot-preview-pr-7 destroyed");
+    const message = "expired at 2026-05-01T02:00:00.000Z; stack team-bot-preview-pr-7 destroyed; delete the AIPreview, or set spec.ttl to a later end to stand it up again";
+    expect(sim.status.message).toBe(message);
     expect(sim.condition("Ready")).toMatchObject({ status: "False", reason: "Expired" });
     expect(sim.condition("Reconciling")).toMatchObject({ status: "False" });
-    expect(sim.condition("Stalled")).toMatchObject({ status: "False" });
+    // Only a person moves it on: Stalled, so kstatus reads Failed at once (no Flux timeout).
+    expect(sim.condition("Stalled")).toMatchObject({ status: "True", reason: "Expired", message });
     expect(sim.reasons().at(-1)).toBe("Expired");
     // Expired is final: later passes neither destroy again nor requeue.
     sim.now += HOUR;
@@ -149,6 +151,7 @@ describe("an image preview: provisioned, Ready, expired", () => {
     expect(await sim.pass()).toEqual({ requeueAfterMs: 46 * HOUR });
     expect(sim.work.map((w) => w.type)).toEqual(["ensure", "destroy", "ensure"]);
     expect(sim.status).toMatchObject({ phase: "Ready", observedGeneration: 2, expiresAt: "2026-05-03T00:00:00.000Z" });
+    expect(sim.condition("Stalled")).toMatchObject({ status: "False" });
   });
 
   it("ttl: spec.ttl, else the rollout's spec.preview.ttl, else 24h; a rollout ttl of 0s is refused naming spec.ttl", async () => {
@@ -309,6 +312,43 @@ describe("problems: a condition and an Event naming the field, never a hot loop"
     await sim.pass();
     expect(sim.status.phase).toBe("Ready");
     expect(sim.condition("Stalled")).toMatchObject({ status: "False" });
+  });
+
+  it("a Ready preview whose rollout is deleted: its stack goes (once), the object stays Stalled RolloutNotFound without url, and stands up again when the rollout is back", async () => {
+    const sim = new Sim();
+    await sim.pass();
+    expect(sim.status.phase).toBe("Ready");
+    sim.rollout = undefined;
+    expect(await sim.pass()).toEqual({ backoff: true });
+    expect(sim.work.map((w) => w.type)).toEqual(["ensure", "destroy"]);
+    expect(sim.work[1]).toEqual({ type: "destroy", role: "preview-pr-7", reason: "its AIRollout is gone" });
+    expect(sim.status).toMatchObject({ phase: "Failed", message: "spec.rolloutRef.name: AIRollout team/bot not found; create it, or point the preview at one that exists" });
+    expect(sim.status.url).toBeUndefined();
+    expect(sim.status.stack).toBeUndefined();
+    expect(sim.condition("Ready")).toMatchObject({ status: "False", reason: "RolloutNotFound" });
+    expect(sim.condition("Stalled")).toMatchObject({ status: "True", reason: "RolloutNotFound" });
+    expect(sim.events.slice(-2).map((e) => [e.type, e.reason])).toEqual([["Normal", "Destroyed"], ["Warning", "RolloutNotFound"]]);
+    // Later passes destroy nothing more and write nothing.
+    const writes = sim.statusWrites;
+    await sim.pass();
+    expect(sim.work).toHaveLength(2);
+    expect(sim.statusWrites).toBe(writes);
+    sim.rollout = rollout();
+    await sim.pass();
+    expect(sim.work.map((w) => w.type)).toEqual(["ensure", "destroy", "ensure"]);
+    expect(sim.status).toMatchObject({ phase: "Ready", url: "http://bot-preview-pr-7.team.svc.cluster.local:8080" });
+  });
+
+  it("a failed destroy after the rollout went is retried with backoff, not reported as gone", async () => {
+    const sim = new Sim();
+    await sim.pass();
+    sim.rollout = undefined;
+    sim.destroy = () => ({ type: "destroy", ok: false, message: "backend unreachable" });
+    expect(await sim.pass()).toEqual({ backoff: true });
+    expect(sim.status.phase).toBe("Failed");
+    expect(sim.status.stack).toBe("team-bot-preview-pr-7");
+    expect(sim.condition("Stalled")).toMatchObject({ status: "False" });
+    expect(sim.condition("Reconciling")).toMatchObject({ status: "True", reason: "DestroyFailed" });
   });
 
   it("an invalid rollout spec is reported through spec.rolloutRef.name with the rollout's field", async () => {

@@ -132,8 +132,30 @@ function decideLive(o: PreviewObserved): PreviewPlan {
   const expiresAt = expiryOf(ctx, rollout);
   if (!expiresAt.ok) return failed(ctx, { reason: PreviewReason.InvalidRollout, message: expiresAt.message, stalled: true, backoff: true });
   if (o.now.getTime() >= expiresAt.at.getTime()) return expire(ctx, expiresAt.at);
+  if (!rollout.ok && rollout.reason === PreviewReason.RolloutNotFound) return rolloutGone(ctx, rollout.message);
   if (!rollout.ok) return failed(ctx, { reason: rollout.reason, message: rollout.message, stalled: true, backoff: true });
   return provision(ctx, rollout.spec, expiresAt.at);
+}
+
+/**
+ * The rollout is gone (deleted, or never made). Its deletion destroyed this preview's stack with
+ * its own (same stack tag; the rollout names the backend and passphrase), and a stack it left
+ * (a rollout with no finalizer) is destroyed here, so nothing runs that no object accounts for.
+ * The AIPreview itself stays, as Git has it: Failed, Stalled with RolloutNotFound and no url,
+ * and it stands up again as soon as the rollout exists again (a rollout's creation wakes it).
+ */
+function rolloutGone(ctx: Ctx, message: string): PreviewPlan {
+  const { o, prev } = ctx;
+  const out = o.outcome?.type === "destroy" ? o.outcome : undefined;
+  if (!out && mayHaveStack(prev)) return { events: [], work: { type: "destroy", role: previewRole(o.preview), reason: "its AIRollout is gone" } };
+  if (out && !out.ok) return failed(ctx, { reason: PreviewReason.DestroyFailed, message: `${message}; destroying the preview's stack ${prev.stack ?? ""} failed: ${out.message}`, stalled: false, backoff: true });
+  const plan = failed(ctx, { reason: PreviewReason.RolloutNotFound, message, stalled: true, backoff: true });
+  const status = { ...plan.status! };
+  delete status.url;
+  delete status.stack;
+  delete status.consecutiveFailures;
+  const destroyed: EventSpec[] = out?.ok ? [{ type: "Normal", reason: PreviewReason.Destroyed, message: `stack ${prev.stack ?? previewRole(o.preview)} destroyed: its AIRollout is gone; the preview is kept`, dedupeKey: `${ctx.gen}/rollout-gone` }] : [];
+  return { ...plan, status, events: [...destroyed, ...plan.events] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,18 +342,22 @@ function stableUrlOf(spec: Spec, rollout: AIRollout): { ok: true; url: string } 
 function expire(ctx: Ctx, expiresAt: Date): PreviewPlan {
   const { o, gen, prev } = ctx;
   const at = expiresAt.toISOString();
-  const expired = (message: string) => statusFor(ctx, { phase: "Expired", reason: PreviewReason.Expired, message }, { url: undefined, stack: undefined, expiresAt: at });
-  if (prev.phase === "Expired") {
-    const status = expired(prev.message ?? `expired at ${at}`);
-    return { status, events: [] };
-  }
+  // Stalled: only a person moves an expired preview on, and kstatus (Flux, `kubectl wait
+  // --for=condition=Stalled`) then reads Failed at once rather than waiting for a timeout.
+  const expired = (message: string) => statusFor(ctx, { phase: "Expired", reason: PreviewReason.Expired, message, stalled: true }, { url: undefined, stack: undefined, expiresAt: at });
+  if (prev.phase === "Expired") return { status: expired(prev.message ?? expiredMessage(at, undefined)), events: [] };
   const out = o.outcome?.type === "destroy" ? o.outcome : undefined;
   if (out && !out.ok) return failed(ctx, { reason: PreviewReason.DestroyFailed, message: `expired at ${at}, but destroying its stack failed: ${out.message}`, stalled: false, backoff: true });
   if (out?.ok || !mayHaveStack(prev)) {
-    const message = `expired at ${at}${prev.stack ? `; stack ${prev.stack} destroyed` : ""}`;
-    return { status: expired(message), events: [{ type: "Normal", reason: PreviewReason.Expired, message: `${message}; the object is kept (delete it when done)`, dedupeKey: `expired/${at}/${gen}` }] };
+    const message = expiredMessage(at, prev.stack);
+    return { status: expired(message), events: [{ type: "Normal", reason: PreviewReason.Expired, message: `${message}; the object is kept`, dedupeKey: `expired/${at}/${gen}` }] };
   }
   return { events: [], work: { type: "destroy", role: previewRole(o.preview), reason: "expired" } };
+}
+
+/** When it expired, what went with it, and the two ways out. */
+function expiredMessage(at: string, stack: string | undefined): string {
+  return `expired at ${at}${stack ? `; stack ${stack} destroyed` : ""}; delete the AIPreview, or set spec.ttl to a later end to stand it up again`;
 }
 
 /** Whether a stack may exist: one was recorded, a stand-up was started, or one failed. */
@@ -378,8 +404,9 @@ function statusFor(ctx: Base, h: Health, fields: StatusFields): PreviewStatus {
 
 /**
  * Ready=True only while serving; Reconciling=True while it moves on by itself (reason: what it
- * waits for); Stalled=True when only a person can help. Expired reads Ready=False with neither
- * Reconciling nor Stalled: done, nothing left to do (kstatus: Current).
+ * waits for); Stalled=True when only a person can help. Expired is Stalled (reason Expired): it
+ * waits for a person to delete it or extend spec.ttl, so kstatus reads Failed, as AIRollout's
+ * human pause does.
  */
 function healthConditions(prev: readonly Condition[] | undefined, h: Health, now: Date, gen: number): Condition[] {
   const moving = h.phase === "Pending" || h.phase === "Provisioning" || h.phase === "Terminating" || (h.phase === "Failed" && !h.stalled);
