@@ -43,9 +43,25 @@ export function openAPI(schema: z.ZodType): JSONSchema {
   return toStructural(z.toJSONSchema(schema, { target: "openapi-3.0", io: "input", unrepresentable: "any" })) as JSONSchema;
 }
 
-/** The CRD object. */
-export function buildCRD(): Record<string, unknown> {
-  const status = openAPI(StatusSchema);
+/** What sets one of the project's kinds apart in its CRD; the rest is common (kindCRD). */
+export interface KindCRDInput {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  /** The object's description, for `kubectl explain`. */
+  description: string;
+  spec: z.ZodType;
+  status: z.ZodType;
+  printerColumns: Record<string, unknown>[];
+}
+
+/**
+ * A namespaced CRD of the airollout.dev group with a status subresource whose conditions are a
+ * map keyed by type (server-side apply merges them per type), for AIRollout and AIPreview alike.
+ */
+export function kindCRD(k: KindCRDInput): Record<string, unknown> {
+  const status = openAPI(k.status);
   const conditions = (status.properties as JSONSchema).conditions as JSONSchema;
   conditions["x-kubernetes-list-type"] = "map";
   conditions["x-kubernetes-list-map-keys"] = ["type"];
@@ -56,12 +72,12 @@ export function buildCRD(): Record<string, unknown> {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
     metadata: {
-      name: `${PLURAL}.${GROUP}`,
+      name: `${k.plural}.${GROUP}`,
       labels: { "app.kubernetes.io/part-of": "airollout" },
     },
     spec: {
       group: GROUP,
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES, categories: ["all", "airollout"] },
+      names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.singular, shortNames: k.shortNames, categories: ["all", "airollout"] },
       scope: "Namespaced",
       versions: [
         {
@@ -69,26 +85,18 @@ export function buildCRD(): Record<string, unknown> {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [
-            { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Where the rollout is." },
-            { name: "Weight", type: "integer", jsonPath: ".status.canaryWeight", description: "Percent of requests sent to the candidate." },
-            { name: "Step", type: "integer", jsonPath: ".status.currentStep", description: "Index of the step in progress." },
-            { name: "Shadow mismatch", type: "string", jsonPath: ".status.shadow.mismatchRate", description: "Share of shadow comparisons with a flagged field." },
-            { name: "Stable", type: "string", jsonPath: ".status.stableVersion", priority: 1, description: "Stable version." },
-            { name: "Candidate", type: "string", jsonPath: ".status.candidateVersion", priority: 1, description: "Candidate version." },
-            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
-          ],
+          additionalPrinterColumns: k.printerColumns,
           schema: {
             openAPIV3Schema: {
               type: "object",
-              description: "AIRollout rolls a new version (image, model, prompt) of an AI-backed webhook service out safely: shadow traffic with structured diffs, canary steps, SLO analysis against Prometheus, automatic promotion or rollback, with environments stood up through Pulumi.",
+              description: k.description,
               required: ["spec"],
               properties: {
                 apiVersion: { type: "string", description: "APIVersion defines the versioned schema of this representation of an object." },
                 kind: { type: "string", description: "Kind is a string value representing the REST resource this object represents." },
                 metadata: { type: "object" },
-                spec: openAPI(SpecSchema),
-                status: status,
+                spec: openAPI(k.spec),
+                status,
               },
             },
           },
@@ -96,6 +104,28 @@ export function buildCRD(): Record<string, unknown> {
       ],
     },
   };
+}
+
+/** The CRD object. */
+export function buildCRD(): Record<string, unknown> {
+  return kindCRD({
+    kind: KIND,
+    plural: PLURAL,
+    singular: SINGULAR,
+    shortNames: SHORT_NAMES,
+    description: "AIRollout rolls a new version (image, model, prompt) of an AI-backed webhook service out safely: shadow traffic with structured diffs, canary steps, SLO analysis against Prometheus, automatic promotion or rollback, with environments stood up through Pulumi.",
+    spec: SpecSchema,
+    status: StatusSchema,
+    printerColumns: [
+      { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Where the rollout is." },
+      { name: "Weight", type: "integer", jsonPath: ".status.canaryWeight", description: "Percent of requests sent to the candidate." },
+      { name: "Step", type: "integer", jsonPath: ".status.currentStep", description: "Index of the step in progress." },
+      { name: "Shadow mismatch", type: "string", jsonPath: ".status.shadow.mismatchRate", description: "Share of shadow comparisons with a flagged field." },
+      { name: "Stable", type: "string", jsonPath: ".status.stableVersion", priority: 1, description: "Stable version." },
+      { name: "Candidate", type: "string", jsonPath: ".status.candidateVersion", priority: 1, description: "Candidate version." },
+      { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+    ],
+  });
 }
 
 /** The CRD as the YAML committed in crds/airollout.yaml. */

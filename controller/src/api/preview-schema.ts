@@ -8,7 +8,7 @@
  * the API server checks are mirrored by zod refinements, so both refuse the same objects.
  */
 import { z } from "zod";
-import { ConditionSchema, DURATION_PATTERN, GROUP, VERSION, VersionSchema } from "./schema.ts";
+import { ConditionSchema, DURATION_PATTERN, GROUP, VERSION, VersionSchema, type ObjectMeta } from "./schema.ts";
 import { parseDuration } from "./duration.ts";
 
 export const PREVIEW_KIND = "AIPreview";
@@ -106,18 +106,7 @@ export type PreviewPhase = (typeof PREVIEW_PHASES)[number];
 export interface AIPreview {
   apiVersion: string;
   kind: string;
-  metadata: {
-    name: string;
-    namespace: string;
-    uid: string;
-    generation: number;
-    resourceVersion: string;
-    creationTimestamp?: string;
-    deletionTimestamp?: string;
-    finalizers?: string[];
-    annotations?: Record<string, string>;
-    labels?: Record<string, string>;
-  };
+  metadata: ObjectMeta;
   spec: unknown;
   status?: PreviewStatus;
 }

@@ -741,22 +741,25 @@ export type ResolvedStep = z.output<typeof ResolvedStepSchema>;
 export type VersionSpec = z.output<typeof VersionSchema>;
 export type StableRecord = z.output<typeof StableRecordSchema>;
 
+/** The metadata of one of the project's namespaced objects as read from the API server (AIRollout, AIPreview). */
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation: number;
+  resourceVersion: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
 /** The object as read from the API server. Status is parsed leniently: it is ours to rewrite. */
 export interface AIRollout {
   apiVersion: string;
   kind: string;
-  metadata: {
-    name: string;
-    namespace: string;
-    uid: string;
-    generation: number;
-    resourceVersion: string;
-    creationTimestamp?: string;
-    deletionTimestamp?: string;
-    finalizers?: string[];
-    annotations?: Record<string, string>;
-    labels?: Record<string, string>;
-  };
+  metadata: ObjectMeta;
   spec: unknown;
   status?: Status;
 }
