@@ -6,7 +6,7 @@
  */
 import { SpecSchema, API_VERSION, type AIRollout } from "../api/schema.ts";
 import { PREVIEW_KIND, previewPath, previewsPath, type AIPreview } from "../api/preview-schema.ts";
-import { formatDuration, parseDuration } from "../api/duration.ts";
+import { formatDuration } from "../api/duration.ts";
 import { ApiError, type KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
 import type { EnvironmentsPort } from "../reconcile/contract.ts";
@@ -16,6 +16,7 @@ import { discoverBackend } from "./backend.ts";
 import { PREVIEW, STACKS, parseFlags } from "./commands.ts";
 import { UsageError } from "./errors.ts";
 import { connect } from "./kube.ts";
+import { positiveDurationFlag, table } from "./text.ts";
 
 /** The field manager of `preview up`'s server-side apply. */
 const FIELD_MANAGER = "airollout-cli";
@@ -71,16 +72,7 @@ function refusal(err: unknown): string | undefined {
   return (err.body as { message?: string } | undefined)?.message ?? err.message;
 }
 
-function timeoutMs(text: string): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`--timeout: ${(err as Error).message}`);
-  }
-  if (!(ms > 0)) throw new UsageError(`--timeout: ${text} is not a positive duration`);
-  return ms;
-}
+const timeoutMs = (text: string): number => positiveDurationFlag("--timeout", text);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -177,8 +169,7 @@ async function previewList(client: KubeClient, ns: string | undefined, rollout: 
     const s = p.status ?? {};
     rows.push([...(all ? [p.metadata.namespace ?? "-"] : []), p.metadata.name, (p.spec as { rolloutRef?: { name?: string } } | undefined)?.rolloutRef?.name ?? "-", s.phase ?? "Pending", s.url ?? "-", s.expiresAt ?? "-"]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join("").trimEnd() + "\n");
+  process.stdout.write(table(rows));
   return 0;
 }
 
@@ -223,7 +214,6 @@ export async function stacksCommand(argv: string[]): Promise<number> {
   }
   const rows = [["ROLLOUT", "ROLE", "STACK", "URL", "EXPIRES", "LAST UPDATE"]];
   for (const s of all) rows.push([s.rollout ?? "-", s.role, s.stack, s.url ?? "-", s.expiresAt ?? "-", s.updating ? "updating" : (s.lastUpdate ?? "-")]);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join("").trimEnd() + "\n");
+  process.stdout.write(table(rows));
   return 0;
 }

@@ -1,12 +1,13 @@
 /** `airollout status NAME [-w]`: a rollout's phase, steps, golden suite, analysis and conditions, for humans; -w follows it (status-watch.ts). */
 import type { AIRollout } from "../api/schema.ts";
-import { formatDuration, parseDuration } from "../api/duration.ts";
+import { formatDuration } from "../api/duration.ts";
 import type { JudgeStatus } from "../analysis/judge-metric.ts";
 import { rolloutPath } from "../api/paths.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { UsageError } from "./errors.ts";
 import { STATUS, parseFlags } from "./commands.ts";
 import { connect } from "./kube.ts";
+import { positiveDurationFlag } from "./text.ts";
 
 /** A statistical judge metric's judgement: `High  p=1.2e-9  Cliff's delta 0.83  n=120 candidate / 118 baseline`. */
 function judgeLine(j: JudgeStatus): string {
@@ -87,16 +88,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-function timeoutOf(text: string): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`--timeout: ${(err as Error).message}`);
-  }
-  if (!(ms > 0)) throw new UsageError(`--timeout: ${text} is not a positive duration`);
-  return ms;
-}
+const timeoutOf = (text: string): number => positiveDurationFlag("--timeout", text);
 
 /** `status -w`: follows through the client's watch until the rollout rests; Ctrl-C ends it cleanly. */
 async function follow(client: KubeClient, namespace: string, name: string, timeoutMs: number | undefined): Promise<number> {
