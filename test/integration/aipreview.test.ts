@@ -4,6 +4,9 @@
  * URL, phase and conditions, destroys the stack when the ttl passes and keeps the object as
  * Expired, destroys it when the object is deleted and lets the object go; the API server refuses
  * an invalid spec (CEL), and a preview of a missing rollout says so in a condition and an Event.
+ * A rollout's edit reaches a preview that follows its candidate at once (no resync wait); a
+ * rollout's deletion keeps its previews (Stalled RolloutNotFound, no url) but not their stacks,
+ * and its return stands them up again.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -79,8 +82,10 @@ describe("AIPreview objects, reconciled by the controller", () => {
     expect(apply("pr-1", { rolloutRef: { name: "bot" }, version: image("pr1"), ttl: "1s" }).code).toBe(0);
     const p = await waitPhase("pr-1", "Expired", 240_000);
     expect(p.status!.url).toBeUndefined();
-    expect(p.status!.message).toBe(`expired at ${p.status!.expiresAt}; stack ${ns}-bot-preview-pr-1 destroyed`);
+    const message = `expired at ${p.status!.expiresAt}; stack ${ns}-bot-preview-pr-1 destroyed; delete the AIPreview, or set spec.ttl to a later end to stand it up again`;
+    expect(p.status!.message).toBe(message);
     expect(condition(p, "Ready")).toMatchObject({ status: "False", reason: "Expired" });
+    expect(condition(p, "Stalled")).toMatchObject({ status: "True", reason: "Expired", message });
     expect(deployments()).toEqual(["bot-preview-pr-2=1"]);
     const listed = stacks();
     expect(listed.status, listed.stderr).toBe(0);
@@ -126,6 +131,36 @@ describe("AIPreview objects, reconciled by the controller", () => {
     expect(moved.stderr).toContain("rolloutRef is immutable");
     kubectlOk(["delete", "aipv", "ext", "-n", ns, "--timeout=60s"]);
   }, 180_000);
+
+  it("a preview without spec.version follows a candidate edit without waiting for the resync; deleting the rollout keeps the previews but destroys their stacks; its return stands them up again", async () => {
+    const rollout = (candidate: string) => stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIRollout", metadata: { name: "follow", namespace: ns }, spec: { stable: { version: "v1", endpoint: "http://127.0.0.1:9/stable" }, candidate: { version: candidate, endpoint: `http://127.0.0.1:9/${candidate}` }, strategy: { steps: [{ pause: {} }] } } });
+    kubectlOk(["apply", "-f", "-"], rollout("v2"));
+    expect(apply("fol", { rolloutRef: { name: "follow" }, ttl: "2h" }).code).toBe(0);
+    expect(apply("fol-img", { rolloutRef: { name: "follow" }, version: image("fol"), ttl: "2h" }).code).toBe(0);
+    expect((await waitPhase("fol", "Ready", 120_000)).status!.url).toBe("http://127.0.0.1:9/v2");
+    expect((await waitPhase("fol-img", "Ready")).status!.stack).toBe(`${ns}-follow-preview-fol-img`);
+    kubectlOk(["apply", "-f", "-"], rollout("v3"));
+    // The controller's resync is 5 minutes: a minute is the rollout watch's doing.
+    await waitFor("fol following v3", async () => ((await get("fol")).status?.url === "http://127.0.0.1:9/v3" ? true : undefined), 60_000, 250);
+    kubectlOk(["delete", "airollouts.airollout.dev", "follow", "-n", ns, "--timeout=120s"]);
+    for (const name of ["fol", "fol-img"]) {
+      const p = await waitPhase(name, "Failed", 240_000);
+      expect(condition(p, "Stalled")).toMatchObject({ status: "True", reason: "RolloutNotFound" });
+      expect(p.status!.url).toBeUndefined();
+      expect(p.status!.stack).toBeUndefined();
+    }
+    expect(deployments().filter((d) => d.startsWith("follow-"))).toEqual([]);
+    const listed = stacks();
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stdout).not.toContain(`${ns}-follow-preview-fol-img`);
+    expect(reasons("fol-img")).toContain("Destroyed");
+    // Nothing left to destroy: the object goes at once.
+    kubectlOk(["delete", "aipv", "fol-img", "-n", ns, "--timeout=60s"]);
+    kubectlOk(["apply", "-f", "-"], rollout("v4"));
+    await waitFor("fol back at v4", async () => ((await get("fol")).status?.url === "http://127.0.0.1:9/v4" ? true : undefined), 60_000, 250);
+    kubectlOk(["delete", "aipv", "fol", "-n", ns, "--timeout=60s"]);
+    kubectlOk(["delete", "airollouts.airollout.dev", "follow", "-n", ns, "--timeout=120s"]);
+  }, 900_000);
 
   it("a preview of a rollout that does not exist: Stalled with RolloutNotFound and a Warning naming spec.rolloutRef.name", async () => {
     expect(apply("orphan", { rolloutRef: { name: "nobody" } }).code).toBe(0);
