@@ -2,7 +2,9 @@
 -- resource.customizations.health.airollout.dev_AIPreview in argocd-cm (docs/argocd-health.md,
 -- examples/gitops/argocd/argocd-cm.yaml). It reads status.phase and the kstatus conditions
 -- the controller writes (Ready, Reconciling, Stalled) and uses only what Argo CD gives a
--- custom health script: base and table functions, no string library.
+-- custom health script: base and table functions, no string library. Its helpers (condition,
+-- isTrue, say) repeat argocd-health.lua's on purpose: Argo CD runs each script standalone,
+-- with no require, so the two cannot share code.
 --
 -- Expired (the ttl passed, the stack is destroyed, the object kept) is Suspended, not Degraded:
 -- nothing failed, the preview did what its spec asked and waits for a person, who deletes it
