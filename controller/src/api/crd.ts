@@ -49,6 +49,11 @@ export interface KindCRDInput {
   plural: string;
   singular: string;
   shortNames: string[];
+  /**
+   * kubectl categories. Only AIRollout may be in "airollout": the category shares the name of
+   * its singular, and a category naming two kinds makes `kubectl get airollout NAME` ambiguous.
+   */
+  categories: string[];
   /** The object's description, for `kubectl explain`. */
   description: string;
   spec: z.ZodType;
@@ -77,7 +82,7 @@ export function kindCRD(k: KindCRDInput): Record<string, unknown> {
     },
     spec: {
       group: GROUP,
-      names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.singular, shortNames: k.shortNames, categories: ["all", "airollout"] },
+      names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.singular, shortNames: k.shortNames, categories: k.categories },
       scope: "Namespaced",
       versions: [
         {
@@ -113,6 +118,7 @@ export function buildCRD(): Record<string, unknown> {
     plural: PLURAL,
     singular: SINGULAR,
     shortNames: SHORT_NAMES,
+    categories: ["all", "airollout"],
     description: "AIRollout rolls a new version (image, model, prompt) of an AI-backed webhook service out safely: shadow traffic with structured diffs, canary steps, SLO analysis against Prometheus, automatic promotion or rollback, with environments stood up through Pulumi.",
     spec: SpecSchema,
     status: StatusSchema,

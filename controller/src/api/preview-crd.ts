@@ -13,6 +13,8 @@ export function buildPreviewCRD(): Record<string, unknown> {
     plural: PREVIEW_PLURAL,
     singular: PREVIEW_SINGULAR,
     shortNames: PREVIEW_SHORT_NAMES,
+    // Not "airollout": that category is AIRollout's singular, and sharing it broke `kubectl get airollout NAME`.
+    categories: ["all"],
     description: "AIPreview is an ephemeral preview environment of a version of an AIRollout's service: stood up through Pulumi (or an external endpoint), optionally replayed with recorded masked production webhooks, destroyed when its ttl passes or the object is deleted.",
     spec: PreviewSpecSchema,
     status: PreviewStatusSchema,
