@@ -17,6 +17,7 @@ import { stringify } from "yaml";
 import { previewPath, type AIPreview } from "../../controller/src/api/preview-schema.ts";
 import { startNodeSimulator, type NodeSimulator } from "../../controller/src/dev/kwok.ts";
 import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
+import { previewInPhase } from "./preview-helpers.ts";
 
 let ns: string;
 let sim: NodeSimulator;
@@ -48,12 +49,7 @@ const deployments = () => kubectlOk(["get", "deploy", "-n", ns, "-o", "jsonpath=
 const stacks = () => spawnSync(NODE, [CLI, "stacks", "-n", ns, "--kubeconfig", kubeconfig(), "--state-dir", stateDir], { encoding: "utf8", timeout: 120_000 });
 const reasons = (name: string) => kubectlOk(["get", "events", "-n", ns, "--field-selector", `involvedObject.kind=AIPreview,involvedObject.name=${name}`, "-o", "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}"]).trim().split("\n").filter(Boolean);
 
-async function waitPhase(name: string, phase: string, timeoutMs = 300_000): Promise<AIPreview> {
-  return waitFor(`${name} ${phase}`, async () => {
-    const p = await get(name);
-    return p.status?.phase === phase && p.status.observedGeneration === p.metadata.generation ? p : undefined;
-  }, timeoutMs, 500);
-}
+const waitPhase = (name: string, phase: string, timeoutMs = 300_000): Promise<AIPreview> => previewInPhase(ns, name, phase, timeoutMs);
 
 describe("AIPreview objects, reconciled by the controller", () => {
   it("two image previews go Ready through Pulumi, each with its stack's URL, shown by kubectl get aipv", async () => {

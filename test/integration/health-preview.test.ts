@@ -13,37 +13,25 @@
  * only when Ready, Progressing while Pending/Provisioning or behind the spec, Degraded when
  * Failed and Suspended when Expired (although Expired is Stalled).
  */
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { PREVIEW_FINALIZER, previewPath, type AIPreview, type PreviewStatus } from "../../controller/src/api/preview-schema.ts";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { decidePreview, type PreviewWorkOutcome } from "../../controller/src/reconcile/preview.ts";
-import { ensureHealthBinary, PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
-import { ControllerProcess, client, createNamespace, kubectl, kubectlOk, waitFor } from "./helpers.ts";
+import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
+import { healthConsumers, type HealthConsumers } from "./health-consumers.ts";
+import { ControllerProcess, client, createNamespace, kubectl, kubectlOk } from "./helpers.ts";
+import { previewInPhase } from "./preview-helpers.ts";
 
 const LUA = join(PROJECT_ROOT, "charts", "airollout", "files", "argocd-health-aipreview.lua");
 
-let health: string;
-
-interface Health {
-  status: string;
-  message: string;
-}
-
-/** Runs one consumer of airollout-health on `obj`; a non-zero exit is an error with its stderr. */
-function consume(args: string[], obj: unknown): Health {
-  const r = spawnSync(health, args, { input: JSON.stringify(obj), encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`airollout-health ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Health;
-}
-const kstatus = (obj: unknown) => consume(["kstatus"], obj);
-const argo = (obj: unknown) => consume(["lua", LUA], obj);
+let consumers: HealthConsumers;
+const kstatus = (obj: unknown) => consumers.kstatus(obj);
+const argo = (obj: unknown) => consumers.argo(obj, LUA);
 
 beforeAll(async () => {
-  // Cold, the build takes a few minutes on a loaded 2-core machine; cached, it is instant.
-  health = await ensureHealthBinary((l) => process.stderr.write(`${l}\n`));
+  consumers = await healthConsumers();
 }, 900_000);
 
 // ---------------------------------------------------------------------------------------------
@@ -206,12 +194,7 @@ describe("health of live AIPreviews (a controller run with --environments none)"
   const apply = (namespace: string, name: string, spec: Record<string, unknown>) => kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "airollout.dev/v1alpha1", kind: "AIPreview", metadata: { name, namespace }, spec }));
 
   /** The live preview once the controller has written a status of its generation in `phase`. */
-  function settled(name: string, phase: string): Promise<AIPreview> {
-    return waitFor(`${name} ${phase} for its generation`, async () => {
-      const p = await client().get<AIPreview>(previewPath(ns, name));
-      return p.status?.phase === phase && p.status.observedGeneration === p.metadata.generation ? p : undefined;
-    }, 120_000, 250);
-  }
+  const settled = (name: string, phase: string): Promise<AIPreview> => previewInPhase(ns, name, phase, 120_000);
 
   it("Ready at its endpoint: kstatus Current, Argo CD Healthy, kubectl wait returns 0; behind an edit: InProgress and Progressing", async () => {
     apply(ns, "ready", { rolloutRef: { name: "bot" }, ttl: "2h" });

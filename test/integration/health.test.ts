@@ -12,30 +12,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { ensureHealthBinary, PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
+import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
+import { healthConsumers, type Health, type HealthConsumers } from "./health-consumers.ts";
 import { CLI, ControllerProcess, NODE, createNamespace, kubeconfig, kubectl, kubectlOk, waitFor } from "./helpers.ts";
 
 const LUA = join(PROJECT_ROOT, "charts", "airollout", "files", "argocd-health.lua");
 
-let health: string;
-
-interface Health {
-  status: string;
-  message: string;
-}
-
-/** Runs one consumer of airollout-health on `obj`; a non-zero exit is an error with its stderr. */
-function consume(args: string[], obj: unknown): Health {
-  const r = spawnSync(health, args, { input: JSON.stringify(obj), encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`airollout-health ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as Health;
-}
-const kstatus = (obj: unknown) => consume(["kstatus"], obj);
-const argo = (obj: unknown, script = LUA) => consume(["lua", script], obj);
+let consumers: HealthConsumers;
+const kstatus = (obj: unknown) => consumers.kstatus(obj);
+const argo = (obj: unknown, script = LUA) => consumers.argo(obj, script);
 
 beforeAll(async () => {
-  // Cold, the build takes a few minutes on a loaded 2-core machine; cached, it is instant.
-  health = await ensureHealthBinary((l) => process.stderr.write(`${l}\n`));
+  consumers = await healthConsumers();
 }, 900_000);
 
 // ---------------------------------------------------------------------------------------------
