@@ -744,18 +744,6 @@ function summarize(runs: ControllerRun[], gateway: Record<string, unknown> | und
     },
     rss_vs_client_node_informer: r.rss_mb_settled && r.baseline.client_node_informer_rss_mb ? round(r.rss_mb_settled / r.baseline.client_node_informer_rss_mb, 2) : undefined,
   }));
-  const at10k = runs.find((r) => r.n === 10_000);
-  const soak = runs.find((r) => r.soak)?.soak;
-  const many = gateway?.many as GatewaySide | undefined;
-  // Missing evidence (a size not run, no soak, no gateway figures) is never a pass.
-  // RSS at 10,000: the peak while initialising and once settled (and after a soak there, if any),
-  // of a controller that initialised them all: a start cut short by its timeout is partial evidence.
-  const rssOk = at10k?.init_seconds !== undefined && at10k.rss_mb_peak < TARGETS.rss_mb_at_10000 && (at10k.rss_mb_settled ?? Infinity) < TARGETS.rss_mb_at_10000 && (at10k.soak?.rss_mb_end ?? 0) < TARGETS.rss_mb_at_10000;
-  const initOk = at10k?.init_seconds !== undefined && at10k.init_seconds <= TARGETS.init_seconds_at_10000;
-  // No growth: the fitted slope over the soak adds less than 2% of the starting RSS.
-  const soakOk = soak !== undefined && soak.seconds >= 600 && soak.rss_slope_mb_per_min !== undefined && soak.rss_mb_start !== undefined && soak.rss_slope_mb_per_min * (soak.seconds / 60) < 0.02 * soak.rss_mb_start;
-  const gwOk = (k: string) => typeof gateway?.[k] === "number" && (gateway[k] as number) <= TARGETS.gateway_ratio_max;
-  const gwCount = many?.rollouts === 1000;
   const largestInit = [...runs].reverse().find((r) => r.n > 1 && r.client_requests_per_rollout_init !== undefined);
   return {
     // Requests a new rollout costs the controller (counted in its client), this run against the
@@ -767,15 +755,31 @@ function summarize(runs: ControllerRun[], gateway: Record<string, unknown> | und
     controller,
     gateway: gateway ?? null,
     targets: { ...TARGETS, soak: "slope x soak length < 2% of the RSS at the soak's start, over at least 600 s" },
-    meets_targets: {
-      rss_at_10000: rssOk,
-      init_within_2_minutes_at_10000: initOk,
-      no_growth_over_soak: soakOk,
-      gateway_memory_1000_within_10pct: gwCount && gwOk("rss_ratio"),
-      gateway_cpu_per_request_1000_within_10pct: gwCount && gwOk("cpu_per_request_ratio"),
-      no_errors: errors.length === 0,
-    },
+    meets_targets: judgeTargets(runs, gateway, errors),
     errors,
+  };
+}
+
+/** Each target met or not; missing evidence (a size not run, no soak, no gateway figures) is never a pass. */
+function judgeTargets(runs: ControllerRun[], gateway: Record<string, unknown> | undefined, errors: string[]): Record<string, boolean> {
+  const at10k = runs.find((r) => r.n === 10_000);
+  const soak = runs.find((r) => r.soak)?.soak;
+  const many = gateway?.many as GatewaySide | undefined;
+  // RSS at 10,000: the peak while initialising and once settled (and after a soak there, if any),
+  // of a controller that initialised them all: a start cut short by its timeout is partial evidence.
+  const rssOk = at10k?.init_seconds !== undefined && at10k.rss_mb_peak < TARGETS.rss_mb_at_10000 && (at10k.rss_mb_settled ?? Infinity) < TARGETS.rss_mb_at_10000 && (at10k.soak?.rss_mb_end ?? 0) < TARGETS.rss_mb_at_10000;
+  const initOk = at10k?.init_seconds !== undefined && at10k.init_seconds <= TARGETS.init_seconds_at_10000;
+  // No growth: the fitted slope over the soak adds less than 2% of the starting RSS.
+  const soakOk = soak !== undefined && soak.seconds >= 600 && soak.rss_slope_mb_per_min !== undefined && soak.rss_mb_start !== undefined && soak.rss_slope_mb_per_min * (soak.seconds / 60) < 0.02 * soak.rss_mb_start;
+  const gwOk = (k: string) => typeof gateway?.[k] === "number" && (gateway[k] as number) <= TARGETS.gateway_ratio_max;
+  const gwCount = many?.rollouts === 1000;
+  return {
+    rss_at_10000: rssOk,
+    init_within_2_minutes_at_10000: initOk,
+    no_growth_over_soak: soakOk,
+    gateway_memory_1000_within_10pct: gwCount && gwOk("rss_ratio"),
+    gateway_cpu_per_request_1000_within_10pct: gwCount && gwOk("cpu_per_request_ratio"),
+    no_errors: errors.length === 0,
   };
 }
 
