@@ -6,7 +6,6 @@
  * status.golden and an Event, the stable never sees a golden request, and editing the suite
  * makes a new revision that runs it again.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +14,7 @@ import { parse, stringify } from "yaml";
 import type { AIRollout } from "../../controller/src/api/schema.ts";
 import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { classifierResponder, startBackend, type TestBackend } from "../support/backends.ts";
-import { CLI, ControllerProcess, NODE, client, createNamespace, kubectlOk, waitFor } from "./helpers.ts";
+import { ControllerProcess, client, createNamespace, kubectlOk, waitFor, runCli } from "./helpers.ts";
 
 let ns: string;
 let dir: string;
@@ -24,18 +23,7 @@ let stable: TestBackend;
 let good: TestBackend;
 let bad: TestBackend;
 
-/** Runs the CLI without blocking this process: the backends it talks to answer from here. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args);
 
 const goldenRequests = (b: TestBackend) => b.requests.filter((r) => r.headers["x-airollout-golden"] === "true");
 

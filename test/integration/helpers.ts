@@ -11,6 +11,19 @@ import { PROJECT_ROOT } from "../../controller/src/dev/tools.ts";
 export const NODE = join(PROJECT_ROOT, "node_modules", ".bin", "node");
 export const CLI = join(PROJECT_ROOT, "controller", "src", "cli", "main.ts");
 
+/** Runs `airollout ARGS` without blocking the test's event loop (servers it talks to may live in this process). */
+export function runCli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export function kubeconfig(): string {
   return inject("kubeconfig");
 }

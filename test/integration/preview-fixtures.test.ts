@@ -18,7 +18,7 @@ import { rolloutsPath } from "../../controller/src/api/paths.ts";
 import { FIXTURES_FORMAT } from "../../controller/src/fixtures/format.ts";
 import { GatewayFixtures } from "../../controller/src/fixtures/replay.ts";
 import { classifierResponder, startBackend, type TestBackend } from "../support/backends.ts";
-import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectlOk, waitFor } from "./helpers.ts";
+import { CLI, ControllerProcess, NODE, client, createNamespace, kubeconfig, kubectlOk, waitFor, runCli } from "./helpers.ts";
 
 const SECRET = "fixtures-hmac-key";
 const EMAIL = "jane.doe@example.com";
@@ -32,18 +32,7 @@ let preview: TestBackend;
 let gateway: { proc: ChildProcess; url: string; admin: string };
 let controller: ControllerProcess | undefined;
 
-/** Runs the CLI without blocking this process: the backends it talks to answer from here. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(args);
 
 /** A gateway child process from the CLI; resolves its webhook and metrics ports from its start-up log line. */
 async function startGateway(stateDir: string): Promise<typeof gateway> {
