@@ -45,7 +45,8 @@ describe("airollout dev", () => {
       timeout: 60_000,
     });
     expect(shell.stderr).toBe("");
-    expect(shell.stdout).toBe("namespace/default\nusage: airollout status NAME\n");
+    // Run through kubectl, the plugin's help names itself as kubectl's subcommand.
+    expect(shell.stdout).toMatch(/^namespace\/default\nusage: kubectl airollout status NAME .*\n$/);
 
     const status = cli(["dev", "status", "--dir", dir]);
     expect(status.code).toBe(0);
