@@ -20,7 +20,9 @@
  * Shadow settings are the spec's defaults (maxConcurrency 32, queueSize 1000), as a user has them.
  *
  * Per round and path: a saturation run (throughput, p50/p99, errors, non-2xx) and a run at 1,000
- * req/s offered (p99). Every mirroring path reports its coverage per saturation run: what reached
+ * req/s offered (p99; autocannon's overallRate sends each connection's quota for a second at the
+ * second's start, so those runs are bursts: the JSON says how busy their busiest 100 ms was, and
+ * each gateway's event-loop delay during them, read from its own metrics). Every mirroring path reports its coverage per saturation run: what reached
  * the shadow and was compared over what should have been mirrored. For nginx, the requests the
  * shadow backend received over the requests nginx answered; for the gateway, its comparisons over
  * the requests it chose for mirroring (airollout_mirror_sampled_total), both read once the
@@ -101,15 +103,53 @@ function announce(port: number): void {
   process.stdout.write(`${JSON.stringify({ ready: port })}\n`);
 }
 
-/** A backend answering every POST; GET /__count says how many POSTs it has received (coverage of a mirror). */
+/** Arrival buckets kept by a backend: an hour of 100 ms buckets at most. */
+const ARRIVAL_BUCKET_MS = 100;
+const MAX_ARRIVAL_BUCKETS = 36_000;
+
+/**
+ * POST arrivals per 100 ms since the last reset: how evenly a load generator offers its rate
+ * (autocannon's overallRate hands each connection its quota at every second's start).
+ */
+class Arrivals {
+  #start = performance.now();
+  #counts: number[] = [];
+  add(): void {
+    const i = Math.floor((performance.now() - this.#start) / ARRIVAL_BUCKET_MS);
+    if (i < MAX_ARRIVAL_BUCKETS) this.#counts[i] = (this.#counts[i] ?? 0) + 1;
+  }
+  /** The busiest 100 ms as a rate (req/s) and the total, then a fresh start. */
+  take(): { peakReqPerSecIn100Ms: number; total: number } {
+    let peak = 0;
+    let total = 0;
+    for (const c of this.#counts) {
+      peak = Math.max(peak, c ?? 0);
+      total += c ?? 0;
+    }
+    this.#start = performance.now();
+    this.#counts = [];
+    return { peakReqPerSecIn100Ms: peak * (1000 / ARRIVAL_BUCKET_MS), total };
+  }
+}
+
+/**
+ * A backend answering every POST; GET /__count says how many POSTs it has received (coverage of a
+ * mirror); GET /__arrivals the busiest 100 ms since the previous call (the offered load's shape).
+ */
 async function runBackend(): Promise<void> {
   let n = 0;
   let received = 0;
+  const arrivals = new Arrivals();
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/__count") {
       res.end(String(received));
       return;
     }
+    if (req.method === "GET" && req.url === "/__arrivals") {
+      res.end(JSON.stringify(arrivals.take()));
+      return;
+    }
+    arrivals.add();
     req.resume();
     req.on("end", () => {
       received++;
@@ -337,6 +377,42 @@ interface Run {
   coverageInconclusive?: boolean;
   /** CPU microseconds per request of the proxy's main thread and of its whole process (Linux, Node proxies). */
   cpuUsPerReq?: { mainThread: number; process: number };
+  /** Gateway paths, latency runs: how late the gateway's event loop ran its timer (its own metric). */
+  loopDelay?: LoopDelay;
+  /** The direct path's latency runs: the busiest 100 ms of what autocannon offered, as a rate. */
+  offeredPeakReqPerSec?: number;
+}
+
+/** The gateway's event-loop delay over one run, in ms (the worst process of a cluster). */
+interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
+}
+
+/**
+ * prom-client's event-loop histogram (collectDefaultMetrics, eventLoopMonitoringPrecision's
+ * default) holds the intervals of a 10 ms timer: the delay is what exceeds 10 ms.
+ */
+const LOOP_TIMER_MS = 10;
+
+/**
+ * The gateway's event-loop delay since its previous scrape, read from the metrics it exports
+ * (airollout_gateway_process_nodejs_eventloop_lag_*: a scrape also resets the histogram, so a
+ * scrape before a run starts it afresh).
+ */
+async function loopDelay(url: string): Promise<LoopDelay> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const worst = (name: string) => {
+    let ms = 0;
+    for (const line of text.split("\n")) if (line.startsWith(`airollout_gateway_process_nodejs_eventloop_lag_${name}_seconds`)) ms = Math.max(ms, Number(line.slice(line.lastIndexOf(" ") + 1)) * 1000 - LOOP_TIMER_MS);
+    return round(Math.max(0, ms), 1);
+  };
+  return { p99Ms: worst("p99"), maxMs: worst("max") };
+}
+
+/** The busiest 100 ms a backend saw since the previous call, as a rate (see Arrivals). */
+async function offeredPeak(backendUrl: string): Promise<number> {
+  return ((await (await fetch(`${backendUrl}/__arrivals`)).json()) as { peakReqPerSecIn100Ms: number }).peakReqPerSecIn100Ms;
 }
 
 /**
@@ -559,6 +635,21 @@ interface Rounds {
   served: Record<string, number>;
 }
 
+/**
+ * One run at 1,000 req/s offered, with what explains its p99: for the direct path the busiest
+ * 100 ms the backend received (autocannon's overallRate releases every connection's quota at
+ * each second's start, so the "1,000 req/s" arrive as a burst), for a gateway its event-loop delay.
+ */
+async function latencyRun(p: Path, seconds: number): Promise<Run> {
+  const gateway = p.name.startsWith("gateway");
+  if (gateway) await loopDelay(metricsOf(p.child));
+  if (p.name === "direct") await offeredPeak(p.child.url);
+  const run = await cannon(p.child.url, seconds, FIXED_RATE, await pidsOf(p));
+  if (gateway) run.loopDelay = await loopDelay(metricsOf(p.child));
+  if (p.name === "direct") run.offeredPeakReqPerSec = await offeredPeak(p.child.url);
+  return run;
+}
+
 /** The paths take turns, ROUNDS times, so a burst of outside load does not land on one path only. */
 async function measure(paths: Path[], backends: Backends, seconds: number, rounds: number): Promise<Rounds> {
   // warm-up: sockets, JIT, the gateway's first comparisons and shadow workers
@@ -567,7 +658,7 @@ async function measure(paths: Path[], backends: Backends, seconds: number, round
   for (let i = 0; i < rounds; i++) {
     for (const p of paths) (out.sat[p.name] ??= []).push(await saturation(p, seconds, backends));
     for (const p of paths) {
-      (out.at1000[p.name] ??= []).push(await cannon(p.child.url, seconds, FIXED_RATE, await pidsOf(p)));
+      (out.at1000[p.name] ??= []).push(await latencyRun(p, seconds));
       if (p.mirror === "gateway") await gatewaySettled(metricsOf(p.child));
     }
   }
@@ -582,6 +673,7 @@ function summarise(r: Rounds): Record<string, unknown> {
       const at = r.at1000[name]!;
       const cov = sat.map((x) => x.coverage).filter((c): c is number => c !== undefined);
       const cpu = at.map((x) => x.cpuUsPerReq).filter((c) => c !== undefined);
+      const loop = at.map((x) => x.loopDelay).filter((l) => l !== undefined);
       return [
         name,
         {
@@ -594,7 +686,16 @@ function summarise(r: Rounds): Record<string, unknown> {
           non2xx: sat.concat(at).reduce((n, x) => n + x.non2xx, 0),
           ...(cov.length ? { coverage: { min: Math.min(...cov), median: median(cov), inconclusiveRuns: sat.filter((x) => x.coverageInconclusive).length } } : {}),
           ...(cpu.length ? { cpuUsPerReqAt1000: { mainThread: median(cpu.map((c) => c.mainThread)), process: median(cpu.map((c) => c.process)) } } : {}),
-          rounds: sat.map((x, i) => ({ reqPerSec: x.reqPerSec, p99Ms: x.p99Ms, reqPerSecAt1000: at[i]!.reqPerSec, p99MsAt1000: at[i]!.p99Ms, ...(x.coverage !== undefined ? { coverage: x.coverage } : {}) })),
+          ...(loop.length ? { eventLoopDelayMsAt1000: { p99: median(loop.map((l) => l.p99Ms)), max: median(loop.map((l) => l.maxMs)) } } : {}),
+          rounds: sat.map((x, i) => ({
+            reqPerSec: x.reqPerSec,
+            p99Ms: x.p99Ms,
+            reqPerSecAt1000: at[i]!.reqPerSec,
+            p99MsAt1000: at[i]!.p99Ms,
+            ...(x.coverage !== undefined ? { coverage: x.coverage } : {}),
+            ...(at[i]!.loopDelay ? { eventLoopDelayP99MsAt1000: at[i]!.loopDelay!.p99Ms } : {}),
+            ...(at[i]!.offeredPeakReqPerSec !== undefined ? { offeredPeakReqPerSecAt1000: at[i]!.offeredPeakReqPerSec } : {}),
+          })),
         },
       ];
     }),
@@ -608,6 +709,12 @@ function ratioOf(r: Rounds, num: string, den: string): { median: number; rounds:
   if (!a || !b) return undefined;
   const rounds = a.map((x, i) => round(x.reqPerSec / b[i]!.reqPerSec));
   return { median: round(median(rounds)), rounds };
+}
+
+/** The busiest 100 ms of the direct path's latency runs (as a rate; an even 1,000 req/s would read about 1,000). */
+function offeredShape(r: Rounds): { peakReqPerSecIn100Ms: { median: number; rounds: number[] } } | undefined {
+  const rounds = (r.at1000.direct ?? []).map((x) => x.offeredPeakReqPerSec).filter((x) => x !== undefined);
+  return rounds.length ? { peakReqPerSecIn100Ms: { median: median(rounds), rounds } } : undefined;
 }
 
 /** p99 at 1,000 req/s of a path minus the direct path's in the same round, and its median. */
@@ -693,6 +800,9 @@ async function orchestrate(seconds: number, rounds: number): Promise<void> {
           nginx_mirror_vs_passthrough: ratioOf(r, "nginx_mirror", "passthrough"),
         },
         p99_added_ms_at_1000_rps_vs_direct: Object.fromEntries(proxies.map((n) => [n, p99Added(r, n)])),
+        // What "1,000 req/s offered" is: autocannon sends each connection's per-second quota back
+        // to back at every second's start, so the p99 is a p99 of 16-deep bursts at full speed.
+        offered_at_1000_rps: offeredShape(r),
         targets: { gateway_vs_nginx_mirror: 1.0, gateway_mirror_10pct_vs_passthrough: 0.9, gateway_no_mirror_vs_passthrough: 1.0, p99_added_ms_at_1000_rps: 1, coverage: 0.99 },
         meets_targets: targets(r),
         node: process.version,
