@@ -380,6 +380,8 @@ interface ControllerRun {
   rss_mb_peak: number;
   /** When the peak was seen, from the spawn (sampled every 2 s while initialising). */
   rss_mb_peak_at_seconds: number;
+  /** What V8 reported in the scrape that saw the peak: its heap (used, total) and memory outside it. */
+  memory_mb_at_peak: Record<string, number>;
   heap_used_mb_settled: number | undefined;
   reconcile_passes: number;
   reconcile_p50_ms: number | undefined;
@@ -437,6 +439,7 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
   try {
     let peak = 0;
     let peakAt = p.startedAt;
+    let atPeak: Record<string, number> = {};
     let allPausedAt: number | undefined;
     let cpu: ReturnType<typeof cpuOf> | undefined;
     let paused = 0;
@@ -447,13 +450,13 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
     const initDone = waitUntil(`controller initialising ${n} rollouts`, async () => {
       exitedEarly(p, "controller", log);
       const rss = rssMb(p.pid) ?? 0;
-      if (rss > peak) [peak, peakAt] = [rss, Date.now()];
       let samples: Sample[];
       try {
         samples = await scrape(metricsUrl);
       } catch {
         return false; // not listening yet
       }
+      if (rss > peak) [peak, peakAt, atPeak] = [rss, Date.now(), memoryOf(samples)];
       // From the first answer on: Node's start-up (loading modules) is not a per-rollout cost.
       cpu ??= cpuOf(ctx, p.pid);
       paused = sum(samples, "airollout_controller_rollout_phase", (l) => l.phase === "Paused");
@@ -492,6 +495,7 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
       rss_mb_settled: rssMb(p.pid),
       rss_mb_peak: Math.max(peak, rssInitialised ?? 0),
       rss_mb_peak_at_seconds: round((peakAt - p.startedAt) / 1000),
+      memory_mb_at_peak: atPeak,
       heap_used_mb_settled: round(sum(settled, "airollout_controller_process_nodejs_heap_size_used_bytes") / 2 ** 20),
       reconcile_passes: sum(settled, "airollout_controller_reconcile_total"),
       reconcile_p50_ms: msOf(histogramQuantile(settled, "airollout_controller_reconcile_duration_seconds", 0.5)),
@@ -565,6 +569,12 @@ async function restartRun(ctx: Ctx, n: number, namespace: string): Promise<Resta
 /** CPU time so far of the controller and of the control plane's API server and etcd. */
 function cpuOf(ctx: Ctx, controllerPid: number): { controller?: number; apiserver?: number; etcd?: number } {
   return { controller: cpuMs(controllerPid), apiserver: cpuMs(ctx.cp.processes["kube-apiserver"]?.pid), etcd: cpuMs(ctx.cp.processes.etcd?.pid) };
+}
+
+/** The controller's own memory figures (prom-client's process metrics), in MB. */
+function memoryOf(samples: Sample[]): Record<string, number> {
+  const mb = (name: string) => round(sum(samples, `airollout_controller_${name}`) / 2 ** 20);
+  return { heap_used: mb("process_nodejs_heap_size_used_bytes"), heap_total: mb("process_nodejs_heap_size_total_bytes"), external: mb("process_nodejs_external_memory_bytes") };
 }
 
 const perRollout = (a: number | undefined, b: number | undefined, n: number) => (a === undefined || b === undefined ? undefined : round((b - a) / n, 2));
