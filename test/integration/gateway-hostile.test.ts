@@ -275,7 +275,7 @@ describe("quarantine replay", () => {
     expect(row.body.toString()).toContain('"phone": "[PHONE]"');
 
     applyRollout("replayed", { traffic: { payloadSchema: { ...schema, properties: { action: { type: "string" } } }, signature: { scheme: "github", secretRef: { name: "gh-hmac", key: "secret" } } } });
-    await seen("replayed", (r) => (r.spec?.traffic?.payloadSchema as { properties: { action: { enum?: unknown } } }).properties.action.enum === undefined);
+    await seen("replayed", (r) => (r.traffic.payloadSchema as { properties: { action: { enum?: unknown } } }).properties.action.enum === undefined);
     const replayed = await replay(gateway.quarantine, row.id, base);
     expect(replayed.status).toBe(200);
     const got = stable.requests.at(-1)!;

@@ -595,7 +595,7 @@ describe("guardrails", () => {
 
     // The schema is widened; the once-invalid payload now passes when replayed.
     applyRollout("schema", stable.url, cand.url, { traffic: { payloadSchema: { ...schema, properties: { ...schema.properties, event: { type: "string" } } } } });
-    await seen("schema", (r) => r.payloadSchema !== undefined && (r.spec?.traffic?.payloadSchema as { properties: { event: { enum?: unknown } } }).properties.event.enum === undefined);
+    await seen("schema", (r) => r.payloadSchema !== undefined && (r.traffic.payloadSchema as { properties: { event: { enum?: unknown } } }).properties.event.enum === undefined);
     const replayed = await cli(["replay", String(rows[0]!.id), "--gateway", base]);
     expect(replayed.code, replayed.out).toBe(0);
     expect(replayed.out).toMatch(/^200 /);

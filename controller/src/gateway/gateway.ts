@@ -34,7 +34,7 @@ import type { AIRollout } from "../api/schema.ts";
 import { maskPII, scanJsonStructure } from "../diff/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { rolloutsPath } from "../api/paths.ts";
-import { Informer } from "../kube/informer.ts";
+import { Informer, metadataOnly } from "../kube/informer.ts";
 import { chooseRole, extractKey, type KeySource, type Role } from "./hash.ts";
 import type { CircuitPermit } from "./circuit.ts";
 import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
@@ -42,7 +42,7 @@ import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { fixtureEvents, FixtureStore, recordFixture, type FixtureLimits } from "./fixtures.ts";
 import { lazyChild } from "./lazy-log.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, invalidUtf8Offset, isJsonContentType } from "./payload.ts";
-import { judgeSignals, recordJudgeSample } from "./judge-samples.ts";
+import { recordJudgeSample } from "./judge-samples.ts";
 import { QuarantineStore, type QuarantineReason } from "./quarantine.ts";
 import { TokenBucket } from "./ratelimit.ts";
 import { RedisIdempotencyStore, redactUrl } from "./redis-idempotency.ts";
@@ -413,6 +413,8 @@ export class Gateway {
         rolloutsPath(o.namespace),
         { onUpsert: (obj) => this.upsert(obj), onDelete: (obj) => this.remove(obj.metadata.namespace, obj.metadata.name), onSync: () => (this.#synced = true) },
         o.log.child({ informer: "airollouts" }),
+        // Each object is compiled in upsert and the store is never read: it keeps the metadata only.
+        { storeOnly: metadataOnly },
       );
     }
     this.app = this.#buildApp();
@@ -537,7 +539,7 @@ export class Gateway {
 
   /** Resolves when no shadow work is running or queued (tests). */
   async mirrorIdle(): Promise<void> {
-    await Promise.all([...this.#rollouts.values()].map((r) => r.state.mirror.idle()));
+    await Promise.all([...this.#rollouts.values()].map((r) => r.state.mirrorIdle()));
   }
 
   /** Stops serving, lets shadow work finish (bounded), closes the stores. */
@@ -1116,7 +1118,7 @@ export class Gateway {
     const usage = extractUsage(answer.headers, answer.body, c.rollout.usage);
     if (usage.tokens !== undefined) this.metrics.tokens.inc(c.versionLabels, usage.tokens);
     if (usage.cost !== undefined) this.metrics.cost.inc(c.versionLabels, usage.cost);
-    const signals = judgeSignals(c.rollout.spec);
+    const signals = c.rollout.judge;
     // The latency is read just after the answer went out, as #answer's duration histogram does.
     if (signals) recordJudgeSample(this.metrics.judgeSample, signals, { labels: c.versionLabels, seconds: (performance.now() - c.started) / 1000, usage, headers: answer.headers, body: answer.body });
   }
@@ -1242,7 +1244,7 @@ export class Gateway {
       primary: { status: s.primary.status, headers: s.primary.headers, body: new Uint8Array(s.primary.body) },
       shadow: shadowBackend,
       noise: r.noise,
-      answers: judgeSignals(r.spec)?.mirrored === true,
+      answers: r.judge?.mirrored === true,
     };
   }
 }

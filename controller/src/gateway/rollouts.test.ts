@@ -68,4 +68,41 @@ describe("compileRollout", () => {
     expect(newCandidate.state.tracker.summary().compared).toBe(0);
     expect(newCandidate.state.limiter).not.toBe(limiter);
   });
+
+  it("keeps what requests need, not the spec: the judge signals compiled, the rest dropped", () => {
+    const none = compileRollout(obj({}), undefined, metrics);
+    expect(none.judge).toBeUndefined();
+    expect("spec" in none).toBe(false);
+    const judged = compileRollout(obj({ analysis: { prometheus: { address: "http://p:9090" }, metrics: [{ name: "lat", judge: { signal: "latency" } }] } }), undefined, metrics);
+    expect(judged.judge).toMatchObject({ latency: true, tokens: false, mirrored: false });
+  });
+
+  it("shares compiled rules, masks, traffic and shadow sections between rollouts that have them alike", () => {
+    const compare = { ignore: ["$.id"], labels: ["$.intent"] };
+    const shadow = { compare, maskPatterns: ["secret-[0-9]+"] };
+    const a = compileRollout({ ...obj({ shadow }), metadata: { name: "a", namespace: "ns", uid: "ua", generation: 1, resourceVersion: "1" } }, undefined, metrics);
+    const b = compileRollout({ ...obj({ shadow: { ...shadow, compare: { ...compare } } }), metadata: { name: "b", namespace: "ns", uid: "ub", generation: 1, resourceVersion: "1" } }, undefined, metrics);
+    expect(b.rules).toBe(a.rules);
+    expect(b.rulesKey).toBe(a.rulesKey);
+    expect(b.masks).toBe(a.masks);
+    expect(b.shadow).toBe(a.shadow);
+    expect(b.traffic).toBe(a.traffic);
+    // Each keeps its own state and identity.
+    expect(b.state).not.toBe(a.state);
+    expect(b.seed).not.toBe(a.seed);
+    const other = compileRollout(obj({ shadow: { compare: { ignore: ["$.other"] } }, traffic: { maxBodyBytes: 1024 } }), undefined, metrics);
+    expect(other.rules).not.toBe(a.rules);
+    expect(other.shadow).not.toBe(a.shadow);
+    expect(other.traffic).not.toBe(a.traffic);
+    expect(other.traffic.maxBodyBytes).toBe(1024);
+    expect(other.rules!.root).not.toEqual(a.rules!.root);
+  });
+
+  it("creates no noise tracker, mirror queue or sample budget for a rollout that takes no shadow traffic", () => {
+    const r = compileRollout(obj({}, { phase: "ShadowTesting" }), undefined, metrics);
+    const again = compileRollout(obj({}, { phase: "ShadowTesting", canaryWeight: 0 }), r, metrics);
+    expect(again.state).toBe(r.state);
+    expect(r.state.peekTracker()).toBeUndefined();
+    expect(r.state.mirrorLoad()).toEqual({ running: 0, queued: 0 });
+  });
 });

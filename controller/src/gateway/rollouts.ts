@@ -8,15 +8,19 @@ import type { z } from "zod";
 import { ShadowSchema, SpecSchema, TrafficSchema, type AIRollout, type Spec, type Status, type VersionSpec } from "../api/schema.ts";
 import { parseDuration } from "../api/duration.ts";
 import { effectiveStable, stableRecordProblem } from "../api/stable.ts";
-import { compileJsonSchema, compileMaskPatterns, compileRules, NoiseTracker, type CompiledRules, type CompiledSchema } from "../diff/index.ts";
+import { createHash } from "node:crypto";
+import { compileJsonSchema, compileMaskPatterns, compileRules, type CompiledRules, type CompiledSchema } from "../diff/index.ts";
 import { CircuitBreaker, CIRCUIT_STATE_VALUE } from "./circuit.ts";
 import { clampWeight, parseKeySource, type KeySource, type Role } from "./hash.ts";
-import { MirrorQueue } from "./mirror.ts";
-import { RateLimiter, TokenBucket } from "./ratelimit.ts";
+import { judgeSignals, type JudgeSignals } from "./judge-samples.ts";
+import { RateLimiter } from "./ratelimit.ts";
+import { RolloutState } from "./rollout-state.ts";
 import { compileUsage, DEFAULT_USAGE, type UsageSource } from "./payload.ts";
 import { parseBackend, type Backend } from "./upstream.ts";
 import { checkEndpoint, type EgressPolicy } from "../api/egress.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+
+export { RolloutState, SAMPLES_PER_SECOND } from "./rollout-state.ts";
 
 export type Traffic = z.output<typeof TrafficSchema>;
 export type Shadow = z.output<typeof ShadowSchema>;
@@ -34,23 +38,6 @@ export interface Target {
   breaker: CircuitBreaker | undefined;
 }
 
-/** State that survives spec and status updates of one rollout. */
-export interface RolloutState {
-  tracker: NoiseTracker;
-  trackerIdentity: string;
-  limiter: RateLimiter | undefined;
-  limiterIdentity: string;
-  breakers: Map<string, CircuitBreaker>;
-  mirror: MirrorQueue;
-  /** Field labels in use on airollout_shadow_field_mismatches_total (bounded). */
-  fieldLabels: Set<string>;
-  /** Mismatch samples built per second: a full buffer at once, then SAMPLES_PER_SECOND. */
-  sampleBudget: TokenBucket;
-}
-
-/** Steady rate of stored mismatch samples per rollout, after a burst of maxSamples. */
-export const SAMPLES_PER_SECOND = 10;
-
 /** Everything a request to one rollout needs, compiled. */
 export interface Rollout {
   key: string;
@@ -60,8 +47,14 @@ export interface Rollout {
   error: string | undefined;
   /** The error is an egress refusal: requests are answered 503 egress_denied rather than spec_invalid. */
   egressDenied: boolean;
-  spec: Spec | undefined;
+  /**
+   * What the spec's judge metrics ask the gateway to sample (spec.analysis.metrics[].judge), or
+   * none. The rest of the spec is not kept: what requests need is compiled into the fields here.
+   */
+  judge: JudgeSignals | undefined;
+  /** spec.traffic, defaults applied; shared between rollouts whose traffic sections are equal (read-only). */
   traffic: Traffic;
+  /** spec.shadow, defaults applied; shared like traffic (read-only). */
   shadow: Shadow;
   phase: string | undefined;
   /** status.revision: the candidate revision the shadow evidence counts for. */
@@ -123,19 +116,6 @@ function durationMs(text: string, fallback: number): number {
   }
 }
 
-function newState(shadow: Shadow): RolloutState {
-  return {
-    tracker: NoiseTracker.fromShadow(shadow),
-    trackerIdentity: "",
-    limiter: undefined,
-    limiterIdentity: "",
-    breakers: new Map(),
-    mirror: new MirrorQueue(shadow.maxConcurrency, shadow.queueSize),
-    fieldLabels: new Set(),
-    sampleBudget: new TokenBucket(SAMPLES_PER_SECOND, Math.max(1, shadow.maxSamples), Date.now()),
-  };
-}
-
 function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
   return issues
     .slice(0, 5)
@@ -189,15 +169,15 @@ function defaults(obj: AIRollout, spec: Spec | undefined, previous: Rollout | un
   const name = obj.metadata.name;
   const key = `${namespace}/${name}`;
   const status: Status = obj.status ?? {};
-  const traffic = spec?.traffic ?? DEFAULT_TRAFFIC;
-  const shadow = spec?.shadow ?? DEFAULT_SHADOW;
+  const traffic = spec?.traffic ? shared(TRAFFIC, spec.traffic) : DEFAULT_TRAFFIC;
+  const shadow = spec?.shadow ? shared(SHADOW, spec.shadow) : DEFAULT_SHADOW;
   return {
     key,
     namespace,
     name,
     error: undefined,
     egressDenied: false,
-    spec,
+    judge: judgeSignals(spec),
     traffic,
     shadow,
     phase: status.phase,
@@ -223,7 +203,7 @@ function defaults(obj: AIRollout, spec: Spec | undefined, previous: Rollout | un
     shadowTimeoutMs: durationMs(shadow.timeout, 10_000),
     signatureToleranceSeconds: Math.round(durationMs(traffic.signature?.tolerance ?? "5m", 300_000) / 1000),
     idempotencyTtlMs: durationMs(traffic.idempotency?.ttl ?? "24h", 86_400_000),
-    state: previous?.state ?? newState(shadow),
+    state: previous?.state ?? new RolloutState(shadow),
   };
 }
 
@@ -289,13 +269,13 @@ function breakerFor(b: Builder, version: string, backend: Backend | undefined): 
   if (!cb || !backend) return undefined;
   const openDurationMs = durationMs(cb.openDuration, 30_000);
   const id = `${version}|${backend.url}`;
-  const known = b.state.breakers.get(id);
+  const known = b.state.breaker(id);
   if (known && known.consecutiveFailures === cb.consecutiveFailures && known.openDurationMs === openDurationMs) return known;
   const gaugeLabels = { rollout: b.out.name, namespace: b.out.namespace, version };
   const metrics = b.metrics;
   const breaker = new CircuitBreaker({ consecutiveFailures: cb.consecutiveFailures, openDurationMs, onChange: (s) => metrics.circuitState.set(gaugeLabels, CIRCUIT_STATE_VALUE[s]) });
   metrics.circuitState.set(gaugeLabels, 0);
-  b.state.breakers.set(id, breaker);
+  b.state.setBreaker(id, breaker);
   return breaker;
 }
 
@@ -389,13 +369,19 @@ function compileShadowRules(b: Builder): void {
   const { out, problems } = b;
   const compare = out.shadow.compare ?? {};
   try {
-    out.rules = compileRules(compare);
-    out.rulesKey = JSON.stringify(compare);
+    const key = JSON.stringify(compare);
+    let known = RULES.get(key);
+    if (known === undefined) {
+      known = { rules: compileRules(compare), key };
+      remember(RULES, key, known);
+    }
+    out.rules = known.rules;
+    out.rulesKey = known.key;
   } catch (err) {
     out.rulesError = `spec.shadow.compare does not compile: ${(err as Error).message}`;
     problems.push({ field: "spec.shadow.compare", message: out.rulesError });
   }
-  const masks = compileMaskPatterns(out.shadow.maskPatterns ?? []);
+  const masks = sharedMasks(out.shadow.maskPatterns ?? []);
   out.masks = masks.patterns;
   for (const e of masks.errors) problems.push({ field: "spec.shadow.maskPatterns", message: e });
 }
@@ -408,18 +394,55 @@ function compileShadowRules(b: Builder): void {
 function refreshState(b: Builder): void {
   const { out, spec, state } = b;
   const shadow = out.shadow;
-  const identity = JSON.stringify([b.status.revision, out.stable.version, out.stable.backend?.url, spec.candidate.version, out.candidate.backend?.url, out.shadowTarget.backend?.url, shadow.minSamples, shadow.noiseBaseline, shadow.compare]);
-  if (identity !== state.trackerIdentity) {
-    state.tracker = NoiseTracker.fromShadow(shadow);
-    state.trackerIdentity = identity;
-    state.fieldLabels.clear();
-    state.sampleBudget = new TokenBucket(SAMPLES_PER_SECOND, Math.max(1, shadow.maxSamples), Date.now());
-  }
+  // A digest: the identity's JSON is hundreds of bytes, kept per rollout.
+  const identity = createHash("sha256")
+    .update(JSON.stringify([b.status.revision, out.stable.version, out.stable.backend?.url, spec.candidate.version, out.candidate.backend?.url, out.shadowTarget.backend?.url, shadow.minSamples, shadow.noiseBaseline, shadow.compare]))
+    .digest("base64");
+  if (identity !== state.trackerIdentity) state.resetEvidence(identity, shadow);
   const rl = out.traffic.rateLimit;
   const limiterIdentity = rl ? `${rl.requestsPerSecond}/${rl.burst}/${rl.key}` : "";
   if (limiterIdentity !== state.limiterIdentity) {
     state.limiter = rl ? new RateLimiter(rl.requestsPerSecond, rl.burst) : undefined;
     state.limiterIdentity = limiterIdentity;
   }
-  state.mirror.setLimits(shadow.maxConcurrency, shadow.queueSize);
+  state.setMirrorLimits(shadow.maxConcurrency, shadow.queueSize);
+}
+
+// ---------------------------------------------------------------- artefacts shared between rollouts
+
+/**
+ * Compiled and parsed parts that many rollouts have alike (a team's template: the same compare
+ * rules, mask patterns, traffic and shadow sections), kept once per distinct JSON. They are
+ * read-only after compiling, so sharing them changes nothing but memory. Each map is bounded: past
+ * its size the oldest entry is forgotten, which costs only the sharing, never correctness.
+ */
+const MAX_SHARED = 512;
+const TRAFFIC = new Map<string, Traffic>();
+const SHADOW = new Map<string, Shadow>();
+const RULES = new Map<string, { rules: CompiledRules; key: string }>();
+const MASKS = new Map<string, ReturnType<typeof compileMaskPatterns>>();
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= MAX_SHARED) map.delete(map.keys().next().value!);
+  map.set(key, value);
+}
+
+/** The equal section already known (by its JSON), else this one, remembered. */
+function shared<V>(map: Map<string, V>, value: V): V {
+  const key = JSON.stringify(value);
+  const known = map.get(key);
+  if (known !== undefined) return known;
+  remember(map, key, value);
+  return value;
+}
+
+/** spec.shadow.maskPatterns compiled once per distinct list. */
+function sharedMasks(patterns: readonly string[]): ReturnType<typeof compileMaskPatterns> {
+  const key = JSON.stringify(patterns);
+  let known = MASKS.get(key);
+  if (known === undefined) {
+    known = compileMaskPatterns(patterns);
+    remember(MASKS, key, known);
+  }
+  return known;
 }

@@ -14,7 +14,7 @@ import { maskPII, SampleStore, type NoiseSummary } from "../diff/index.ts";
 import type { GatewayMetrics, RolloutStats } from "./metrics.ts";
 import type { Rollout } from "./rollouts.ts";
 import type { Judged, Mismatch, ShadowResult } from "./shadow.ts";
-import { judgeSignals, recordMirroredSamples } from "./judge-samples.ts";
+import { recordMirroredSamples } from "./judge-samples.ts";
 
 /** A stored diff sample: every value that came from a request or answer is masked text. */
 export interface DiffSample {
@@ -83,7 +83,7 @@ export class ShadowBook {
   /** Records what a shadow runner made of one mirrored request: the noise copy first, then the shadow's. */
   record(r: Rollout, req: MirroredRequest, result: ShadowResult): void {
     const { shadow, noise } = result;
-    const signals = judgeSignals(r.spec);
+    const signals = r.judge;
     if (signals?.mirrored) recordMirroredSamples(this.#metrics.judgeSample, signals, r, result);
     if (noise) {
       if (noise.ok) this.#recordNoise(r, noise.judged);
@@ -100,19 +100,22 @@ export class ShadowBook {
 
   /** What /metrics reports of one rollout at scrape time: shadow queue and shadow evidence. */
   stats(r: Rollout): RolloutStats {
-    const t = r.state.tracker.summary(0);
+    // Read without making a tracker or a queue: most watched rollouts never see a request here.
+    const t = r.state.summary(0);
+    const tracker = r.state.peekTracker();
+    const { running, queued } = r.state.mirrorLoad();
     return {
       rollout: r.name,
       namespace: r.namespace,
-      running: r.state.mirror.running,
-      queued: r.state.mirror.queued,
-      shadow: { revision: r.revision, compared: t.compared, sampled: this.#sampled.get(r.state.tracker) ?? 0, noiseCompared: t.noiseCompared, mismatched: t.mismatched, judged: t.ready },
+      running,
+      queued,
+      shadow: { revision: r.revision, compared: t.compared, sampled: tracker ? (this.#sampled.get(tracker) ?? 0) : 0, noiseCompared: t.noiseCompared, mismatched: t.mismatched, judged: t.ready },
     };
   }
 
   /** The tracker's summary and the newest `limit` samples (all kept when undefined). */
   view(r: Rollout, limit: number | undefined): DiffsView {
-    return { summary: r.state.tracker.summary(SUMMARY_FIELDS), samples: this.#samples.list(r.key, limit), evicted: this.#samples.evicted(r.key) };
+    return { summary: r.state.summary(SUMMARY_FIELDS), samples: this.#samples.list(r.key, limit), evicted: this.#samples.evicted(r.key) };
   }
 
   /** Drops the samples of a deleted rollout. */

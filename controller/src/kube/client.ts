@@ -135,7 +135,13 @@ export class KubeClient {
       const req = send(url, options, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          // Node's TLS session listener keeps the first request of a kept-alive socket reachable,
+          // and with it this closure: emptied, a list page's raw bytes are not held for its life.
+          chunks.length = 0;
+          resolve({ status: res.statusCode ?? 0, text });
+        });
         res.on("error", reject);
       });
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: timed out after ${timeoutMs}ms`)));

@@ -33,6 +33,19 @@ export interface InformerOptions<T> {
   transform?: (obj: unknown) => T;
   /** Objects per list page (limit/continue), so a first list of thousands is not one huge body. */
   pageSize?: number;
+  /**
+   * What the store keeps of an object once the handlers have seen it whole. For a consumer that
+   * never reads the store (the gateway compiles each object in onUpsert), the metadata the
+   * informer itself needs (name, namespace, resourceVersion) is enough: a full copy of every
+   * watched object would be memory spent per object for nothing. get() then returns only that.
+   */
+  storeOnly?: (obj: T) => T;
+}
+
+/** For InformerOptions.storeOnly: the identity and version of an object, nothing else. */
+export function metadataOnly<T extends KubeObject>(obj: T): T {
+  const { name, namespace, resourceVersion, uid } = obj.metadata;
+  return { metadata: { name, namespace, resourceVersion, uid } } as T;
 }
 
 /** The read-only view of an informer's cache that consumers depend on. */
@@ -88,7 +101,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
   private readonly path: string;
   private readonly handlers: InformerHandlers<T>;
   private readonly log: Logger;
-  private readonly opts: Required<Pick<InformerOptions<T>, "watchTimeoutSeconds" | "maxBackoffMs" | "pageSize">> & Pick<InformerOptions<T>, "onRestart" | "transform">;
+  private readonly opts: Required<Pick<InformerOptions<T>, "watchTimeoutSeconds" | "maxBackoffMs" | "pageSize">> & Pick<InformerOptions<T>, "onRestart" | "transform" | "storeOnly">;
   private readonly store = new Map<string, T>();
   private resourceVersion = "";
   private synced = false;
@@ -101,7 +114,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
     this.path = path;
     this.handlers = handlers;
     this.log = log;
-    this.opts = { watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 240, maxBackoffMs: opts.maxBackoffMs ?? 5000, pageSize: opts.pageSize ?? 500, onRestart: opts.onRestart, transform: opts.transform };
+    this.opts = { watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 240, maxBackoffMs: opts.maxBackoffMs ?? 5000, pageSize: opts.pageSize ?? 500, onRestart: opts.onRestart, transform: opts.transform, storeOnly: opts.storeOnly };
   }
 
   /** Whether the first list has completed. */
@@ -123,7 +136,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
     const key = keyOf(obj);
     const cur = this.store.get(key);
     if (cur && !newer(obj.metadata.resourceVersion, cur.metadata.resourceVersion)) return;
-    this.store.set(key, dropBookkeeping(obj) as T);
+    this.store.set(key, this.kept(dropBookkeeping(obj) as T));
   }
 
   get(key: string): T | undefined {
@@ -190,7 +203,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
         const item = this.shape(raw);
         const key = keyOf(item);
         seen.add(key);
-        this.store.set(key, item);
+        this.store.set(key, this.kept(item));
         this.handlers.onUpsert(item);
       }
       token = res.metadata.continue || undefined;
@@ -236,6 +249,8 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
         if (silentMs > silentLimitMs) finish(new Error(`watch silent for ${Math.round(silentMs / 1000)}s`));
       }, 5000);
       watchdog.unref();
+      // Stopped between the list and this watch: the abort event has fired already.
+      if (this.abort.signal.aborted) return finish();
       this.client
         .watcher()
         .watch(
@@ -258,6 +273,11 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
         })
         .catch((err: unknown) => finish(err));
     });
+  }
+
+  /** What the store keeps of an object (options.storeOnly). */
+  private kept(obj: T): T {
+    return this.opts.storeOnly ? this.opts.storeOnly(obj) : obj;
   }
 
   private shape(raw: unknown): T {
@@ -284,7 +304,7 @@ export class Informer<T extends KubeObject> implements ReadonlyStore<T> {
       // still in flight, must not roll it back.
       const cur = this.store.get(key);
       if (cur && cur.metadata.resourceVersion !== o.metadata.resourceVersion && !newer(o.metadata.resourceVersion, cur.metadata.resourceVersion)) return;
-      this.store.set(key, o);
+      this.store.set(key, this.kept(o));
       this.handlers.onUpsert(o);
     }
   }
