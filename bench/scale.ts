@@ -17,8 +17,9 @@
  * crash or a leader change, and timed until every rollout has had its pass (`restart`).
  *
  * Gateway: two `airollout gateway` processes, one watching a namespace with 1 rollout, one with
- * G (default 1,000), take the same fixed-rate traffic to one rollout in turns: RSS and CPU per
- * request side by side.
+ * G (default 1,000), take the same fixed-rate traffic to one rollout in turns: RSS (idle after the
+ * first list, right after each side's own traffic, settled), V8 heap used/total and CPU per
+ * request side by side, each with its ratio; the memory targets judge idle and after traffic.
  *
  * Prints one JSON line; a part that fails is reported under `errors` (exit code 1) and makes
  * `meets_targets` false, never a pass.
@@ -619,8 +620,17 @@ async function soakRun(ctx: Ctx, s: { p: Proc; n: number; metricsUrl: string; lo
 
 interface GatewaySide {
   rollouts: number;
+  /** Once the first list is in and settled, before any traffic. */
   rss_mb_watched: number | undefined;
+  /** Read right after this side's own last round (each side alike: none idles through the other's round first). */
   rss_mb_after_traffic: number | undefined;
+  /** After the rounds and a settle both sides spend idle. */
+  rss_mb_settled_after_traffic: number | undefined;
+  /** V8 heap used/total from the gateway's own metrics: used counts garbage not yet collected. */
+  heap_used_mb_watched: number | undefined;
+  heap_total_mb_watched: number | undefined;
+  heap_used_mb_after_traffic: number | undefined;
+  heap_total_mb_after_traffic: number | undefined;
   cpu_us_per_request: number | undefined;
   p50_ms: number | undefined;
   p99_ms: number | undefined;
@@ -645,7 +655,25 @@ async function drive(url: string, pid: number, seconds: number, rate: number): P
   return { cpuUs, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
 }
 
-/** Gateway RSS and per-request cost with G rollouts watched against 1, same traffic, in turns. */
+/** A gateway's V8 heap used and total (MB) from its /metrics; undefined when the scrape fails (missing, not zero). */
+async function gatewayHeap(url: string): Promise<{ used: number | undefined; total: number | undefined }> {
+  try {
+    const samples = await scrape(url);
+    const mb = (name: string) => {
+      const v = samples.find((x) => x.name === name)?.value;
+      return v !== undefined && Number.isFinite(v) ? round(v / 2 ** 20) : undefined;
+    };
+    return { used: mb("airollout_gateway_process_nodejs_heap_size_used_bytes"), total: mb("airollout_gateway_process_nodejs_heap_size_total_bytes") };
+  } catch {
+    return { used: undefined, total: undefined };
+  }
+}
+
+/**
+ * Gateway RSS, heap and per-request cost with G rollouts watched against 1, same traffic, in
+ * turns. Memory is judged idle (after the first list) and right after traffic, each side read the
+ * same way; the settled reading and the heap figures say where a difference sits.
+ */
 async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<string, unknown>> {
   const sides = [
     { rollouts: 1, namespace: "gw-1" },
@@ -655,10 +683,11 @@ async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<s
   const procs = await Promise.all(
     sides.map(async (s) => {
       const port = await freePort();
+      const metricsPort = await freePort(new Set([port]));
       const log = join(ctx.dir, `gateway-${s.namespace}.log`);
       const stateDir = mkdtempSync(join(ctx.dir, `gw-state-${s.namespace}-`));
-      const p = spawnCli(["gateway", "--namespace", s.namespace, "--port", String(port), "--host", "127.0.0.1", "--state-dir", stateDir], log, { KUBECONFIG: ctx.cp.kubeconfig });
-      return { ...s, p, log, url: `http://127.0.0.1:${port}/hooks/${s.namespace}/triage-00000/triage` };
+      const p = spawnCli(["gateway", "--namespace", s.namespace, "--port", String(port), "--metrics-port", String(metricsPort), "--host", "127.0.0.1", "--state-dir", stateDir], log, { KUBECONFIG: ctx.cp.kubeconfig });
+      return { ...s, p, log, url: `http://127.0.0.1:${port}/hooks/${s.namespace}/triage-00000/triage`, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
     }),
   );
   try {
@@ -675,12 +704,23 @@ async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<s
       }, 300_000);
     }
     await sleep(ctx.settleSeconds * 1000);
+    // RSS first, then the scrape (which itself makes the per-rollout series a Prometheus scrape makes).
     const watched = procs.map((s) => rssMb(s.p.pid));
+    const heapWatched = await Promise.all(procs.map((s) => gatewayHeap(s.metricsUrl)));
     const rounds = quick ? 2 : 4;
     const seconds = quick ? 5 : 10;
     const rate = 200;
     const runs: { cpuUs: number | undefined; p50: number; p99: number; errors: number }[][] = [[], []];
-    for (let i = 0; i < rounds; i++) for (const [k, s] of procs.entries()) runs[k]!.push(await drive(s.url, s.p.pid, seconds, rate));
+    const afterOwn: (number | undefined)[] = [];
+    for (let i = 0; i < rounds; i++) {
+      for (const [k, s] of procs.entries()) {
+        runs[k]!.push(await drive(s.url, s.p.pid, seconds, rate));
+        afterOwn[k] = rssMb(s.p.pid);
+      }
+    }
+    const heapAfter = await Promise.all(procs.map((s) => gatewayHeap(s.metricsUrl)));
+    await sleep(ctx.settleSeconds * 1000);
+    const settled = procs.map((s) => rssMb(s.p.pid));
     // Best of the rounds, as bench/gateway.ts: outside load on a shared machine only ever adds.
     const min = (xs: (number | undefined)[]) => {
       const v = xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
@@ -689,7 +729,12 @@ async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<s
     const out: GatewaySide[] = procs.map((s, k) => ({
       rollouts: s.rollouts,
       rss_mb_watched: watched[k],
-      rss_mb_after_traffic: rssMb(s.p.pid),
+      rss_mb_after_traffic: afterOwn[k],
+      rss_mb_settled_after_traffic: settled[k],
+      heap_used_mb_watched: heapWatched[k]?.used,
+      heap_total_mb_watched: heapWatched[k]?.total,
+      heap_used_mb_after_traffic: heapAfter[k]?.used,
+      heap_total_mb_after_traffic: heapAfter[k]?.total,
       cpu_us_per_request: ((v) => (v === undefined ? undefined : round(v)))(min(runs[k]!.map((r) => r.cpuUs))),
       p50_ms: min(runs[k]!.map((r) => r.p50)),
       p99_ms: min(runs[k]!.map((r) => r.p99)),
@@ -704,7 +749,11 @@ async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<s
       traffic: `${rate} req/s to one rollout, ${seconds}s x ${rounds} rounds in turns, best round`,
       one: out[0],
       many: out[1],
+      rss_idle_ratio: ratio((s) => s.rss_mb_watched),
       rss_ratio: ratio((s) => s.rss_mb_after_traffic),
+      rss_settled_ratio: ratio((s) => s.rss_mb_settled_after_traffic),
+      heap_used_idle_ratio: ratio((s) => s.heap_used_mb_watched),
+      heap_used_after_traffic_ratio: ratio((s) => s.heap_used_mb_after_traffic),
       cpu_per_request_ratio: ratio((s) => s.cpu_us_per_request),
       p99_ratio: ratio((s) => s.p99_ms),
     };
@@ -851,6 +900,7 @@ function judgeTargets(runs: ControllerRun[], gateway: Record<string, unknown> | 
   return {
     ...judgeController(runs),
     gateway_memory_1000_within_10pct: gwOk("rss_ratio"),
+    gateway_memory_idle_1000_within_10pct: gwOk("rss_idle_ratio"),
     gateway_cpu_per_request_1000_within_10pct: gwOk("cpu_per_request_ratio"),
     no_errors: errors.length === 0,
   };
