@@ -10,19 +10,17 @@
  *   without traffic loses them too; never read);
  * - a size per fixture (larger bodies are not kept).
  * Every eviction and skip is counted per rollout.
- * The WAL checkpoints (the writes that wait for the disk) run on a thread of their own
- * (fixtures-checkpoint.ts), not in an insert on the thread that answers webhooks.
+ * In the gateway the WAL checkpoints (the writes that wait for the disk) run on a shadow worker
+ * thread (fixtures-checkpoint.ts), not inside an insert on the thread that answers webhooks.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { Worker } from "node:worker_threads";
 import type { Request, Response } from "express";
 import { FIXTURE_LIMITS, FIXTURES_FORMAT, type Fixture, type FixtureDocument } from "../fixtures/format.ts";
 import type { Logger } from "pino";
 import { maskFixture, type AcceptedWebhook, type MaskedFixture } from "./fixtures-mask.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import type { CheckpointerData, CheckpointerReport } from "./fixtures-checkpoint.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import type { Rollout } from "./rollouts.ts";
 import { DEFAULT_SIGNATURE_HEADER } from "./signature.ts";
@@ -53,13 +51,6 @@ export const DEFAULT_FIXTURE_LIMITS: Readonly<FixtureLimits> = Object.freeze({
 const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 /** How often the age bound is applied on writes (reads filter by age themselves). */
 const AGE_SWEEP_MS = 60_000;
-/**
- * How often the checkpoint thread moves the WAL into the database: at the default rate a few
- * dozen pages a time, far below SQLite's automatic checkpoint (1,000 pages), which stays on
- * only as the backstop should the thread fall behind or fail.
- */
-const CHECKPOINT_MS = 1000;
-const CHECKPOINTER_URL = new URL("./fixtures-checkpoint.ts", import.meta.url);
 
 /** Why fixtures left the store (the `reason` label of airollout_fixtures_evicted_total). */
 export type EvictReason = "rollout_cap" | "total_cap" | "age" | "rollout_deleted";
@@ -113,19 +104,13 @@ export class FixtureStore {
   #total = 0;
   #lastSweep = -Infinity;
   #sweeper: NodeJS.Timeout;
-  #checkpointMs: number;
-  /** The checkpoint thread, started by the first insert; undefined before, and after it failed. */
-  #checkpointer: Worker | undefined;
-  #checkpointerFailed = false;
-  #checkpoints = 0;
 
-  constructor(file: string, o: { limits?: Partial<FixtureLimits>; events?: FixtureEvents; now?: () => number; checkpointMs?: number } = {}) {
+  constructor(file: string, o: { limits?: Partial<FixtureLimits>; events?: FixtureEvents; now?: () => number } = {}) {
     this.file = file;
     this.limits = { ...DEFAULT_FIXTURE_LIMITS, ...o.limits };
     validateLimits(this.limits);
     this.#events = o.events;
     this.#now = o.now ?? Date.now;
-    this.#checkpointMs = o.checkpointMs ?? CHECKPOINT_MS;
     this.#rate = new RateLimiter(this.limits.perSecond, Math.max(1, Math.round(this.limits.perSecond * 10)), 100_000);
     mkdirSync(dirname(file), { recursive: true });
     this.#db = new DatabaseSync(file);
@@ -174,36 +159,8 @@ export class FixtureStore {
     return this.#rate.take(`${namespace}/${name}`, this.#now()).allowed;
   }
 
-  /**
-   * Starts the checkpoint thread (once). Should it fail, SQLite's automatic checkpoint, never
-   * turned off, keeps the WAL bounded on this thread as before.
-   */
-  #startCheckpointer(): void {
-    if (this.#checkpointer || this.#checkpointerFailed || !this.#db.isOpen) return;
-    const workerData: CheckpointerData = { file: this.file, intervalMs: this.#checkpointMs };
-    const w = new Worker(CHECKPOINTER_URL, { name: "airollout-fixtures-checkpoint", workerData, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: 32 } });
-    w.unref();
-    w.on("message", (m: CheckpointerReport) => {
-      if ("checkpointed" in m) this.#checkpoints++;
-    });
-    const failed = () => {
-      if (this.#checkpointer !== w) return;
-      this.#checkpointer = undefined;
-      this.#checkpointerFailed = true;
-    };
-    w.once("error", failed);
-    w.once("exit", failed);
-    this.#checkpointer = w;
-  }
-
-  /** Checkpoints the checkpoint thread has reported moving WAL frames (tests, diagnostics). */
-  get checkpoints(): number {
-    return this.#checkpoints;
-  }
-
   /** Stores a fixture, then applies the bounds. Returns its id. */
   add(f: FixtureInput): number {
-    this.#startCheckpointer();
     const res = this.#db
       .prepare("INSERT INTO fixtures (time, namespace, name, method, path, headers, body, version, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(this.#now(), f.namespace, f.name, f.method, f.path, JSON.stringify(f.headers), f.body, f.version, f.status);
@@ -296,9 +253,6 @@ export class FixtureStore {
 
   close(): void {
     clearInterval(this.#sweeper);
-    const w = this.#checkpointer;
-    this.#checkpointer = undefined;
-    w?.postMessage("close");
     if (this.#db.isOpen) this.#db.close();
   }
 }

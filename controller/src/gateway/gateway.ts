@@ -40,6 +40,7 @@ import type { CircuitPermit } from "./circuit.ts";
 import { SqliteIdempotencyStore, type ClaimResult, type IdempotencyStore, type StoredResponse } from "./idempotency.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { fixtureEvents, FixtureStore, recordFixture, type FixtureLimits } from "./fixtures.ts";
+import { FIXTURE_CHECKPOINT_MS } from "./fixtures-checkpoint.ts";
 import { lazyChild } from "./lazy-log.ts";
 import { acceptRequestId, extractUsage, fingerprint, headerValue, invalidUtf8Offset, isJsonContentType } from "./payload.ts";
 import { recordJudgeSample } from "./judge-samples.ts";
@@ -404,7 +405,7 @@ export class Gateway {
     // Shadow exchanges have socket pools of their own (per worker): a hung shadow must not take
     // sockets the primary path needs.
     const workers = o.shadowWorkers ?? defaultShadowWorkers();
-    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256, o.egress)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }), { nice: o.shadowNice, egress: o.egress });
+    this.#shadowRunner = workers === 0 ? new InlineShadowRunner(createAgents(256, o.egress)) : new ShadowWorkerPool(workers, o.log.child({ component: "shadow-workers" }), { nice: o.shadowNice, egress: o.egress, checkpoint: { file: this.fixtures.file, intervalMs: FIXTURE_CHECKPOINT_MS } });
     this.#secrets = o.client ? new SecretCache(o.client, { ttlMs: o.secretTtlMs }) : undefined;
     this.#synced = !o.client;
     if (o.client) {

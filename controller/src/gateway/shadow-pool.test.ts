@@ -1,9 +1,11 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { profilerFlags } from "./shadow-pool.ts";
+import { pino } from "pino";
+import { FixtureStore } from "./fixtures.ts";
+import { profilerFlags, ShadowWorkerPool } from "./shadow-pool.ts";
 import { selfTimes } from "../../../bench/profile-summary.ts";
 
 describe("profilerFlags", () => {
@@ -55,4 +57,27 @@ describe("selfTimes (bench/profile-summary.ts)", () => {
     expect(s.top.map((t) => [t.key.split(" ")[0], t.us])).toEqual([["(idle)", 40], ["hot", 25], ["cold", 20]]);
     expect(s.files.find((f) => f.key.endsWith("a.ts"))?.us).toBe(45);
   });
+});
+
+describe("the fixtures' checkpoints on the first shadow worker", () => {
+  it("moves the fixtures' WAL into the database from the worker, below SQLite's automatic checkpoint threshold", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "airollout-checkpoint-"));
+    const store = new FixtureStore(join(dir, "fixtures.db"));
+    const pool = new ShadowWorkerPool(1, pino({ level: "silent" }), { checkpoint: { file: store.file, intervalMs: 50 } });
+    try {
+      const empty = statSync(store.file).size;
+      // About 30 pages of WAL: far below the 1,000 at which SQLite checkpoints inside an insert.
+      for (let i = 0; i < 10; i++) store.add({ namespace: "ns", name: "a", method: "POST", path: `/p${i}`, headers: {}, body: JSON.stringify({ i, text: "x".repeat(4000) }), version: "v1", status: 200 });
+      const grown = () => statSync(store.file).size > empty + 10 * 4000;
+      const deadline = Date.now() + 30_000;
+      while (!grown() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // The rows reached the database file itself, which no insert on this thread checkpointed.
+      expect(grown()).toBe(true);
+      expect(store.document("ns", "a", 20, true).requests).toHaveLength(10);
+    } finally {
+      await pool.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

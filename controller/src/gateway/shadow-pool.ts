@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { CompareRulesInput } from "../diff/index.ts";
 import type { EgressPolicy } from "../api/egress.ts";
+import type { CheckpointTask } from "./fixtures-checkpoint.ts";
 import { runnerFailed, type ShadowJob, type ShadowResult, type ShadowRunner } from "./shadow.ts";
 import type { WorkerReply, WorkerRequest } from "./shadow-worker.ts";
 
@@ -43,12 +44,15 @@ export class ShadowWorkerPool implements ShadowRunner {
   readonly nice: number;
   /** The egress policy each worker's connections resolve through (plain data: it crosses to the threads). */
   readonly #egress: EgressPolicy | undefined;
+  /** The fixtures' WAL checkpoints, run by the first worker (and its replacement): no thread of their own. */
+  readonly #checkpoint: CheckpointTask | undefined;
 
-  constructor(size: number, log: Logger, options: { nice?: number; egress?: EgressPolicy } = {}) {
+  constructor(size: number, log: Logger, options: { nice?: number; egress?: EgressPolicy; checkpoint?: CheckpointTask } = {}) {
     if (!(Number.isInteger(size) && size >= 1)) throw new Error(`shadow worker count must be a positive integer, got ${size}`);
     this.size = size;
     this.nice = options.nice ?? DEFAULT_SHADOW_NICE;
     this.#egress = options.egress;
+    this.#checkpoint = options.checkpoint;
     this.#log = log;
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn(i));
   }
@@ -56,7 +60,7 @@ export class ShadowWorkerPool implements ShadowRunner {
   #spawn(index: number): Slot {
     // Workers run the .ts sources by type stripping, like the main thread; no loader flags needed.
     // Only the CPU profiler's flags carry over, so that `node --cpu-prof` profiles the workers too.
-    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: profilerFlags(process.execArgv), workerData: { nice: this.nice, egress: this.#egress } });
+    const worker = new Worker(WORKER_URL, { name: `airollout-shadow-${index}`, execArgv: profilerFlags(process.execArgv), workerData: { nice: this.nice, egress: this.#egress, checkpoint: index === 0 ? this.#checkpoint : undefined } });
     worker.unref();
     const slot: Slot = { worker, pending: new Map(), sent: new Set(), batch: [], transfer: [], flushing: false };
     worker.on("message", (replies: WorkerReply[]) => {

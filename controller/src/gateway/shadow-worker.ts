@@ -11,6 +11,7 @@ import type { CompareRulesInput } from "../diff/index.ts";
 import { RulesCache, runnerFailed, runShadowJob, type ShadowJob, type ShadowResult } from "./shadow.ts";
 import { createAgents } from "./upstream.ts";
 import type { EgressPolicy } from "../api/egress.ts";
+import { startCheckpoints, type CheckpointTask } from "./fixtures-checkpoint.ts";
 
 export interface WorkerRequest {
   id: number;
@@ -44,6 +45,9 @@ function lowerPriority(nice: number): void {
 }
 lowerPriority(Number((workerData as { nice?: number } | undefined)?.nice ?? 0));
 const agents = createAgents(256, (workerData as { egress?: EgressPolicy } | undefined)?.egress);
+// The first worker also checkpoints the gateway's fixtures.db (fixtures-checkpoint.ts).
+const checkpoint = (workerData as { checkpoint?: CheckpointTask } | undefined)?.checkpoint;
+if (checkpoint) startCheckpoints(checkpoint);
 const rules = new RulesCache();
 
 let replies: WorkerReply[] = [];
