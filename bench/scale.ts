@@ -631,6 +631,8 @@ interface GatewaySide {
   heap_total_mb_watched: number | undefined;
   heap_used_mb_after_traffic: number | undefined;
   heap_total_mb_after_traffic: number | undefined;
+  /** V8's young generation (new space) as committed after the traffic: V8 sizes it from what survives. */
+  new_space_mb_after_traffic: number | undefined;
   cpu_us_per_request: number | undefined;
   p50_ms: number | undefined;
   p99_ms: number | undefined;
@@ -656,16 +658,21 @@ async function drive(url: string, pid: number, seconds: number, rate: number): P
 }
 
 /** A gateway's V8 heap used and total (MB) from its /metrics; undefined when the scrape fails (missing, not zero). */
-async function gatewayHeap(url: string): Promise<{ used: number | undefined; total: number | undefined }> {
+async function gatewayHeap(url: string): Promise<{ used: number | undefined; total: number | undefined; newSpace: number | undefined }> {
   try {
     const samples = await scrape(url);
     const mb = (name: string) => {
       const v = samples.find((x) => x.name === name)?.value;
       return v !== undefined && Number.isFinite(v) ? round(v / 2 ** 20) : undefined;
     };
-    return { used: mb("airollout_gateway_process_nodejs_heap_size_used_bytes"), total: mb("airollout_gateway_process_nodejs_heap_size_total_bytes") };
+    const space = samples.find((x) => x.name === "airollout_gateway_process_nodejs_heap_space_size_total_bytes" && x.labels.space === "new")?.value;
+    return {
+      used: mb("airollout_gateway_process_nodejs_heap_size_used_bytes"),
+      total: mb("airollout_gateway_process_nodejs_heap_size_total_bytes"),
+      newSpace: space !== undefined && Number.isFinite(space) ? round(space / 2 ** 20) : undefined,
+    };
   } catch {
-    return { used: undefined, total: undefined };
+    return { used: undefined, total: undefined, newSpace: undefined };
   }
 }
 
@@ -735,6 +742,7 @@ async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<s
       heap_total_mb_watched: heapWatched[k]?.total,
       heap_used_mb_after_traffic: heapAfter[k]?.used,
       heap_total_mb_after_traffic: heapAfter[k]?.total,
+      new_space_mb_after_traffic: heapAfter[k]?.newSpace,
       cpu_us_per_request: ((v) => (v === undefined ? undefined : round(v)))(min(runs[k]!.map((r) => r.cpuUs))),
       p50_ms: min(runs[k]!.map((r) => r.p50)),
       p99_ms: min(runs[k]!.map((r) => r.p99)),
