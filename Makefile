@@ -72,6 +72,7 @@ demo-down: deps
 # AIROLLOUT_BENCH_ROUNDS=N sets the gateway part's rounds (default 3); nginx is its peer.
 bench: tools-controlplane
 	@bash hack/ensure-system.sh nginx
+	@bash hack/build-tool.sh vegeta >/dev/null
 	@$(NODE) bench/run.ts
 
 clean:

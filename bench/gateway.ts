@@ -20,9 +20,11 @@
  * Shadow settings are the spec's defaults (maxConcurrency 32, queueSize 1000), as a user has them.
  *
  * Per round and path: a saturation run (throughput, p50/p99, errors, non-2xx) and a run at 1,000
- * req/s offered (p99; autocannon's overallRate sends each connection's quota for a second at the
- * second's start, so those runs are bursts: the JSON says how busy their busiest 100 ms was, and
- * each gateway's event-loop delay during them, read from its own metrics). Every mirroring path reports its coverage per saturation run: what reached
+ * req/s offered, paced evenly and open loop by vegeta (p99 to the hundredth of a millisecond; the
+ * JSON says how busy the busiest 100 ms the direct backend saw was, about 1,000 req/s when the
+ * pacing held, and each gateway's event-loop delay, read from its own metrics). autocannon's own
+ * rate limit was not used for it: it hands each connection its quota at every second's start, so
+ * "1,000 req/s" arrived as bursts at full speed. Every mirroring path reports its coverage per saturation run: what reached
  * the shadow and was compared over what should have been mirrored. For nginx, the requests the
  * shadow backend received over the requests nginx answered; for the gateway, its comparisons over
  * the requests it chose for mirroring (airollout_mirror_sampled_total), both read once the
@@ -37,6 +39,7 @@
  * latency in bursts; the load average at start is printed, and taking turns spreads a burst over
  * all paths. Prints one JSON line.
  *
+ * vegeta (hack/versions.env VEGETA_VERSION) is built from the Go module proxy on first use.
  * Run: node_modules/.bin/node bench/gateway.ts [seconds-per-run]
  *   AIROLLOUT_BENCH_ROUNDS=N (default 3); AIROLLOUT_BENCH_CPU_PROF=<dir> runs the gateways and
  *   the pass-through with --cpu-prof into a directory per child under <dir>, one profile per
@@ -109,7 +112,8 @@ const MAX_ARRIVAL_BUCKETS = 36_000;
 
 /**
  * POST arrivals per 100 ms since the last reset: how evenly a load generator offers its rate
- * (autocannon's overallRate hands each connection its quota at every second's start).
+ * (vegeta paces evenly; autocannon's overallRate hands each connection its quota at every
+ * second's start, which is why the latency runs do not use it).
  */
 class Arrivals {
   #start = performance.now();
@@ -449,7 +453,8 @@ interface AutocannonResult {
   non2xx: number;
 }
 
-async function cannon(url: string, seconds: number, rate?: number, pids?: number[]): Promise<Run> {
+/** A saturation run: autocannon's 32 connections, each sending its next request on the answer (closed loop). */
+async function cannon(url: string, seconds: number): Promise<Run> {
   // Loaded here so the server roles do not pay for it.
   const { default: autocannon } = await import("autocannon");
   const opts: Record<string, unknown> = {
@@ -457,19 +462,70 @@ async function cannon(url: string, seconds: number, rate?: number, pids?: number
     method: "POST",
     headers: { "content-type": "application/json" },
     body: REQUEST_BODY,
-    connections: rate ? 16 : 32,
+    connections: 32,
     duration: seconds,
   };
-  if (rate) opts.overallRate = rate;
-  const before = cpuMs(pids);
   const r = (await autocannon(opts)) as AutocannonResult;
-  const after = cpuMs(pids);
-  const run: Run = { reqPerSec: Math.round(r.requests.average), total: r.requests.total, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
-  if (before && after && r.requests.total > 0) {
-    const per = (ms: number) => Math.round((ms * 1000) / r.requests.total);
-    run.cpuUsPerReq = { mainThread: per(after.main - before.main), process: per(after.all - before.all) };
+  return { reqPerSec: Math.round(r.requests.average), total: r.requests.total, p50Ms: r.latency.p50, p99Ms: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+}
+
+/** vegeta's JSON report (latencies in nanoseconds). */
+interface VegetaReport {
+  requests: number;
+  /** Successful answers per second, over the attack and the wait for the last answers. */
+  throughput: number;
+  latencies: { "50th": number; "99th": number };
+  status_codes: Record<string, number>;
+  errors: string[] | null;
+}
+
+/** The vegeta binary of hack/versions.env, built from the Go module proxy on first use (about 20 s). */
+async function vegetaBinary(): Promise<string> {
+  const { cacheDir, runBuild, toolVersions } = await import("../controller/src/dev/tools.ts");
+  const bin = join(cacheDir(), "bin", `vegeta-${toolVersions().VEGETA_VERSION}`, "vegeta");
+  if (!existsSync(bin)) await runBuild("vegeta", (l) => process.stderr.write(`${l}\n`));
+  return bin;
+}
+
+/**
+ * A run at `rate` requests a second paced evenly, open loop (vegeta attack): each request is sent
+ * at its time whether or not earlier ones were answered, as independent webhook senders do.
+ * autocannon's rate limit instead hands every connection its quota at each second's start.
+ */
+async function paced(url: string, seconds: number, rate: number, pids?: number[]): Promise<Run> {
+  const vegeta = await vegetaBinary();
+  const dir = mkdtempSync(join(tmpdir(), "airollout-bench-vegeta-"));
+  try {
+    writeFileSync(join(dir, "body.json"), REQUEST_BODY);
+    writeFileSync(join(dir, "targets"), `POST ${url}${HOOK_PATH}\nContent-Type: application/json\n@${join(dir, "body.json")}\n`);
+    const before = cpuMs(pids);
+    await runToEnd(vegeta, ["attack", `-rate=${rate}/1s`, `-duration=${seconds}s`, `-targets=${join(dir, "targets")}`, `-output=${join(dir, "results.bin")}`, "-timeout=10s"]);
+    const after = cpuMs(pids);
+    const r = JSON.parse(await runToEnd(vegeta, ["report", "-type=json", join(dir, "results.bin")])) as VegetaReport;
+    const ok = Object.entries(r.status_codes).reduce((n, [code, c]) => (code.startsWith("2") ? n + c : n), 0);
+    const failed = r.status_codes["0"] ?? 0;
+    const out: Run = { reqPerSec: Math.round(r.throughput), total: r.requests, p50Ms: round(r.latencies["50th"] / 1e6, 2), p99Ms: round(r.latencies["99th"] / 1e6, 2), errors: failed, non2xx: r.requests - ok - failed };
+    if (before && after && r.requests > 0) {
+      const per = (ms: number) => Math.round((ms * 1000) / r.requests);
+      out.cpuUsPerReq = { mainThread: per(after.main - before.main), process: per(after.all - before.all) };
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return run;
+}
+
+/** Runs a program to its end; resolves with its stdout, rejects with its stderr on failure. */
+function runToEnd(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args[0]} exited ${code}: ${err}`))));
+  });
 }
 
 /** The gateway's shadow counters: requests chosen for mirroring, comparisons, drops by reason, jobs in its queue. */
@@ -636,15 +692,15 @@ interface Rounds {
 }
 
 /**
- * One run at 1,000 req/s offered, with what explains its p99: for the direct path the busiest
- * 100 ms the backend received (autocannon's overallRate releases every connection's quota at
- * each second's start, so the "1,000 req/s" arrive as a burst), for a gateway its event-loop delay.
+ * One run at 1,000 req/s offered, paced evenly (vegeta), with what explains its p99: for the
+ * direct path the busiest 100 ms the backend received (how evenly the load came), for a gateway
+ * its event-loop delay.
  */
 async function latencyRun(p: Path, seconds: number): Promise<Run> {
   const gateway = p.name.startsWith("gateway");
   if (gateway) await loopDelay(metricsOf(p.child));
   if (p.name === "direct") await offeredPeak(p.child.url);
-  const run = await cannon(p.child.url, seconds, FIXED_RATE, await pidsOf(p));
+  const run = await paced(p.child.url, seconds, FIXED_RATE, await pidsOf(p));
   if (gateway) run.loopDelay = await loopDelay(metricsOf(p.child));
   if (p.name === "direct") run.offeredPeakReqPerSec = await offeredPeak(p.child.url);
   return run;
@@ -781,7 +837,7 @@ async function orchestrate(seconds: number, rounds: number): Promise<void> {
       `${JSON.stringify({
         seconds_per_run: seconds,
         rounds,
-        load: "autocannon -c 32 (16 at 1,000 req/s), POST 1 KB JSON, answers ~2 KB",
+        load: "saturation: autocannon -c 32; latency: vegeta at 1,000 req/s paced evenly, open loop; POST 1 KB JSON, answers ~2 KB",
         gateway_config: "split 20% to the candidate, shadow.sampleRate 1 (gateway) / 0.1 / 0 of the stable's answers mirrored and diffed (5 rule kinds), shadow defaults (maxConcurrency 32, queueSize 1000, worker threads), circuit breakers on",
         nginx: nginxMissing ? "not installed (bash hack/ensure-system.sh nginx): its paths and the target against it are missing" : "Debian's nginx, mirror + mirror_request_body, keep-alive upstreams; nginx_mirror: worker_processes 1, nginx_mirror_auto: auto",
         // The machine may be shared: a load average above the core count makes every number noisier.

@@ -167,6 +167,9 @@ build_kwok() {
 
 # build_helm: the helm CLI, used by the tests to lint the chart and render it for a server-side
 # dry run.
+# build_vegeta: the constant-rate load generator of the gateway benchmark's latency runs.
+build_vegeta() { build_plain vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v12 vegeta "-s -w" "cold: about 1 min"; }
+
 build_helm() { build_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "cold: 3-8 min on 2 cores"; }
 
 # health_key: the cache key of airollout-health, a digest of every file in hack/health (its
@@ -216,8 +219,9 @@ case "${1:-}" in
   pulumi-kubernetes) build_pulumi_kubernetes ;;
   kwok) build_kwok ;;
   helm) build_helm ;;
+  vegeta) build_vegeta ;;
   health) build_health ;;
   controlplane) build_etcd >/dev/null; build_kube >/dev/null; echo "$CACHE/bin" ;;
   all) build_etcd >/dev/null; build_kube >/dev/null; build_pulumi >/dev/null; build_pulumi_kubernetes >/dev/null; build_kwok >/dev/null; build_helm >/dev/null; build_health >/dev/null; echo "$CACHE/bin" ;;
-  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|kwok|helm|health|controlplane|all" >&2; exit 2 ;;
+  *) echo "usage: $0 etcd|kube|pulumi|pulumi-kubernetes|kwok|helm|vegeta|health|controlplane|all" >&2; exit 2 ;;
 esac
