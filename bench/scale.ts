@@ -687,10 +687,17 @@ async function gatewayRun(ctx: Ctx, g: number, quick: boolean): Promise<Record<s
     { rollouts: g, namespace: `gw-${g}` },
   ];
   for (const s of sides) await createRollouts(ctx.client, s.namespace, s.rollouts, ctx.backend);
+  // Four distinct ports, taken one after another (two sides asking at once could be given the same).
+  const taken = new Set<number>();
+  const ports: number[] = [];
+  for (let i = 0; i < 2 * sides.length; i++) {
+    const p = await freePort(taken);
+    taken.add(p);
+    ports.push(p);
+  }
   const procs = await Promise.all(
-    sides.map(async (s) => {
-      const port = await freePort();
-      const metricsPort = await freePort(new Set([port]));
+    sides.map(async (s, k) => {
+      const [port, metricsPort] = [ports[2 * k]!, ports[2 * k + 1]!];
       const log = join(ctx.dir, `gateway-${s.namespace}.log`);
       const stateDir = mkdtempSync(join(ctx.dir, `gw-state-${s.namespace}-`));
       const p = spawnCli(["gateway", "--namespace", s.namespace, "--port", String(port), "--metrics-port", String(metricsPort), "--host", "127.0.0.1", "--state-dir", stateDir], log, { KUBECONFIG: ctx.cp.kubeconfig });
