@@ -479,6 +479,13 @@ interface VegetaReport {
   errors: string[] | null;
 }
 
+/**
+ * Senders of the paced runs at most, as many as the saturation runs' connections: open loop until
+ * 32 requests are in flight, then a sender waits for an answer (vegeta reports the rate it kept).
+ * Unbounded, a path that falls behind is sent ever more connections and dies of the storm.
+ */
+const PACED_SENDERS = 32;
+
 /** The vegeta binary of hack/versions.env, built from the Go module proxy on first use (about 20 s). */
 async function vegetaBinary(): Promise<string> {
   const { cacheDir, runBuild, toolVersions } = await import("../controller/src/dev/tools.ts");
@@ -499,7 +506,7 @@ async function paced(url: string, seconds: number, rate: number, pids?: number[]
     writeFileSync(join(dir, "body.json"), REQUEST_BODY);
     writeFileSync(join(dir, "targets"), `POST ${url}${HOOK_PATH}\nContent-Type: application/json\n@${join(dir, "body.json")}\n`);
     const before = cpuMs(pids);
-    await runToEnd(vegeta, ["attack", `-rate=${rate}/1s`, `-duration=${seconds}s`, `-targets=${join(dir, "targets")}`, `-output=${join(dir, "results.bin")}`, "-timeout=10s"]);
+    await runToEnd(vegeta, ["attack", `-rate=${rate}/1s`, `-duration=${seconds}s`, `-targets=${join(dir, "targets")}`, `-output=${join(dir, "results.bin")}`, "-timeout=10s", `-workers=${PACED_SENDERS}`, `-max-workers=${PACED_SENDERS}`, `-max-connections=${PACED_SENDERS}`]);
     const after = cpuMs(pids);
     const r = JSON.parse(await runToEnd(vegeta, ["report", "-type=json", join(dir, "results.bin")])) as VegetaReport;
     const ok = Object.entries(r.status_codes).reduce((n, [code, c]) => (code.startsWith("2") ? n + c : n), 0);
