@@ -49,14 +49,17 @@
  *   [--candidate URL] [--sample-rate R] [--shadow-nice N] [--shadow-workers N]
  *   [--processes N|auto] (a gateway cluster: N processes sharing the port, metrics on another)
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer, request, Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { pino } from "pino";
+
+const execFileAsync = promisify(execFile);
 
 const SELF = fileURLToPath(import.meta.url);
 const HOOK_PATH = "/hooks/bench/bench/triage";
@@ -476,7 +479,6 @@ interface VegetaReport {
   throughput: number;
   latencies: { "50th": number; "99th": number };
   status_codes: Record<string, number>;
-  errors: string[] | null;
 }
 
 /**
@@ -506,9 +508,9 @@ async function paced(url: string, seconds: number, rate: number, pids?: number[]
     writeFileSync(join(dir, "body.json"), REQUEST_BODY);
     writeFileSync(join(dir, "targets"), `POST ${url}${HOOK_PATH}\nContent-Type: application/json\n@${join(dir, "body.json")}\n`);
     const before = cpuMs(pids);
-    await runToEnd(vegeta, ["attack", `-rate=${rate}/1s`, `-duration=${seconds}s`, `-targets=${join(dir, "targets")}`, `-output=${join(dir, "results.bin")}`, "-timeout=10s", `-workers=${PACED_SENDERS}`, `-max-workers=${PACED_SENDERS}`, `-max-connections=${PACED_SENDERS}`]);
+    await execFileAsync(vegeta, ["attack", `-rate=${rate}/1s`, `-duration=${seconds}s`, `-targets=${join(dir, "targets")}`, `-output=${join(dir, "results.bin")}`, "-timeout=10s", `-workers=${PACED_SENDERS}`, `-max-workers=${PACED_SENDERS}`, `-max-connections=${PACED_SENDERS}`]);
     const after = cpuMs(pids);
-    const r = JSON.parse(await runToEnd(vegeta, ["report", "-type=json", join(dir, "results.bin")])) as VegetaReport;
+    const r = JSON.parse((await execFileAsync(vegeta, ["report", "-type=json", join(dir, "results.bin")])).stdout) as VegetaReport;
     const ok = Object.entries(r.status_codes).reduce((n, [code, c]) => (code.startsWith("2") ? n + c : n), 0);
     const failed = r.status_codes["0"] ?? 0;
     const out: Run = { reqPerSec: Math.round(r.throughput), total: r.requests, p50Ms: round(r.latencies["50th"] / 1e6, 2), p99Ms: round(r.latencies["99th"] / 1e6, 2), errors: failed, non2xx: r.requests - ok - failed };
@@ -520,19 +522,6 @@ async function paced(url: string, seconds: number, rate: number, pids?: number[]
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Runs a program to its end; resolves with its stdout, rejects with its stderr on failure. */
-function runToEnd(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args[0]} exited ${code}: ${err}`))));
-  });
 }
 
 /** The gateway's shadow counters: requests chosen for mirroring, comparisons, drops by reason, jobs in its queue. */

@@ -432,11 +432,8 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
     client_node_informer_rss_mb: await informerRss(ctx, "client-node-informer", namespace, n),
     airollout_informer_rss_mb: await informerRss(ctx, "airollout-informer", namespace, n),
   };
-  const port = await freePort();
-  const log = join(ctx.dir, `controller-${namespace}.log`);
   const before = await apiRequests(ctx.client);
-  const p = spawnCli(["controller", "--namespace", namespace, "--environments", "none", "--leader-elect", "false", "--metrics-port", String(port)], log, { KUBECONFIG: ctx.cp.kubeconfig });
-  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  const { p, log, metricsUrl } = await startController(ctx, namespace, `controller-${namespace}.log`);
   try {
     let peak = 0;
     let peakAt = p.startedAt;
@@ -486,11 +483,7 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
       initialised: paused,
       all_paused_seconds: round(((allPausedAt ?? Date.now()) - p.startedAt) / 1000),
       // CPU spent per rollout while initialising: what the figures cost apart from the machine's load.
-      cpu_ms_per_rollout_init: {
-        controller: perRollout(cpu?.controller, cpuInit.controller, n),
-        kube_apiserver: perRollout(cpu?.apiserver, cpuInit.apiserver, n),
-        etcd: perRollout(cpu?.etcd, cpuInit.etcd, n),
-      },
+      cpu_ms_per_rollout_init: cpuPerRollout(cpu, cpuInit, n),
       load_average_at_init: loadavg().map((l) => round(l, 2)),
       rss_mb_initialised: rssInitialised,
       rss_mb_settled: rssMb(p.pid),
@@ -524,11 +517,8 @@ async function controllerRun(ctx: Ctx, n: number, namespace: string, createRate:
  * while it was down, so a pass should find status current and write nothing.
  */
 async function restartRun(ctx: Ctx, n: number, namespace: string): Promise<Restart> {
-  const port = await freePort();
-  const log = join(ctx.dir, `controller-${namespace}-restart.log`);
   const before = await apiRequests(ctx.client);
-  const p = spawnCli(["controller", "--namespace", namespace, "--environments", "none", "--leader-elect", "false", "--metrics-port", String(port)], log, { KUBECONFIG: ctx.cp.kubeconfig });
-  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  const { p, log, metricsUrl } = await startController(ctx, namespace, `controller-${namespace}-restart.log`);
   try {
     let peak = 0;
     let passes = 0;
@@ -560,11 +550,24 @@ async function restartRun(ctx: Ctx, n: number, namespace: string): Promise<Resta
       rss_mb_settled: rssMb(p.pid),
       api_requests_per_rollout: round(requests.total / n, 2),
       api_requests: requests.byKind,
-      cpu_ms_per_rollout: { controller: perRollout(cpu?.controller, cpuDone.controller, n), kube_apiserver: perRollout(cpu?.apiserver, cpuDone.apiserver, n), etcd: perRollout(cpu?.etcd, cpuDone.etcd, n) },
+      cpu_ms_per_rollout: cpuPerRollout(cpu, cpuDone, n),
     };
   } finally {
     await stopProc(p);
   }
+}
+
+/** `airollout controller` on one namespace, as the bench runs it, with its metrics on a port of its own. */
+async function startController(ctx: Ctx, namespace: string, logName: string): Promise<{ p: Proc; log: string; metricsUrl: string }> {
+  const port = await freePort();
+  const log = join(ctx.dir, logName);
+  const p = spawnCli(["controller", "--namespace", namespace, "--environments", "none", "--leader-elect", "false", "--metrics-port", String(port)], log, { KUBECONFIG: ctx.cp.kubeconfig });
+  return { p, log, metricsUrl: `http://127.0.0.1:${port}/metrics` };
+}
+
+/** CPU per rollout (ms) of the controller, the API server and etcd between two cpuOf readings. */
+function cpuPerRollout(from: ReturnType<typeof cpuOf> | undefined, to: ReturnType<typeof cpuOf>, n: number): Record<string, number | undefined> {
+  return { controller: perRollout(from?.controller, to.controller, n), kube_apiserver: perRollout(from?.apiserver, to.apiserver, n), etcd: perRollout(from?.etcd, to.etcd, n) };
 }
 
 /** CPU time so far of the controller and of the control plane's API server and etcd. */

@@ -20,8 +20,6 @@ import { parseBackend, type Backend } from "./upstream.ts";
 import { checkEndpoint, type EgressPolicy } from "../api/egress.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
-export { RolloutState, SAMPLES_PER_SECOND } from "./rollout-state.ts";
-
 export type Traffic = z.output<typeof TrafficSchema>;
 export type Shadow = z.output<typeof ShadowSchema>;
 
@@ -370,18 +368,14 @@ function compileShadowRules(b: Builder): void {
   const compare = out.shadow.compare ?? {};
   try {
     const key = JSON.stringify(compare);
-    let known = RULES.get(key);
-    if (known === undefined) {
-      known = { rules: compileRules(compare), key };
-      remember(RULES, key, known);
-    }
-    out.rules = known.rules;
-    out.rulesKey = known.key;
+    out.rules = sharedBy(RULES, key, () => compileRules(compare));
+    out.rulesKey = key;
   } catch (err) {
     out.rulesError = `spec.shadow.compare does not compile: ${(err as Error).message}`;
     problems.push({ field: "spec.shadow.compare", message: out.rulesError });
   }
-  const masks = sharedMasks(out.shadow.maskPatterns ?? []);
+  const patterns = out.shadow.maskPatterns ?? [];
+  const masks = sharedBy(MASKS, JSON.stringify(patterns), () => compileMaskPatterns(patterns));
   out.masks = masks.patterns;
   for (const e of masks.errors) problems.push({ field: "spec.shadow.maskPatterns", message: e });
 }
@@ -419,30 +413,20 @@ function refreshState(b: Builder): void {
 const MAX_SHARED = 512;
 const TRAFFIC = new Map<string, Traffic>();
 const SHADOW = new Map<string, Shadow>();
-const RULES = new Map<string, { rules: CompiledRules; key: string }>();
+const RULES = new Map<string, CompiledRules>();
 const MASKS = new Map<string, ReturnType<typeof compileMaskPatterns>>();
 
-function remember<V>(map: Map<string, V>, key: string, value: V): void {
-  if (map.size >= MAX_SHARED) map.delete(map.keys().next().value!);
-  map.set(key, value);
-}
-
-/** The equal section already known (by its JSON), else this one, remembered. */
-function shared<V>(map: Map<string, V>, value: V): V {
-  const key = JSON.stringify(value);
+/** What `map` holds under `key`, else what `make` builds, remembered (the oldest forgotten past MAX_SHARED). */
+function sharedBy<V>(map: Map<string, V>, key: string, make: () => V): V {
   const known = map.get(key);
   if (known !== undefined) return known;
-  remember(map, key, value);
+  const value = make();
+  if (map.size >= MAX_SHARED) map.delete(map.keys().next().value!);
+  map.set(key, value);
   return value;
 }
 
-/** spec.shadow.maskPatterns compiled once per distinct list. */
-function sharedMasks(patterns: readonly string[]): ReturnType<typeof compileMaskPatterns> {
-  const key = JSON.stringify(patterns);
-  let known = MASKS.get(key);
-  if (known === undefined) {
-    known = compileMaskPatterns(patterns);
-    remember(MASKS, key, known);
-  }
-  return known;
+/** The equal section already known (by its JSON), else this one. */
+function shared<V>(map: Map<string, V>, value: V): V {
+  return sharedBy(map, JSON.stringify(value), () => value);
 }
